@@ -1,0 +1,41 @@
+"""Time for the engine: the wall clock, or one a test drives."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+class Clock:
+    """The wall clock, in milliseconds since the epoch (UTC)."""
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+
+class ManualClock(Clock):
+    """A clock that only moves when told to."""
+
+    def __init__(self, start_ms: int | None = None) -> None:
+        self._now = start_ms if start_ms is not None else int(
+            datetime(2026, 11, 23, 9, 0, tzinfo=PARIS).timestamp() * 1000
+        )
+
+    def now_ms(self) -> int:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += int(round(seconds * 1000))
+
+    def set(self, when: datetime) -> None:
+        self._now = int(when.timestamp() * 1000)
+
+
+def buckets(now_ms: int) -> tuple[str, str]:
+    """The day and 15-minute interval labels (Europe/Paris) of a moment."""
+    local = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(PARIS)
+    quarter = local.minute - local.minute % 15
+    return local.strftime("%Y-%m-%d"), f"{local:%Y-%m-%d}T{local.hour:02d}:{quarter:02d}"

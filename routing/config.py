@@ -1,0 +1,48 @@
+"""The routing parameters of a line, stored in Redis so every process agrees."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class RoutingConfig(BaseModel):
+    """Times in seconds. Defaults chosen as DESIGN.md suggests; tune by simulation."""
+
+    widen_group_s: float = Field(15, ge=0, description="wait before the group ring")
+    widen_region_s: float = Field(30, ge=0, description="wait before the région ring")
+    widen_national_s: float = Field(90, ge=0, description="wait before the national ring")
+    skill_relax_s: float = Field(60, ge=0, description="wait before a skill is no longer required")
+    ring_s: float = Field(20, gt=0, description="how long an offer rings")
+    max_no_answer: int = Field(3, ge=1, description="missed offers in a row before a pause")
+    no_answer_delay_s: float = Field(5, ge=0, description="pause in offers after a miss")
+    reject_delay_s: float = Field(5, ge=0, description="pause in offers after a decline")
+    wrapup_s: float = Field(120, ge=0, description="wrap-up time before it ends by itself")
+    resume_window_s: float = Field(300, ge=0, description="abandon-resume window")
+    recent_caller_s: float = Field(7 * 24 * 3600, ge=0, description="how long a caller's last volunteer is remembered")
+    known_volunteer_s: float = Field(20, ge=0, description="the known volunteer's turn (0: none)")
+    transfer_wait_s: float = Field(60, ge=0, description="a named colleague's turn on transfer")
+    service_level_s: float = Field(60, gt=0, description="service level threshold T")
+    short_abandon_s: float = Field(5, ge=0, description="abandons shorter than this are excluded from SL")
+    ended_ttl_s: float = Field(48 * 3600, gt=0, description="how long ended tasks stay in Redis")
+    stats_ttl_s: float = Field(9 * 24 * 3600, gt=0, description="how long live counters stay")
+    stream_maxlen: int = Field(200_000, gt=0, description="approximate length of the event stream")
+
+    def to_redis(self) -> dict[str, str]:
+        """Field names as the Lua scripts read them: milliseconds, suffix _ms."""
+        out: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if name.endswith("_s"):
+                out[name[:-2] + "_ms"] = str(int(round(value * 1000)))
+            else:
+                out[name] = str(value)
+        return out
+
+    @classmethod
+    def from_redis(cls, h: dict[str, str]) -> RoutingConfig:
+        values: dict[str, float] = {}
+        for name in cls.model_fields:
+            if name.endswith("_s") and name[:-2] + "_ms" in h:
+                values[name] = int(h[name[:-2] + "_ms"]) / 1000
+            elif name in h:
+                values[name] = float(h[name])
+        return cls(**values)

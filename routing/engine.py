@@ -1,0 +1,264 @@
+"""The routing engine: the only way to change a line's live state.
+
+Every public coroutine runs exactly one Lua script (one atomic transition) after
+validating its input, so any number of processes can drive the same Redis.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from routing import scripts
+from routing.clock import Clock, buckets
+from routing.config import RoutingConfig
+from routing.errors import ERRORS_BY_CODE, RoutingError, UnknownSkill, UnknownTask
+from routing.keys import Keys
+from routing.models import (
+    Channel,
+    Presence,
+    Task,
+    TaskSpec,
+    TaskState,
+    Volunteer,
+    VolunteerProfile,
+)
+from routing.skills import LANGUAGES, SKILLS
+from routing.territory import Territories, load_territories
+
+TIMER_KINDS = {"w": "widen", "r": "ring_timeout", "u": "unblock", "x": "finish_wrapup"}
+
+
+class Engine:
+    """Routing of one line (a hash tag in Redis) through atomic scripts."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        line: str = "main",
+        territories: Territories | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not redis.get_connection_kwargs().get("decode_responses"):
+            raise ValueError("the engine needs a Redis client with decode_responses=True")
+        self.redis = redis
+        self.keys = Keys(line)
+        self.territories = territories or load_territories()
+        self.clock = clock or Clock()
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(scripts.source(name)) for name in scripts.TRANSITIONS
+        }
+        self._snapshot = redis.register_script(scripts.snapshot_source())
+
+    # Configuration -----------------------------------------------------------------
+
+    async def configure(self, config: RoutingConfig, *, overwrite: bool = True) -> None:
+        """Store the line's parameters; with overwrite=False only fill what is missing."""
+        values = config.to_redis()
+        if overwrite:
+            await self.redis.hset(self.keys.cfg, mapping=values)
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for field, value in values.items():
+                pipe.hsetnx(self.keys.cfg, field, value)
+            await pipe.execute()
+
+    async def config(self) -> RoutingConfig:
+        return RoutingConfig.from_redis(await self.redis.hgetall(self.keys.cfg))
+
+    # Running scripts ---------------------------------------------------------------
+
+    async def _run(self, name: str, *args: Any) -> list[str]:
+        now = self.clock.now_ms()
+        day, interval = buckets(now)
+        argv = [now, day, interval, *args]
+        result = await self._scripts[name](keys=[self.keys.cfg], args=argv)
+        if result and result[0] == "err":
+            raise ERRORS_BY_CODE.get(result[1], RoutingError)(result[2] or None)
+        return result
+
+    # Volunteers --------------------------------------------------------------------
+
+    async def log_in(self, profile: VolunteerProfile) -> None:
+        """Create or refresh a volunteer's routing profile (presence unchanged)."""
+        territory = self.territories.territory(profile.departement)
+        self._check_skills(profile.skills, profile.languages)
+        if profile.chat_capacity < 1:
+            raise ValueError("chat capacity must be at least 1")
+        await self._run(
+            "log_in",
+            profile.id,
+            territory.departement,
+            territory.region,
+            ",".join(territory.groups),
+            ",".join(sorted(profile.skills)),
+            ",".join(sorted(profile.languages)),
+            profile.chat_capacity,
+            profile.name,
+        )
+
+    async def set_presence(self, volunteer_id: str, presence: Presence, reason: str = "") -> None:
+        """Go available, pause (with a reason) or log out; an offer in flight moves on."""
+        await self._run("set_presence", volunteer_id, Presence(presence).value, reason)
+
+    async def accept(self, volunteer_id: str, task_id: str) -> None:
+        """Accept the offer ringing for this volunteer; idempotent for the same volunteer."""
+        await self._run("accept", volunteer_id, task_id)
+
+    async def decline(self, volunteer_id: str, task_id: str) -> None:
+        """Decline an offer: it goes to the next volunteer and keeps its place."""
+        await self._run("decline", volunteer_id, task_id)
+
+    async def complete(self, volunteer_id: str, task_id: str) -> None:
+        """End the conversation; the volunteer goes to wrap-up."""
+        await self._run("complete", volunteer_id, task_id)
+
+    async def finish_wrapup(self, volunteer_id: str, task_id: str) -> None:
+        """Submit the wrap-up: the capacity the task held comes back."""
+        await self._run("finish_wrapup", volunteer_id, task_id)
+
+    async def transfer(
+        self, volunteer_id: str, task_id: str, *, skill: str = "", to_volunteer: str = ""
+    ) -> None:
+        """Hand a task over to anyone with a skill, or to a named colleague first."""
+        if skill:
+            self._check_skills({skill}, ())
+        await self._run("transfer", volunteer_id, task_id, skill, to_volunteer)
+
+    # Tasks ---------------------------------------------------------------------------
+
+    async def enqueue(self, spec: TaskSpec) -> Task:
+        """Put a call, chat or callback in the queue; offered at once when possible."""
+        territory = self.territories.territory(spec.departement)
+        skill, language = spec.skill or "", spec.language or ""
+        self._check_skills({skill} - {""}, {language} - {""})
+        if not 0 <= spec.priority <= 9:
+            raise ValueError("priority must be between 0 and 9")
+        await self._run(
+            "enqueue",
+            spec.id,
+            Channel(spec.channel).value,
+            territory.departement,
+            territory.region,
+            ",".join(territory.groups),
+            skill,
+            language,
+            spec.priority,
+            spec.caller_key,
+            "" if spec.place_ms is None else spec.place_ms,
+        )
+        return await self.require_task(spec.id)
+
+    async def cancel(self, task_id: str) -> None:
+        """The caller left: abandoned if not yet answered, else the conversation ends."""
+        await self._run("cancel", task_id)
+
+    async def to_callback(self, task_id: str, callback_id: str) -> Task:
+        """Replace a waiting call by a callback task that keeps its place."""
+        await self._run("to_callback", task_id, callback_id)
+        return await self.require_task(callback_id)
+
+    async def close(self, task_id: str, reason: str) -> None:
+        """End a task nobody is handling, with a reason (e.g. 'line_closed')."""
+        await self._run("close_task", task_id, reason)
+
+    async def set_priority(self, task_id: str, priority: int) -> None:
+        """Move a waiting task up (9) or down (0) the queue."""
+        if not 0 <= priority <= 9:
+            raise ValueError("priority must be between 0 and 9")
+        await self._run("set_priority", task_id, priority)
+
+    # Timers -------------------------------------------------------------------------
+
+    async def tick(self, limit: int = 500) -> int:
+        """Run every due timer (widening, ring time, delays, wrap-up); returns how many."""
+        due = await self.redis.zrangebyscore(
+            self.keys.timers, "-inf", self.clock.now_ms(), start=0, num=limit
+        )
+        for member in due:
+            kind, _, ident = member.partition(":")
+            script = TIMER_KINDS.get(kind)
+            if script == "finish_wrapup":
+                await self._run(script, "", ident)
+            elif script:
+                await self._run(script, ident)
+        return len(due)
+
+    async def next_timer_ms(self) -> int | None:
+        """When the next timer is due, if any."""
+        first = await self.redis.zrange(self.keys.timers, 0, 0, withscores=True)
+        return int(first[0][1]) if first else None
+
+    # Reading ------------------------------------------------------------------------
+
+    async def task(self, task_id: str) -> Task | None:
+        h = await self.redis.hgetall(self.keys.task(task_id))
+        return Task.from_hash(task_id, h) if h else None
+
+    async def require_task(self, task_id: str) -> Task:
+        task = await self.task(task_id)
+        if task is None:
+            raise UnknownTask(task_id)
+        return task
+
+    async def volunteer(self, volunteer_id: str) -> Volunteer | None:
+        h = await self.redis.hgetall(self.keys.vol(volunteer_id))
+        return Volunteer.from_hash(volunteer_id, h) if h else None
+
+    async def volunteers(self) -> list[Volunteer]:
+        ids = sorted(await self.redis.smembers(self.keys.vols))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for vid in ids:
+                pipe.hgetall(self.keys.vol(vid))
+            hashes = await pipe.execute()
+        return [Volunteer.from_hash(vid, h) for vid, h in zip(ids, hashes, strict=True) if h]
+
+    async def live_tasks(self) -> list[Task]:
+        """Every task not yet ended, in queue order for waiting ones."""
+        ids = sorted(await self.redis.smembers(self.keys.live))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tid in ids:
+                pipe.hgetall(self.keys.task(tid))
+            hashes = await pipe.execute()
+        tasks = [Task.from_hash(tid, h) for tid, h in zip(ids, hashes, strict=True) if h]
+        return sorted(tasks, key=lambda t: (-t.priority, t.place_ms, t.id))
+
+    async def position(self, task_id: str) -> int | None:
+        """1-based place among waiting tasks of the same channel class, or None."""
+        task = await self.task(task_id)
+        if task is None or task.state is not TaskState.WAITING:
+            return None
+        rank = await self.redis.zrank(
+            self.keys.wait(task.channel.capacity_class, "all"), task_id
+        )
+        return None if rank is None else rank + 1
+
+    async def waiting_count(self, channel_class: str) -> int:
+        return await self.redis.zcard(self.keys.wait(channel_class, "all"))
+
+    async def recent_caller(self, caller_key: str) -> dict[str, str]:
+        """The last volunteer and département of a caller helped recently ({} if none)."""
+        return await self.redis.hgetall(self.keys.recent(caller_key))
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The whole live state at one instant (one read-only script)."""
+        raw = await self._snapshot(keys=[self.keys.cfg], args=[])
+        snap = json.loads(raw)
+        snap["now"] = self.clock.now_ms()
+        return snap
+
+    # Validation --------------------------------------------------------------------
+
+    @staticmethod
+    def _check_skills(skills: Iterable[str], languages: Iterable[str]) -> None:
+        for skill in skills:
+            if skill not in SKILLS:
+                raise UnknownSkill(skill)
+        for language in languages:
+            if language not in LANGUAGES:
+                raise UnknownSkill(language)

@@ -1,0 +1,102 @@
+"""Every Redis key of the engine, defined once.
+
+All keys of a line share the hash tag ``{line}`` so that every script touches a
+single Redis Cluster slot. The Lua scripts get the same key builders, generated
+from ``TEMPLATES`` below, so Python and Lua can never disagree on a name.
+"""
+
+from __future__ import annotations
+
+# name -> suffix after the line's base; "{}" parts are filled in order.
+TEMPLATES: dict[str, str] = {
+    "cfg": "cfg",  # hash: the line's routing parameters (KEYS[1] of every script)
+    "task": "t:{}",  # hash: one task
+    "vol": "v:{}",  # hash: one volunteer's presence, profile and load
+    "live": "live",  # set: ids of tasks not yet ended
+    "vols": "vols",  # set: ids of volunteers ever logged in on this line
+    "wait": "w:{}:{}",  # zset per channel class and scope: waiting tasks by place
+    "free": "f:{}:{}",  # zset per channel class and scope: offerable volunteers by idle time
+    "on": "on",  # hash scope -> volunteers on duty (available) in that scope
+    "timers": "timers",  # zset: due times of widening, ring, wrap-up and delay timers
+    "events": "events",  # stream: every transition
+    "stats": "s:{}",  # hash per day or 15-minute interval: live counters
+    "resume": "resume:{}",  # string per caller key: the place of an abandoned task
+    "recent": "recent:{}",  # hash per caller key: last volunteer and département
+}
+
+
+class Keys:
+    """Key names of one line."""
+
+    def __init__(self, line: str = "main", prefix: str = "perm") -> None:
+        if "{" in line or "}" in line or ":" in line:
+            raise ValueError("line names cannot contain braces or colons")
+        self.line = line
+        self.base = f"{prefix}:{{{line}}}:"
+
+    def _key(self, name: str, *parts: str) -> str:
+        return self.base + TEMPLATES[name].format(*parts)
+
+    @property
+    def cfg(self) -> str:
+        return self._key("cfg")
+
+    @property
+    def live(self) -> str:
+        return self._key("live")
+
+    @property
+    def vols(self) -> str:
+        return self._key("vols")
+
+    @property
+    def on(self) -> str:
+        return self._key("on")
+
+    @property
+    def timers(self) -> str:
+        return self._key("timers")
+
+    @property
+    def events(self) -> str:
+        return self._key("events")
+
+    def task(self, task_id: str) -> str:
+        return self._key("task", task_id)
+
+    def vol(self, volunteer_id: str) -> str:
+        return self._key("vol", volunteer_id)
+
+    def wait(self, channel_class: str, scope: str) -> str:
+        return self._key("wait", channel_class, scope)
+
+    def free(self, channel_class: str, scope: str) -> str:
+        return self._key("free", channel_class, scope)
+
+    def stats(self, bucket: str) -> str:
+        return self._key("stats", bucket)
+
+    def resume(self, caller_key: str) -> str:
+        return self._key("resume", caller_key)
+
+    def recent(self, caller_key: str) -> str:
+        return self._key("recent", caller_key)
+
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of the line (for tests and resets)."""
+        return self.base.replace("{", "\\{").replace("}", "\\}") + "*"
+
+
+def lua_key_builders() -> str:
+    """Lua functions ``K.<name>(...)`` building the keys from the base in KEYS[1]."""
+    lines = ["local K = {}"]
+    for name, template in TEMPLATES.items():
+        pieces = template.split("{}")
+        args = [f"a{i}" for i in range(len(pieces) - 1)]
+        expr = " .. ".join(
+            part
+            for i, piece in enumerate(pieces)
+            for part in ([f"'{piece}'"] if piece else []) + ([args[i]] if i < len(args) else [])
+        )
+        lines.append(f"K.{name} = function({', '.join(args)}) return B .. {expr} end")
+    return "\n".join(lines)

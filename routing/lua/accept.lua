@@ -1,0 +1,33 @@
+-- A volunteer accepts the offer ringing on their console.
+-- ARGV: 4 volunteer, 5 task
+local vid, tid = ARGV[4], ARGV[5]
+local t = load_task(tid)
+if not t then return fail('unknown_task', tid) end
+if t.state == 'assigned' and t.vol == vid then return {'ok', 'already'} end
+if t.state == 'ended' or t.state == 'wrapup' then return fail('task_already_ended', tid) end
+if t.state ~= 'reserved' then return fail('offer_expired', tid) end
+if t.vol ~= vid then return fail('offer_not_yours', tid) end
+if NOW > tonumber(t.offered_at) + CFG.ring_ms then return fail('offer_expired', tid) end
+local v = load_vol(vid)
+local field = t.cls == 'voice' and 'load_voice' or 'load_chat'
+v[field] = tostring(tonumber(v[field]) + 1)
+v.reserved, v.misses, v.idle_since = '', '0', n2s(NOW)
+redis.call('HSET', K.vol(vid), field, v[field], 'reserved', '', 'misses', '0', 'idle_since', v.idle_since)
+redis.call('HSET', K.task(tid), 'state', 'assigned', 'assigned_at', n2s(NOW), 'answered', '1')
+redis.call('ZREM', K.timers(), 'r:' .. tid)
+if t.ck ~= '' then
+  redis.call('HSET', K.recent(t.ck), 'vol', vid, 'dept', t.dept)
+  redis.call('PEXPIRE', K.recent(t.ck), CFG.recent_caller_ms)
+end
+local wait = waited_ms(t)
+if t.answered ~= '1' then
+  stat('answered')
+  stat('answered_' .. t.channel)
+  stat('answered_ring' .. t.ring)
+  stat('wait_ms', wait)
+  if wait <= CFG.service_level_ms then stat('answered_within_sl') end
+end
+emit('task_assigned', tid, vid, 'ring', t.ring, 'waited_ms', n2s(wait), 'channel', t.channel)
+refresh_free(v)
+dispatch_volunteer(v)
+return {'ok', 'assigned'}

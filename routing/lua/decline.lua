@@ -1,0 +1,18 @@
+-- A volunteer declines an offer: it goes to the next volunteer and keeps its place.
+-- ARGV: 4 volunteer, 5 task
+local vid, tid = ARGV[4], ARGV[5]
+local t = load_task(tid)
+if not t then return fail('unknown_task', tid) end
+if t.state == 'ended' or t.state == 'wrapup' then return fail('task_already_ended', tid) end
+if t.state ~= 'reserved' then return fail('offer_expired', tid) end
+if t.vol ~= vid then return fail('offer_not_yours', tid) end
+local v = load_vol(vid)
+drop_reservation(v)
+-- As mod_callcenter's reject-delay-time: no new offer for a moment.
+v.blocked_until = n2s(NOW + CFG.reject_delay_ms)
+redis.call('HSET', K.vol(vid), 'blocked_until', v.blocked_until)
+redis.call('ZADD', K.timers(), v.blocked_until, 'u:' .. vid)
+refresh_free(v)
+emit('offer_declined', tid, vid)
+requeue(t)
+return {'ok', 'declined'}

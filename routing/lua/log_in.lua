@@ -1,0 +1,28 @@
+-- A volunteer's profile as the console opens: territory, skills, chat capacity.
+-- Presence is left as it is; an available volunteer moves to the new rings at once.
+-- ARGV: 4 volunteer, 5 dept, 6 region, 7 groups, 8 skills, 9 languages, 10 chat capacity, 11 name
+local vid = ARGV[4]
+local v = load_vol(vid)
+local on_duty = v ~= nil and v.presence == 'available'
+if on_duty then
+  v.presence = 'paused'
+  refresh_free(v)
+  skip_empty_rings(set_on_duty(v, -1))
+  v.presence = 'available'
+end
+if not v then
+  v = {id = vid, load_voice = '0', load_chat = '0', reserved = '', misses = '0', blocked_until = '0',
+    idle_since = n2s(NOW), presence = 'logged_out', reason = '', presence_since = n2s(NOW)}
+end
+v.dept, v.region, v.groups, v.skills, v.langs, v.chat_cap, v.name =
+  ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local fields = {}
+for k, val in pairs(v) do if k ~= 'id' then fields[#fields + 1] = k; fields[#fields + 1] = val end end
+redis.call('HSET', K.vol(vid), unpack(fields))
+redis.call('SADD', K.vols(), vid)
+if on_duty then
+  set_on_duty(v, 1)
+  refresh_free(v)
+  dispatch_volunteer(v)
+end
+return {'ok', v.presence}

@@ -1,0 +1,343 @@
+-- Shared by every transition script. Prepended after the generated key builders.
+-- ARGV[1] now (ms, UTC), ARGV[2] day bucket, ARGV[3] 15-minute bucket (Europe/Paris);
+-- script-specific arguments start at ARGV[4].
+local NOW = tonumber(ARGV[1])
+local DAY, SLOT = ARGV[2], ARGV[3]
+local RINGS = 3 -- 0 département, 1 groups, 2 région, 3 national
+
+-- Lua would print large numbers as 1.8e+12: always format them ourselves.
+local function n2s(x) return string.format('%.0f', x) end
+
+local function hgetall(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return nil end
+  local h = {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  return h
+end
+
+local CFG = {}
+for k, v in pairs(hgetall(K.cfg()) or {}) do CFG[k] = tonumber(v) or v end
+
+local function split(s)
+  local out = {}
+  if s == nil or s == '' then return out end
+  for part in string.gmatch(s, '[^,]+') do out[#out + 1] = part end
+  return out
+end
+
+local function has(csv, item) return string.find(',' .. csv .. ',', ',' .. item .. ',', 1, true) ~= nil end
+
+local function fail(code, detail) return {'err', code, detail or ''} end
+
+local function emit(kind, task_id, vol_id, ...)
+  redis.call('XADD', K.events(), 'MAXLEN', '~', CFG.stream_maxlen, '*',
+    'type', kind, 'at', n2s(NOW), 'task', task_id or '', 'volunteer', vol_id or '', ...)
+end
+
+local function stat(field, n)
+  for _, bucket in ipairs({DAY, SLOT}) do
+    redis.call('HINCRBY', K.stats(bucket), field, n or 1)
+    redis.call('PEXPIRE', K.stats(bucket), CFG.stats_ttl_ms)
+  end
+end
+
+-- Tasks ----------------------------------------------------------------------
+
+local function load_task(id)
+  local t = hgetall(K.task(id))
+  if t then t.id = id end
+  return t
+end
+
+local function task_score(t) return (9 - tonumber(t.priority)) * 1e13 + tonumber(t.enq) end
+
+local function ring_scopes(t, ring)
+  if ring == 0 then return {'d:' .. t.dept} end
+  if ring == 1 then
+    local s = {}
+    for _, g in ipairs(split(t.groups)) do s[#s + 1] = 'g:' .. g end
+    return s
+  end
+  if ring == 2 then return {'r:' .. t.region} end
+  return {'n'}
+end
+
+local function ring_on_duty(t, ring)
+  local n = 0
+  for r = 0, ring do
+    for _, scope in ipairs(ring_scopes(t, r)) do n = n + tonumber(redis.call('HGET', K.on(), scope) or '0') end
+  end
+  return n > 0
+end
+
+local THRESHOLDS = {'widen_group_ms', 'widen_region_ms', 'widen_national_ms'}
+
+-- The ring a task may reach now: by age, then skipping rings with nobody on duty.
+local function target_level(t)
+  local age, level = NOW - tonumber(t.enq), tonumber(t.level or '0')
+  for i = level + 1, RINGS do
+    if age >= CFG[THRESHOLDS[i]] then level = i end
+  end
+  while level < RINGS and not ring_on_duty(t, level) do level = level + 1 end
+  return level
+end
+
+local function wait_add(t, from_ring)
+  local score = n2s(task_score(t))
+  for r = from_ring, tonumber(t.level) do
+    for _, scope in ipairs(ring_scopes(t, r)) do redis.call('ZADD', K.wait(t.cls, scope), score, t.id) end
+  end
+  redis.call('ZADD', K.wait(t.cls, 'all'), score, t.id)
+  if t.pref ~= '' then redis.call('ZADD', K.wait(t.cls, 'p:' .. t.pref), score, t.id) end
+end
+
+local function wait_remove(t)
+  for r = 0, RINGS do
+    for _, scope in ipairs(ring_scopes(t, r)) do redis.call('ZREM', K.wait(t.cls, scope), t.id) end
+  end
+  redis.call('ZREM', K.wait(t.cls, 'all'), t.id)
+  if t.pref ~= '' then redis.call('ZREM', K.wait(t.cls, 'p:' .. t.pref), t.id) end
+end
+
+local function set_level(t, level)
+  local old = tonumber(t.level)
+  if level <= old then return end
+  t.level = tostring(level)
+  redis.call('HSET', K.task(t.id), 'level', t.level)
+  wait_add(t, old + 1)
+  emit('task_widened', t.id, '', 'level', t.level)
+end
+
+-- The next moment something changes for a waiting task without any event:
+-- a widening threshold, a skill requirement relaxing, a preferred volunteer's turn ending.
+local function schedule_task_timer(t)
+  local due = nil
+  local function consider(at) if at > NOW and (due == nil or at < due) then due = at end end
+  for i = tonumber(t.level) + 1, RINGS do consider(tonumber(t.enq) + CFG[THRESHOLDS[i]]) end
+  consider(tonumber(t.need_until or '0'))
+  consider(tonumber(t.pref_until or '0'))
+  if due then redis.call('ZADD', K.timers(), n2s(due), 'w:' .. t.id)
+  else redis.call('ZREM', K.timers(), 'w:' .. t.id) end
+end
+
+-- Volunteers -----------------------------------------------------------------
+
+local function load_vol(id)
+  local v = hgetall(K.vol(id))
+  if v then v.id = id end
+  return v
+end
+
+local function vol_scopes(v)
+  local s = {'d:' .. v.dept}
+  for _, g in ipairs(split(v.groups)) do s[#s + 1] = 'g:' .. g end
+  s[#s + 1] = 'r:' .. v.region
+  s[#s + 1] = 'n'
+  return s
+end
+
+local function free_for(v, cls)
+  if v.presence ~= 'available' or v.reserved ~= '' or tonumber(v.blocked_until) > NOW then return false end
+  local lv, lc = tonumber(v.load_voice), tonumber(v.load_chat)
+  if cls == 'voice' then return lv == 0 and lc == 0 end
+  return lv == 0 and lc < tonumber(v.chat_cap)
+end
+
+local function refresh_free(v)
+  for _, cls in ipairs({'voice', 'chat'}) do
+    local free = free_for(v, cls)
+    for _, scope in ipairs(vol_scopes(v)) do
+      if free then redis.call('ZADD', K.free(cls, scope), v.idle_since, v.id)
+      else redis.call('ZREM', K.free(cls, scope), v.id) end
+    end
+  end
+end
+
+local function set_on_duty(v, delta)
+  local emptied = {}
+  for _, scope in ipairs(vol_scopes(v)) do
+    if redis.call('HINCRBY', K.on(), scope, delta) <= 0 then
+      redis.call('HDEL', K.on(), scope)
+      emptied[#emptied + 1] = scope
+    end
+  end
+  return emptied
+end
+
+-- Matching -------------------------------------------------------------------
+
+-- 0 same département, 1 a shared group, 2 same région, 3 national.
+local function ring_of(t, v)
+  if v.dept == t.dept then return 0 end
+  for _, g in ipairs(split(t.groups)) do if has(v.groups, g) then return 1 end end
+  if v.region == t.region then return 2 end
+  return 3
+end
+
+-- While a preferred volunteer's turn lasts (returning caller, named transfer), only they may take it.
+local function eligible(t, v)
+  if tonumber(t.pref_until) > NOW then return t.pref == v.id end
+  if ring_of(t, v) > tonumber(t.level) then return false end
+  if tonumber(t.need_until) > NOW then
+    if t.skill ~= '' and not has(v.skills, t.skill) then return false end
+    if t.lang ~= '' and not has(v.langs, t.lang) then return false end
+  end
+  return true
+end
+
+-- First entry of a sorted set accepted by `ok`, scanning in pages.
+local function first_in(key, ok)
+  local start = 0
+  while true do
+    local page = redis.call('ZRANGE', key, start, start + 49, 'WITHSCORES')
+    if #page == 0 then return nil end
+    for i = 1, #page, 2 do
+      if ok(page[i]) then return page[i], tonumber(page[i + 1]) end
+    end
+    start = start + 50
+  end
+end
+
+local function better(id, score, best_id, best_score)
+  return id and (best_id == nil or score < best_score or (score == best_score and id < best_id))
+end
+
+-- Closest ring first, then longest idle, then volunteer id.
+local function find_volunteer(t)
+  local function ok(vid) return eligible(t, load_vol(vid)) end
+  if tonumber(t.pref_until) > NOW then
+    if redis.call('ZSCORE', K.free(t.cls, 'n'), t.pref) and ok(t.pref) then return t.pref end
+    return nil
+  end
+  for ring = 0, tonumber(t.level) do
+    local best, best_score = nil, nil
+    for _, scope in ipairs(ring_scopes(t, ring)) do
+      local id, score = first_in(K.free(t.cls, scope), ok)
+      if better(id, score, best, best_score) then best, best_score = id, score end
+    end
+    if best then return best end
+  end
+  return nil
+end
+
+-- Highest priority, then longest waiting, among tasks this volunteer may take now.
+local function find_task(v)
+  local best, best_score = nil, nil
+  local scopes = vol_scopes(v)
+  scopes[#scopes + 1] = 'p:' .. v.id
+  for _, cls in ipairs({'voice', 'chat'}) do
+    if free_for(v, cls) then
+      for _, scope in ipairs(scopes) do
+        local id, score = first_in(K.wait(cls, scope), function(tid) return eligible(load_task(tid), v) end)
+        if better(id, score, best, best_score) then best, best_score = id, score end
+      end
+    end
+  end
+  return best
+end
+
+local function reserve(t, v)
+  local ring = ring_of(t, v)
+  wait_remove(t)
+  t.state, t.vol = 'reserved', v.id
+  redis.call('HSET', K.task(t.id), 'state', 'reserved', 'vol', v.id, 'ring', ring, 'offered_at', n2s(NOW))
+  redis.call('ZREM', K.timers(), 'w:' .. t.id)
+  redis.call('ZADD', K.timers(), n2s(NOW + CFG.ring_ms), 'r:' .. t.id)
+  v.reserved = t.id
+  redis.call('HSET', K.vol(v.id), 'reserved', t.id)
+  refresh_free(v)
+  emit('task_offered', t.id, v.id, 'ring', ring, 'expires_at', n2s(NOW + CFG.ring_ms), 'channel', t.channel)
+end
+
+local function dispatch_task(t)
+  if t.state ~= 'waiting' then return end
+  local vid = find_volunteer(t)
+  if vid then reserve(t, load_vol(vid)) end
+end
+
+local function dispatch_volunteer(v)
+  local tid = find_task(v)
+  if tid then reserve(load_task(tid), v) end
+end
+
+-- Back in the queue at its original place (decline, no answer, transfer, volunteer gone).
+local function requeue(t)
+  t.state, t.vol = 'waiting', ''
+  redis.call('HSET', K.task(t.id), 'state', 'waiting', 'vol', '')
+  redis.call('ZREM', K.timers(), 'r:' .. t.id)
+  wait_add(t, 0)
+  set_level(t, target_level(t))
+  schedule_task_timer(t)
+  dispatch_task(t)
+end
+
+-- Widen every waiting task of these scopes whose ring just lost its last volunteer.
+local function skip_empty_rings(scopes)
+  for _, scope in ipairs(scopes) do
+    for _, cls in ipairs({'voice', 'chat'}) do
+      for _, tid in ipairs(redis.call('ZRANGE', K.wait(cls, scope), 0, -1)) do
+        local t = load_task(tid)
+        local level = target_level(t)
+        if level > tonumber(t.level) then
+          set_level(t, level)
+          schedule_task_timer(t)
+          dispatch_task(t)
+        end
+      end
+    end
+  end
+end
+
+-- Give back a volunteer's capacity held by a task (after wrap-up or a transfer).
+local function release(v, t)
+  local field = t.cls == 'voice' and 'load_voice' or 'load_chat'
+  v[field] = tostring(tonumber(v[field]) - 1)
+  redis.call('HSET', K.vol(v.id), field, v[field])
+  if tonumber(v.load_voice) == 0 and tonumber(v.load_chat) == 0 then
+    v.idle_since = n2s(NOW)
+    redis.call('HSET', K.vol(v.id), 'idle_since', v.idle_since)
+  end
+  refresh_free(v)
+  dispatch_volunteer(v)
+end
+
+-- A reservation undone without fault of the volunteer (task cancelled, volunteer pausing).
+local function drop_reservation(v)
+  v.reserved = ''
+  redis.call('HSET', K.vol(v.id), 'reserved', '')
+end
+
+local function end_task(t, outcome, reason)
+  wait_remove(t)
+  redis.call('ZREM', K.timers(), 'w:' .. t.id, 'r:' .. t.id, 'x:' .. t.id)
+  redis.call('SREM', K.live(), t.id)
+  redis.call('HSET', K.task(t.id), 'state', 'ended', 'outcome', outcome, 'reason', reason or '',
+    'ended_at', n2s(NOW))
+  redis.call('PEXPIRE', K.task(t.id), CFG.ended_ttl_ms)
+  emit('task_ended', t.id, t.vol, 'outcome', outcome, 'reason', reason or '', 'channel', t.channel)
+end
+
+local function waited_ms(t) return NOW - tonumber(t.created) end
+
+-- Store a new task, place it in its rings, and offer it at once if someone may take it.
+local function create_task(t)
+  t.cls = t.channel == 'chat' and 'chat' or 'voice'
+  local fields = {}
+  for k, v in pairs(t) do fields[#fields + 1] = k; fields[#fields + 1] = v end
+  redis.call('HSET', K.task(t.id), unpack(fields))
+  redis.call('SADD', K.live(), t.id)
+  wait_add(t, 0)
+  set_level(t, target_level(t))
+  schedule_task_timer(t)
+  stat('offered')
+  stat('offered_' .. t.channel)
+  emit('task_created', t.id, '', 'channel', t.channel, 'dept', t.dept, 'region', t.region,
+    'skill', t.skill, 'priority', t.priority, 'resumed', t.resumed, 'preferred', t.pref)
+  dispatch_task(t)
+end
+
+local function new_task(id, channel, enq)
+  return {id = id, channel = channel, enq = enq, created = n2s(NOW), level = '0', state = 'waiting',
+    vol = '', pref = '', pref_until = '0', ring = '', answered = '0', resumed = '0', need_until = '0'}
+end

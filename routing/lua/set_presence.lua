@@ -1,0 +1,35 @@
+-- A volunteer (or a coordinator, or the shift scheduler) changes the volunteer's presence.
+-- ARGV: 4 volunteer, 5 presence (available | paused | logged_out), 6 reason
+local vid, presence, reason = ARGV[4], ARGV[5], ARGV[6]
+local v = load_vol(vid)
+if not v then return fail('unknown_volunteer', vid) end
+if presence ~= 'available' and presence ~= 'paused' and presence ~= 'logged_out' then
+  return fail('invalid_presence', presence)
+end
+local was = v.presence
+if was == presence and v.reason == reason then return {'ok', 'same'} end
+v.presence, v.reason = presence, reason
+redis.call('HSET', K.vol(vid), 'presence', presence, 'reason', reason, 'presence_since', n2s(NOW))
+emit('volunteer_presence', '', vid, 'presence', presence, 'reason', reason)
+if presence == 'available' then
+  v.misses = '0'
+  redis.call('HSET', K.vol(vid), 'misses', '0')
+  if was ~= 'available' then
+    set_on_duty(v, 1)
+    if tonumber(v.load_voice) == 0 and tonumber(v.load_chat) == 0 then
+      v.idle_since = n2s(NOW)
+      redis.call('HSET', K.vol(vid), 'idle_since', v.idle_since)
+    end
+  end
+  refresh_free(v)
+  dispatch_volunteer(v)
+  return {'ok', presence}
+end
+local offered = v.reserved
+if offered ~= '' then drop_reservation(v) end
+refresh_free(v)
+local emptied = {}
+if was == 'available' then emptied = set_on_duty(v, -1) end
+if offered ~= '' then requeue(load_task(offered)) end
+skip_empty_rings(emptied)
+return {'ok', presence}

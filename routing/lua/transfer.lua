@@ -1,0 +1,28 @@
+-- A volunteer hands a task over: to anyone with a skill, or to a named colleague first.
+-- ARGV: 4 volunteer, 5 task, 6 skill ('' = keep), 7 colleague ('' = none)
+local vid, tid, skill, target = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local t = load_task(tid)
+if not t then return fail('unknown_task', tid) end
+if t.state == 'wrapup' or t.state == 'ended' then return fail('task_already_ended', tid) end
+if t.state ~= 'assigned' or t.vol ~= vid then return fail('task_not_assigned', tid) end
+if target ~= '' then
+  if target == vid or redis.call('HGET', K.vol(target), 'presence') ~= 'available' then
+    return fail('transfer_target_unavailable', target)
+  end
+end
+local v = load_vol(vid)
+wait_remove(t)
+if skill ~= '' then
+  t.skill, t.need_until = skill, n2s(NOW + CFG.skill_relax_ms)
+  redis.call('HSET', K.task(tid), 'skill', skill, 'need_until', t.need_until)
+end
+if target ~= '' then
+  t.pref, t.pref_until = target, n2s(NOW + CFG.transfer_wait_ms)
+  redis.call('HSET', K.task(tid), 'pref', target, 'pref_until', t.pref_until)
+end
+redis.call('HINCRBY', K.task(tid), 'transfers', 1)
+emit('task_transferred', tid, vid, 'skill', skill, 'to', target)
+stat('transferred')
+requeue(t)
+release(v, t)
+return {'ok', t.state}

@@ -1,0 +1,13 @@
+-- Timer: a volunteer's delay after a decline or a missed offer is over.
+-- ARGV: 4 volunteer
+local vid = ARGV[4]
+redis.call('ZREM', K.timers(), 'u:' .. vid)
+local v = load_vol(vid)
+if not v then return {'ok', 'stale'} end
+if tonumber(v.blocked_until) > NOW then
+  redis.call('ZADD', K.timers(), v.blocked_until, 'u:' .. vid)
+  return {'ok', 'early'}
+end
+refresh_free(v)
+dispatch_volunteer(v)
+return {'ok', 'free'}
