@@ -15,5 +15,6 @@ local c = new_task(cid, 'callback', t.enq)
 for _, f in ipairs({'dept', 'region', 'groups', 'skill', 'lang', 'priority', 'ck', 'need_until'}) do c[f] = t[f] end
 c.level = t.level
 create_task(c)
-if v then dispatch_volunteer(v) end
+-- Reload: creating the callback may already have offered it to this very volunteer.
+if v then dispatch_volunteer(load_vol(v.id)) end
 return {'ok', c.state, c.vol}
