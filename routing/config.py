@@ -18,11 +18,15 @@ class RoutingConfig(BaseModel):
     reject_delay_s: float = Field(5, ge=0, description="pause in offers after a decline")
     wrapup_s: float = Field(120, ge=0, description="wrap-up time before it ends by itself")
     resume_window_s: float = Field(300, ge=0, description="abandon-resume window")
-    recent_caller_s: float = Field(7 * 24 * 3600, ge=0, description="how long a caller's last volunteer is remembered")
+    recent_caller_s: float = Field(
+        7 * 24 * 3600, ge=0, description="how long a caller's last volunteer is remembered"
+    )
     known_volunteer_s: float = Field(20, ge=0, description="the known volunteer's turn (0: none)")
     transfer_wait_s: float = Field(60, ge=0, description="a named colleague's turn on transfer")
     service_level_s: float = Field(60, gt=0, description="service level threshold T")
-    short_abandon_s: float = Field(5, ge=0, description="abandons shorter than this are excluded from SL")
+    short_abandon_s: float = Field(
+        5, ge=0, description="abandons shorter than this are excluded from SL"
+    )
     ended_ttl_s: float = Field(48 * 3600, gt=0, description="how long ended tasks stay in Redis")
     stats_ttl_s: float = Field(9 * 24 * 3600, gt=0, description="how long live counters stay")
     stream_maxlen: int = Field(200_000, gt=0, description="approximate length of the event stream")

@@ -18,6 +18,7 @@ from routing.clock import Clock, buckets
 from routing.config import RoutingConfig
 from routing.errors import ERRORS_BY_CODE, RoutingError, UnknownSkill, UnknownTask
 from routing.keys import Keys
+from routing.metrics import Counts
 from routing.models import (
     Channel,
     Presence,
@@ -244,6 +245,10 @@ class Engine:
     async def recent_caller(self, caller_key: str) -> dict[str, str]:
         """The last volunteer and département of a caller helped recently ({} if none)."""
         return await self.redis.hgetall(self.keys.recent(caller_key))
+
+    async def counts(self, bucket: str) -> Counts:
+        """Live counters of a day ('2026-11-23') or 15-minute interval ('2026-11-23T09:45')."""
+        return Counts.from_hash(await self.redis.hgetall(self.keys.stats(bucket)))
 
     async def snapshot(self) -> dict[str, Any]:
         """The whole live state at one instant (one read-only script)."""

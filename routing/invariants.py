@@ -31,7 +31,12 @@ def ring_scopes(task: dict[str, str], ring: int) -> list[str]:
 
 
 def volunteer_scopes(vol: dict[str, str]) -> list[str]:
-    return [f"d:{vol['dept']}", *(f"g:{g}" for g in _split(vol["groups"])), f"r:{vol['region']}", "n"]
+    return [
+        f"d:{vol['dept']}",
+        *(f"g:{g}" for g in _split(vol["groups"])),
+        f"r:{vol['region']}",
+        "n",
+    ]
 
 
 def channel_class(task: dict[str, str]) -> str:
@@ -158,7 +163,7 @@ def check_snapshot(snap: dict[str, Any]) -> list[str]:
     # Volunteers: reservations one-to-one, load equals tasks held, capacity respected.
     holders: dict[str, list[str]] = defaultdict(list)
     load: dict[str, Counter[str]] = defaultdict(Counter)
-    for tid, t in tasks.items():
+    for t in tasks.values():
         if t.get("state") in {"assigned", "wrapup"}:
             load[t["vol"]][channel_class(t)] += 1
     for vid, v in vols.items():
@@ -166,7 +171,9 @@ def check_snapshot(snap: dict[str, Any]) -> list[str]:
             holders[v["reserved"]].append(vid)
             t = tasks.get(v["reserved"])
             if t is None or t.get("state") != "reserved" or t.get("vol") != vid:
-                problems.append(f"volunteer {vid} holds an offer for {v['reserved']} that is not theirs")
+                problems.append(
+                    f"volunteer {vid} holds an offer for {v['reserved']} that is not theirs"
+                )
         voice, chat = int(v["load_voice"]), int(v["load_chat"])
         if voice != load[vid]["voice"] or chat != load[vid]["chat"]:
             problems.append(
@@ -207,7 +214,9 @@ def check_snapshot(snap: dict[str, Any]) -> list[str]:
             continue
         should_level = target_level(t, cfg, on, now)
         if should_level > int(t["level"]):
-            problems.append(f"task {tid} at ring {t['level']} should have widened to {should_level}")
+            problems.append(
+                f"task {tid} at ring {t['level']} should have widened to {should_level}"
+            )
         for vid, v in vols.items():
             if free_for(v, channel_class(t), now) and eligible(t, v, now) and not due(f"u:{vid}"):
                 problems.append(f"volunteer {vid} idles while task {tid} they may take waits")
@@ -219,7 +228,9 @@ async def check_invariants(engine: Any) -> list[str]:
     return check_snapshot(await engine.snapshot())
 
 
-def check_accounted(task_ids: list[str], snap: dict[str, Any], ended: dict[str, dict[str, str]]) -> list[str]:
+def check_accounted(
+    task_ids: list[str], snap: dict[str, Any], ended: dict[str, dict[str, str]]
+) -> list[str]:
     """Every task created is either live in one state or ended with exactly one outcome."""
     problems = []
     for tid in task_ids:
