@@ -29,6 +29,8 @@ class Counts:
     callback: int = 0
     closed: int = 0
     transferred: int = 0
+    staffed_ms: int = 0  # volunteer time logged in and not paused, or handling (occupancy's base)
+    occupied_ms: int = 0  # volunteer time holding at least one task, wrap-up included
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> Counts:
@@ -59,6 +61,7 @@ class Metrics:
     match_national: float | None
     handle_time_s: float | None  # mean, wrap-up excluded
     wrapup_time_s: float | None
+    occupancy: float | None = None  # time handling / time logged in and not paused
 
     def as_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
@@ -88,4 +91,5 @@ def compute(c: Counts) -> Metrics:
         match_national=_ratio(c.answered_ring3, c.answered),
         handle_time_s=None if handle is None else handle / 1000,
         wrapup_time_s=None if wrapup is None else wrapup / 1000,
+        occupancy=_ratio(c.occupied_ms, c.staffed_ms),
     )

@@ -1,0 +1,1 @@
+"""The coordinators' side: durable history, live dashboard, line controls and reports."""
