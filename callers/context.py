@@ -1,0 +1,92 @@
+"""Everything the callers package needs at run time, injected by web/ (or a test)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from twilio.rest import Client
+
+from callers.identity import CallerIdentity
+from callers.keys import CallerKeys
+from callers.reach import ReachResolver, softphone_by_id
+from callers.schedule import ScheduleStore
+from callers.settings import CallersSettings
+from routing.clock import buckets
+from routing.engine import Engine
+from routing.models import Presence
+
+SessionFactory = Callable[[], AbstractAsyncContextManager[Any]]
+DEFAULT_HANDLE_S = 8 * 60  # before the day has any completed call to measure
+
+
+@dataclass
+class Callers:
+    """The callers package's services for one line."""
+
+    settings: CallersSettings
+    engine: Engine
+    twilio: Client
+    sessions: SessionFactory  # () -> async context manager yielding an AsyncSession
+    reach: ReachResolver = softphone_by_id
+    identity: CallerIdentity = field(init=False)
+    keys: CallerKeys = field(init=False)
+    schedule: ScheduleStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.identity = CallerIdentity(self.settings.secret_key)
+        self.keys = CallerKeys(self.engine.keys.line)
+        self.schedule = ScheduleStore(self.redis, self.engine.keys.line)
+
+    @property
+    def redis(self) -> Redis:
+        return self.engine.redis
+
+    def now_ms(self) -> int:
+        return self.engine.clock.now_ms()
+
+    async def on_duty(self) -> int:
+        """How many volunteers are logged in (available, busy or paused)."""
+        volunteers = await self.engine.volunteers()
+        return sum(1 for v in volunteers if v.presence is not Presence.LOGGED_OUT)
+
+    async def expected_wait_minutes(self, position: int, channel_class: str) -> int | None:
+        """A rough wait from live figures: place x mean handling time / volunteers working.
+
+        None when nobody can take this channel now (we say nothing rather than guess).
+        """
+        volunteers = [
+            v for v in await self.engine.volunteers() if v.presence is Presence.AVAILABLE
+            or (v.presence is Presence.PAUSED and (v.load_voice or v.load_chat))
+        ]
+        if not volunteers:
+            return None
+        day, _ = buckets(self.now_ms())
+        stats = await self.redis.hgetall(self.engine.keys.stats(day))
+        completed = int(stats.get("completed", 0))
+        handle_s = (
+            int(stats.get("handle_ms", 0)) / 1000 / completed if completed else DEFAULT_HANDLE_S
+        )
+        if channel_class == "chat":
+            lanes = sum(v.chat_capacity for v in volunteers)
+        else:
+            lanes = len(volunteers)
+        return max(1, math.ceil(position * handle_s / lanes / 60))
+
+
+async def national_departement(ctx: Callers) -> str:
+    """A département to route a caller whose own is unknown (the national fallback).
+
+    The engine needs a département for every task; using the one of the volunteer who
+    has waited longest means the call is offered at once to whoever is free, and the
+    rings widen from there as usual.
+    """
+    available = [v for v in await ctx.engine.volunteers() if v.presence is Presence.AVAILABLE]
+    if available:
+        return min(available, key=lambda v: (v.idle_since_ms, v.id)).departement
+    deps = ctx.engine.territories.departements.values()
+    return max(deps, key=lambda d: (d.population, d.code)).code

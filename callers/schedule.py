@@ -1,0 +1,180 @@
+"""Opening hours of the line: weekly hours, French public holidays, closures, emergencies.
+
+The schedule lives in Redis (one JSON document per line) so every process agrees and a
+coordinator's change applies at once. Times are Europe/Paris.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import holidays
+from pydantic import BaseModel, Field, field_validator, model_validator
+from redis.asyncio import Redis
+
+PARIS = ZoneInfo("Europe/Paris")
+DAY_NAMES = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
+
+
+class Closure(BaseModel):
+    """A coordinator's closure (a training day, a strike...), with what callers hear."""
+
+    start: datetime
+    end: datetime
+    message: str = Field("", max_length=300)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Closure:
+        if self.end <= self.start:
+            raise ValueError("la fin de la fermeture doit être après son début")
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("les dates de fermeture doivent avoir un fuseau horaire")
+        return self
+
+
+class Schedule(BaseModel):
+    """Weekly hours per weekday (0 = Monday) as [start, end) 'HH:MM' pairs, and exceptions."""
+
+    weekly: dict[int, list[tuple[str, str]]] = Field(
+        default_factory=lambda: {d: [("09:00", "18:00")] for d in range(5)}
+    )
+    public_holidays_closed: bool = True
+    closures: list[Closure] = Field(default_factory=list)
+    emergency_message: str = Field("", max_length=500)
+
+    @field_validator("weekly")
+    @classmethod
+    def _check_weekly(cls, value: dict[int, list[tuple[str, str]]]) -> dict:
+        for day, ranges in value.items():
+            if not 0 <= int(day) <= 6:
+                raise ValueError("jour de semaine invalide")
+            for start, end in ranges:
+                if _hm(start) >= _hm(end):
+                    raise ValueError(f"horaire invalide : {start}–{end}")
+        return value
+
+
+def _hm(text: str) -> time:
+    hour, minute = text.split(":")
+    return time(int(hour), int(minute))
+
+
+class ClosedReason(StrEnum):
+    HOURS = "hours"
+    HOLIDAY = "holiday"
+    CLOSURE = "closure"
+
+
+@dataclass(frozen=True)
+class LineStatus:
+    """Whether the line is open now, why not, and when it opens next."""
+
+    open: bool
+    reason: ClosedReason | None = None
+    message: str = ""  # a closure's own message
+    holiday: str = ""
+    next_open: datetime | None = None
+    emergency_message: str = ""
+
+
+@lru_cache(maxsize=8)
+def _french_holidays(year: int) -> dict[date, str]:
+    return dict(holidays.France(years=year, language="fr"))
+
+
+def holiday_name(day: date) -> str:
+    """The French public holiday on that day ('' if none)."""
+    return _french_holidays(day.year).get(day, "")
+
+
+def status_at(schedule: Schedule, when: datetime) -> LineStatus:
+    """The line's status at a moment (any time zone)."""
+    local = when.astimezone(PARIS)
+    closed = _closed_reason(schedule, local)
+    if closed is None:
+        return LineStatus(open=True, emergency_message=schedule.emergency_message)
+    reason, message, holiday = closed
+    return LineStatus(
+        open=False,
+        reason=reason,
+        message=message,
+        holiday=holiday,
+        next_open=next_opening(schedule, local),
+        emergency_message=schedule.emergency_message,
+    )
+
+
+def _closed_reason(schedule: Schedule, local: datetime) -> tuple[ClosedReason, str, str] | None:
+    for closure in schedule.closures:
+        if closure.start <= local < closure.end:
+            return ClosedReason.CLOSURE, closure.message, ""
+    if schedule.public_holidays_closed:
+        name = holiday_name(local.date())
+        if name:
+            return ClosedReason.HOLIDAY, "", name
+    for start, end in schedule.weekly.get(local.weekday(), []):
+        if _hm(start) <= local.time() < _hm(end):
+            return None
+    return ClosedReason.HOURS, "", ""
+
+
+def next_opening(schedule: Schedule, local: datetime, horizon_days: int = 60) -> datetime | None:
+    """The next moment the line opens after a closed moment (None within the horizon)."""
+    candidates: list[datetime] = []
+    for offset in range(horizon_days + 1):
+        day = local.date() + timedelta(days=offset)
+        for start, _end in schedule.weekly.get(day.weekday(), []):
+            candidates.append(datetime.combine(day, _hm(start), PARIS))
+    candidates += [c.end.astimezone(PARIS) for c in schedule.closures]
+    for moment in sorted(candidates):
+        if moment > local and _closed_reason(schedule, moment) is None:
+            return moment
+    return None
+
+
+def spoken_moment(moment: datetime, now: datetime) -> str:
+    """'demain à 9 heures', 'lundi à 9 heures 30' — how a caller hears an opening time."""
+    local, today = moment.astimezone(PARIS), now.astimezone(PARIS).date()
+    clock = f"{local.hour} heures" + (f" {local.minute}" if local.minute else "")
+    if local.date() == today:
+        return f"aujourd'hui à {clock}"
+    if local.date() == today + timedelta(days=1):
+        return f"demain à {clock}"
+    if local.date() < today + timedelta(days=7):
+        return f"{DAY_NAMES[local.weekday()]} à {clock}"
+    return f"le {local.day} {_MONTHS[local.month - 1]} à {clock}"
+
+
+_MONTHS = [
+    "janvier", "février", "mars", "avril", "mai", "juin",
+    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+]
+
+
+class ScheduleStore:
+    """The line's schedule in Redis; the default one until a coordinator saves another."""
+
+    def __init__(self, redis: Redis, line: str) -> None:
+        self.redis = redis
+        self.key = f"perm:callers:{{{line}}}:schedule"
+
+    async def get(self) -> Schedule:
+        raw = await self.redis.get(self.key)
+        return Schedule.model_validate_json(raw) if raw else Schedule()
+
+    async def save(self, schedule: Schedule) -> None:
+        await self.redis.set(self.key, schedule.model_dump_json())
+
+    async def status(self, now_ms: int) -> LineStatus:
+        when = datetime.fromtimestamp(now_ms / 1000, PARIS)
+        return status_at(await self.get(), when)
+
+
+def schedule_from_json(text: str) -> Schedule:
+    """Parse a schedule a coordinator sent (raises pydantic.ValidationError)."""
+    return Schedule.model_validate(json.loads(text))

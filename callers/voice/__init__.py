@@ -1,0 +1,1 @@
+"""The Twilio voice line: menus, hold, callbacks, bridging, status callbacks."""

@@ -1,0 +1,383 @@
+"""Putting callers and volunteers together on the phone, driven by the engine's events.
+
+- task_offered, phone-mode volunteer: their phone rings with a whisper; pressing 1
+  accepts the offer in the engine (so a voicemail can never take a caller).
+- task_assigned (voice): the volunteer's leg is dialled if not yet connected
+  (softphone ``client:<identity>``, or phone with the whisper), and the caller is taken
+  out of the queue (queue member update) into the task's conference.
+- task_assigned (callback): the volunteer is called first; once they are in the
+  conference, the caller is dialled in as a conference participant.
+- offer_declined / offer_timeout / task_ended: a volunteer phone still ringing for that
+  offer is hung up.
+A volunteer who does not pick up is left to the engine's ring timeout (its no-answer
+path); a volunteer leg that fails after assignment hands the task back to the queue.
+
+Events are read through a Redis consumer group, so with several app processes each
+event is handled once; every handler re-reads the current state, so a replayed or
+stale event does nothing wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import ResponseError
+from twilio.base.exceptions import TwilioRestException
+from twilio.twiml.voice_response import VoiceResponse
+
+from callers.context import Callers
+from callers.reach import ReachMode, VolunteerReach
+from callers.voice import prompts as P
+from callers.voice.state import get_call, get_task, new_id, once, set_task
+from callers.voice.twiml import Speaker
+from routing.errors import RoutingError
+from routing.models import Channel, Task, TaskState
+
+log = logging.getLogger("callers.bridge")
+
+FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
+EventHook = Callable[[dict[str, str]], Awaitable[None]]
+
+
+class Bridge:
+    """Reacts to engine events with Twilio REST calls, and serves the volunteer legs."""
+
+    def __init__(self, ctx: Callers) -> None:
+        self.ctx = ctx
+        self.s = Speaker(ctx.settings)
+        self.hooks: list[EventHook] = []  # other consumers (the chat rooms) plug in here
+
+    # Reading the engine's event stream ---------------------------------------------
+
+    async def ensure_group(self, start: str = "$") -> None:
+        """Create the consumer group ('$': only events from now on; '0': the whole stream)."""
+        try:
+            await self.ctx.redis.xgroup_create(
+                self.ctx.engine.keys.events, self.ctx.keys.bridge_group, id=start, mkstream=True
+            )
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    async def drain(self, consumer: str = "bridge", block_ms: int | None = None) -> int:
+        """Handle every event delivered to this consumer; returns how many."""
+        handled = 0
+        while True:
+            batches = await self.ctx.redis.xreadgroup(
+                self.ctx.keys.bridge_group, consumer,
+                {self.ctx.engine.keys.events: ">"}, count=100, block=block_ms,
+            )
+            if not batches:
+                return handled
+            for _stream, entries in batches:
+                for entry_id, fields in entries:
+                    try:
+                        await self.handle(fields)
+                    except Exception:  # one bad event must not stop the line
+                        log.exception("event %s failed", entry_id)
+                    await self.ctx.redis.xack(
+                        self.ctx.engine.keys.events, self.ctx.keys.bridge_group, entry_id
+                    )
+                    handled += 1
+            if block_ms is not None:
+                return handled
+
+    async def run(self, stop: asyncio.Event, consumer: str = "bridge") -> None:
+        """The loop web/ runs in each process (one consumer name per process)."""
+        await self.ensure_group()
+        while not stop.is_set():
+            try:
+                await self.drain(consumer, block_ms=1000)
+            except Exception:
+                log.exception("bridge loop error")
+                await asyncio.sleep(1)
+
+    async def handle(self, event: dict[str, str]) -> None:
+        """Dispatch one engine event."""
+        kind, task_id = event.get("type", ""), event.get("task", "")
+        vid = event.get("volunteer", "")
+        for hook in self.hooks:
+            await hook(event)
+        if not task_id:
+            return
+        task = await self.ctx.engine.task(task_id)
+        if task is None or task.channel is Channel.CHAT:
+            return
+        if kind == "task_offered":
+            await self._offered(task, vid)
+        elif kind == "task_assigned":
+            await self._assigned(task, vid)
+        elif kind in {"offer_declined", "offer_timeout"}:
+            await self._hang_up_unaccepted(task.id, vid)
+        elif kind == "task_ended":
+            await self._hang_up_unaccepted(task.id, "")
+
+    # Offers and assignments --------------------------------------------------------------
+
+    async def _reach(self, vid: str) -> VolunteerReach | None:
+        reach = await self.ctx.reach(vid)
+        if reach is None or (reach.mode is ReachMode.PHONE and not reach.phone):
+            log.warning("no way to reach volunteer %s by phone", vid)
+            return None
+        return reach
+
+    async def _offered(self, task: Task, vid: str) -> None:
+        if task.state is not TaskState.RESERVED or task.volunteer != vid:
+            return
+        reach = await self._reach(vid)
+        if reach is None or reach.mode is not ReachMode.PHONE:
+            return  # a softphone volunteer accepts in the console
+        if not await once(self.ctx, f"offer:{task.id}:{vid}:{task.raw.get('offered_at', '')}"):
+            return
+        ring_s = int((await self.ctx.engine.config()).ring_s)
+        await self._dial_volunteer(task, reach, purpose="offer", ring_s=ring_s)
+
+    async def _assigned(self, task: Task, vid: str) -> None:
+        if task.state is not TaskState.ASSIGNED or task.volunteer != vid:
+            return
+        if not await once(self.ctx, f"assigned:{task.id}:{vid}"):
+            return
+        meta = await get_task(self.ctx, task.id)
+        if not meta.get("conf"):
+            await set_task(self.ctx, task.id, conf=new_id("k"))
+        leg_id = await self.ctx.redis.hget(self.ctx.keys.task_legs(task.id), vid)
+        leg = await self.ctx.redis.hgetall(self.ctx.keys.leg(leg_id)) if leg_id else {}
+        if leg.get("accepted") != "1":
+            reach = await self._reach(vid)
+            if reach is None:
+                await self._give_back(task.id, vid)
+                return
+            await self._dial_volunteer(task, reach, purpose="assigned", ring_s=30)
+        if task.channel is Channel.VOICE:
+            await self._bring_caller(task.id)
+
+    async def _dial_volunteer(
+        self, task: Task, reach: VolunteerReach, *, purpose: str, ring_s: int
+    ) -> None:
+        leg_id = new_id("l")
+        fields = {"task": task.id, "vol": reach.volunteer_id, "mode": reach.mode.value,
+                  "purpose": purpose, "accepted": "0"}
+        await self.ctx.redis.hset(self.ctx.keys.leg(leg_id), mapping=fields)
+        await self.ctx.redis.expire(self.ctx.keys.leg(leg_id), 2 * 24 * 3600)
+        await self.ctx.redis.hset(self.ctx.keys.task_legs(task.id), reach.volunteer_id, leg_id)
+        await self.ctx.redis.expire(self.ctx.keys.task_legs(task.id), 2 * 24 * 3600)
+        try:
+            call = await self.ctx.twilio.calls.create_async(
+                to=reach.address,
+                from_=self.ctx.settings.twilio_number,
+                url=self.s.url("leg/answer", leg=leg_id),
+                method="POST",
+                status_callback=self.s.url("leg/status", leg=leg_id),
+                status_callback_method="POST",
+                timeout=ring_s,
+            )
+        except TwilioRestException as error:
+            log.warning("could not call volunteer %s: %s", reach.volunteer_id, error.code)
+            if purpose == "assigned":
+                await self._give_back(task.id, reach.volunteer_id)
+            return
+        await self.ctx.redis.hset(self.ctx.keys.leg(leg_id), "sid", call.sid)
+
+    async def _bring_caller(self, task_id: str) -> None:
+        """Take the waiting caller out of the queue into the conference."""
+        meta = await get_task(self.ctx, task_id)
+        call_sid = meta.get("call", "")
+        if not call_sid or meta.get("joined") == "1":
+            return
+        state = await get_call(self.ctx, call_sid)
+        url = self.s.url("join", task=task_id)
+        try:
+            if state.get("inq") == "1" and state.get("qsid"):
+                await self.ctx.twilio.queues(state["qsid"]).members(call_sid).update_async(
+                    url=url, method="POST"
+                )
+            else:
+                await self.ctx.twilio.calls(call_sid).update_async(url=url, method="POST")
+        except TwilioRestException as error:
+            # The caller is gone (hung up meanwhile): their status callback ends the task.
+            log.info("caller of %s not redirected: %s", task_id, error.code)
+            return
+        await set_task(self.ctx, task_id, joined="1")
+
+    async def _hang_up_unaccepted(self, task_id: str, vid: str) -> None:
+        legs = await self.ctx.redis.hgetall(self.ctx.keys.task_legs(task_id))
+        for volunteer, leg_id in legs.items():
+            if vid and volunteer != vid:
+                continue
+            leg = await self.ctx.redis.hgetall(self.ctx.keys.leg(leg_id))
+            if leg.get("accepted") == "1" or not leg.get("sid") or leg.get("done") == "1":
+                continue
+            await self._hang_up(leg["sid"])
+            await self.ctx.redis.hset(self.ctx.keys.leg(leg_id), "done", "1")
+
+    async def _hang_up(self, call_sid: str) -> None:
+        try:
+            await self.ctx.twilio.calls(call_sid).update_async(status="completed")
+        except TwilioRestException as error:
+            log.info("hang-up of a leg failed: %s", error.code)
+
+    async def _give_back(self, task_id: str, vid: str) -> None:
+        """The volunteer could not be reached after accepting: the task goes back, same place."""
+        try:
+            await self.ctx.engine.transfer(vid, task_id)
+        except RoutingError as error:
+            log.info("task %s not given back: %s", task_id, error.code)
+
+    # The volunteer's leg (webhooks) ------------------------------------------------------
+
+    async def _leg(self, query: dict[str, str]) -> dict[str, str]:
+        leg_id = query.get("leg", "")
+        return await self.ctx.redis.hgetall(self.ctx.keys.leg(leg_id)) if leg_id else {}
+
+    async def _context_phrase(self, task_id: str) -> str:
+        task = await self.ctx.engine.task(task_id)
+        if task is None:
+            return ""
+        meta = await get_task(self.ctx, task_id)
+        topic = self.ctx.settings.topics.get(meta.get("topic", ""), ("", ""))[0]
+        where = "" if meta.get("national") == "1" else (
+            f"Département {P.spoken_departement(task.departement)}. "
+        )
+        return where + (f"Sujet : {topic}." if topic else "")
+
+    async def leg_answer(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        """The volunteer picked up: a whisper and "press 1", or straight in (softphone)."""
+        leg = await self._leg(query)
+        r = VoiceResponse()
+        if not leg:
+            return self.s.goodbye(r, P.WHISPER_TAKEN)
+        task = await self.ctx.engine.task(leg["task"])
+        if task is None or task.state in {TaskState.ENDED, TaskState.WRAPUP}:
+            return self.s.goodbye(r, P.WHISPER_TAKEN)
+        if leg["mode"] == ReachMode.SOFTPHONE.value and leg["purpose"] == "assigned":
+            return await self._join_volunteer(query["leg"], leg, r)
+        context = await self._context_phrase(leg["task"])
+        template = P.WHISPER_CALLBACK if task.channel is Channel.CALLBACK else P.WHISPER_CALL
+        for _ in range(2):
+            g = self.s.gather(r, "leg/key", timeout=6, leg=query["leg"])
+            self.s.say(g, template.format(context=context))
+        return self.s.goodbye(r, P.WHISPER_MISSED)
+
+    async def leg_key(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        """The volunteer pressed a key during the whisper: 1 takes the call."""
+        leg = await self._leg(query)
+        r = VoiceResponse()
+        if not leg:
+            return self.s.goodbye(r, P.WHISPER_TAKEN)
+        if form.get("Digits") != "1":
+            self.s.redirect(r, "leg/answer", leg=query["leg"])
+            return r
+        if leg["purpose"] == "offer":
+            # Marked first: the task_assigned event must not dial this volunteer again.
+            await self.ctx.redis.hset(self.ctx.keys.leg(query["leg"]), "accepted", "1")
+            try:
+                await self.ctx.engine.accept(leg["vol"], leg["task"])
+            except RoutingError as error:
+                await self.ctx.redis.hset(self.ctx.keys.leg(query["leg"]), "accepted", "0")
+                log.info("whisper accept of %s refused: %s", leg["task"], error.code)
+                return self.s.goodbye(r, P.WHISPER_TAKEN)
+        return await self._join_volunteer(query["leg"], leg, r)
+
+    async def _join_volunteer(
+        self, leg_id: str, leg: dict[str, str], r: VoiceResponse
+    ) -> VoiceResponse:
+        await self.ctx.redis.hset(self.ctx.keys.leg(leg_id), mapping={
+            "accepted": "1", "sid": leg.get("sid", "")})
+        task = await self.ctx.engine.task(leg["task"])
+        meta = await get_task(self.ctx, leg["task"])
+        conf = meta.get("conf") or new_id("k")
+        if not meta.get("conf"):
+            await set_task(self.ctx, leg["task"], conf=conf)
+        is_callback = task is not None and task.channel is Channel.CALLBACK
+        self.s.say(r, P.VOLUNTEER_DIALING if is_callback else P.VOLUNTEER_CONNECTED)
+        dial = r.dial(action=self.s.url("after"), method="POST")
+        dial.conference(
+            conf,
+            start_conference_on_enter=True,
+            end_conference_on_exit=is_callback,
+            beep=False,
+            wait_url=self.ctx.settings.hold_music_url,
+        )
+        if is_callback:
+            await self._dial_callback_caller(leg["task"], conf)
+        return r
+
+    async def _dial_callback_caller(self, task_id: str, conf: str) -> None:
+        """Callback tasks: the volunteer is on the line, now call the person back."""
+        if not await once(self.ctx, f"cbdial:{task_id}"):
+            return
+        meta = await get_task(self.ctx, task_id)
+        number = self.ctx.identity.open(meta.get("num", ""))
+        if not number:
+            log.info("callback %s has no phone number (e-mail only)", task_id)
+            return
+        try:
+            participant = await self.ctx.twilio.conferences(conf).participants.create_async(
+                from_=self.ctx.settings.twilio_number,
+                to=number,
+                label="caller",
+                status_callback=self.s.url("callback-leg/status", task=task_id),
+                status_callback_method="POST",
+                status_callback_event=["completed"],
+                start_conference_on_enter=True,
+                end_conference_on_exit=True,
+                beep="false",
+                timeout=30,
+            )
+        except TwilioRestException as error:
+            log.warning("callback %s: dialling the caller failed: %s", task_id, error.code)
+            return
+        await set_task(self.ctx, task_id, call=participant.call_sid)
+
+    async def leg_status(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        """A volunteer's leg changed: after a conversation, the task is completed."""
+        if form.get("CallStatus") not in FINAL_STATUSES:
+            return VoiceResponse()
+        leg_id = query.get("leg", "")
+        leg = await self._leg(query)
+        if not leg or not await once(self.ctx, f"legend:{leg_id}"):
+            return VoiceResponse()
+        await self.ctx.redis.hset(self.ctx.keys.leg(leg_id), "done", "1")
+        task = await self.ctx.engine.task(leg["task"])
+        if task is None or task.volunteer != leg["vol"]:
+            return VoiceResponse()
+        if leg.get("accepted") == "1" and task.state is TaskState.ASSIGNED:
+            # The volunteer hung up: the conversation is over for the caller too.
+            try:
+                await self.ctx.engine.complete(leg["vol"], leg["task"])
+            except RoutingError as error:
+                log.info("complete of %s: %s", leg["task"], error.code)
+            meta = await get_task(self.ctx, leg["task"])
+            if meta.get("call"):
+                await self._hang_up(meta["call"])
+        elif leg.get("accepted") != "1" and leg["purpose"] == "assigned":
+            await self._give_back(leg["task"], leg["vol"])
+        # An unanswered offer is left to the engine's ring timeout (no-answer path).
+        return VoiceResponse()
+
+    async def callback_leg_status(
+        self, form: dict[str, str], query: dict[str, str]
+    ) -> VoiceResponse:
+        """The person called back did not answer, or the callback conversation ended."""
+        if form.get("CallStatus") not in FINAL_STATUSES:
+            return VoiceResponse()
+        task = await self.ctx.engine.task(query.get("task", ""))
+        if task is None or task.state is not TaskState.ASSIGNED:
+            return VoiceResponse()
+        if form.get("CallStatus") != "completed":
+            legs = await self.ctx.redis.hgetall(self.ctx.keys.task_legs(task.id))
+            leg = await self.ctx.redis.hgetall(self.ctx.keys.leg(legs.get(task.volunteer, "")))
+            if leg.get("sid"):
+                r = VoiceResponse()
+                self.s.goodbye(r, P.CALLBACK_NO_ANSWER)
+                try:
+                    await self.ctx.twilio.calls(leg["sid"]).update_async(twiml=str(r))
+                except TwilioRestException as error:
+                    log.info("volunteer leg not told: %s", error.code)
+        try:
+            await self.ctx.engine.complete(task.volunteer, task.id)
+        except RoutingError as error:
+            log.info("callback %s completion: %s", task.id, error.code)
+        return VoiceResponse()

@@ -1,0 +1,554 @@
+"""The caller's path through the voice line, one method per Twilio webhook.
+
+Each method takes the (already verified) webhook parameters and returns TwiML. State
+is kept per CallSid in Redis; attempt counters travel in the URL so that a webhook
+Twilio retries gives the same answer and changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from callers import callbacks
+from callers.context import Callers, national_departement
+from callers.identity import normalize_number, spoken_tail
+from callers.models import CallbackSource
+from callers.schedule import PARIS, ClosedReason, LineStatus, spoken_moment
+from callers.voice import prompts as P
+from callers.voice.state import (
+    claim_call_field,
+    get_call,
+    get_task,
+    new_id,
+    set_call,
+    set_task,
+)
+from callers.voice.twiml import Speaker
+from routing.errors import RoutingError, TaskExists
+from routing.models import Channel, TaskSpec, TaskState
+
+log = logging.getLogger("callers.voice")
+
+FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
+OVERSEAS_PREFIX = "97"
+
+
+def _try(query: dict[str, str]) -> int:
+    try:
+        return max(1, min(9, int(query.get("try", "1"))))
+    except ValueError:
+        return 1
+
+
+class VoiceFlow:
+    """Menus, hold and callback requests of the voice line."""
+
+    def __init__(self, ctx: Callers) -> None:
+        self.ctx = ctx
+        self.s = Speaker(ctx.settings)
+
+    # Arrival ---------------------------------------------------------------------
+
+    async def incoming(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        """Welcome, then the menus, or a closed message with a callback offer."""
+        sid = form["CallSid"]
+        state = await get_call(self.ctx, sid)
+        if not state:
+            number = normalize_number(form.get("From", ""))
+            state = {
+                "ck": self.ctx.identity.caller_key(form.get("From", "")),
+                "num": self.ctx.identity.seal(number) if number else "",
+                "start": str(self.ctx.now_ms()),
+            }
+            await set_call(self.ctx, sid, **state)
+        log.info("incoming call %s caller %s", sid, state.get("ck") or "anonymous")
+        r = VoiceResponse()
+        self.s.say(r, P.WELCOME)
+        status = await self.ctx.schedule.status(self.ctx.now_ms())
+        self.s.say(r, status.emergency_message)
+        if not status.open:
+            await claim_call_field(self.ctx, sid, "mode", "request")
+            self.s.say(r, *self._closed_phrases(status))
+            return self._offer_callback(r)
+        if await self.ctx.on_duty() == 0:
+            await claim_call_field(self.ctx, sid, "mode", "later")
+            self.s.say(r, P.NOBODY)
+            return self._offer_callback(r)
+        await claim_call_field(self.ctx, sid, "mode", "queue")
+        self.s.redirect(r, "topic")
+        return r
+
+    def _closed_phrases(self, status: LineStatus) -> list[str]:
+        phrases = {
+            ClosedReason.HOURS: [P.CLOSED_HOURS],
+            ClosedReason.HOLIDAY: [P.CLOSED_HOLIDAY.format(name=status.holiday)],
+            ClosedReason.CLOSURE: [P.CLOSED_CLOSURE, status.message],
+        }[status.reason or ClosedReason.HOURS]
+        if status.next_open is not None:
+            now = datetime.fromtimestamp(self.ctx.now_ms() / 1000, PARIS)
+            phrases.append(P.NEXT_OPEN.format(moment=spoken_moment(status.next_open, now)))
+        return phrases
+
+    def _offer_callback(self, r: VoiceResponse) -> VoiceResponse:
+        for _ in range(2):  # said twice before goodbye: a slow caller gets a second chance
+            g = self.s.gather(r, "offer-callback", timeout=6)
+            self.s.say(g, P.OFFER_CALLBACK)
+        return self.s.goodbye(r, P.GOODBYE)
+
+    async def offer_callback(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        r = VoiceResponse()
+        if form.get("Digits") == "1":
+            self.s.redirect(r, "topic")
+            return r
+        return self.s.goodbye(r, P.GOODBYE)
+
+    # Topic -------------------------------------------------------------------------
+
+    async def topic(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        n = _try(query)
+        r = VoiceResponse()
+        g = self.s.gather(r, "topic/answer", timeout=6, **{"try": n})
+        items = [
+            P.TOPIC_ITEM.format(label=label, digit=digit)
+            for digit, (label, _skill) in sorted(self.ctx.settings.topics.items())
+        ]
+        self.s.say(g, P.TOPIC_INTRO + " " + " ".join(items))
+        self.s.redirect(r, "topic/answer", **{"try": n})
+        return r
+
+    async def topic_answer(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        n, digit, sid = _try(query), form.get("Digits", ""), form["CallSid"]
+        r = VoiceResponse()
+        topics = self.ctx.settings.topics
+        if digit in topics:
+            await set_call(self.ctx, sid, topic=digit, skill=topics[digit][1])
+        elif n >= 2:
+            await set_call(self.ctx, sid, topic="", skill="")
+            self.s.say(r, P.TOPIC_FALLBACK)
+        else:
+            self.s.say(r, P.NOT_UNDERSTOOD)
+            self.s.redirect(r, "topic", **{"try": n + 1})
+            return r
+        state = await get_call(self.ctx, sid)
+        recent = await self.ctx.engine.recent_caller(state["ck"]) if state.get("ck") else {}
+        if recent.get("dept") in self.ctx.engine.territories.departements:
+            await set_call(self.ctx, sid, known=recent["dept"])
+            self.s.redirect(r, "known")
+        else:
+            self.s.redirect(r, "dept")
+        return r
+
+    # Département ----------------------------------------------------------------
+
+    async def known(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        """A recognised caller confirms the département of their last contact."""
+        n = _try(query)
+        state = await get_call(self.ctx, form["CallSid"])
+        r = VoiceResponse()
+        fields = P.departement_phrase(self.ctx.engine.territories, state["known"])
+        g = self.s.gather(r, "known/answer", **{"try": n})
+        self.s.say(g, P.KNOWN_CALLER.format(**fields))
+        self.s.redirect(r, "known/answer", **{"try": n})
+        return r
+
+    async def known_answer(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        n, digit = _try(query), form.get("Digits", "")
+        state = await get_call(self.ctx, form["CallSid"])
+        if digit == "1" or (digit != "2" and n >= 2):
+            # Silence twice: the département they used last time is the best guess.
+            return await self._menus_done(form["CallSid"], state["known"])
+        r = VoiceResponse()
+        if digit == "2":
+            self.s.redirect(r, "dept")
+        else:
+            self.s.say(r, P.NOT_UNDERSTOOD)
+            self.s.redirect(r, "known", **{"try": n + 1})
+        return r
+
+    async def dept(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        n = _try(query)
+        r = VoiceResponse()
+        g = self.s.gather(r, "dept/answer", digits=3, hash_ends=True, timeout=8, **{"try": n})
+        self.s.say(g, P.DEPT_ASK)
+        self.s.redirect(r, "dept/answer", **{"try": n})
+        return r
+
+    async def dept_answer(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        n, digits = _try(query), form.get("Digits", "").strip()
+        r = VoiceResponse()
+        if digits == "20":
+            self.s.redirect(r, "dept/corse")
+            return r
+        known = self.ctx.engine.territories.departements
+        overseas = len(digits) == 3 and digits.startswith(OVERSEAS_PREFIX)
+        if (len(digits) == 2 or overseas) and digits in known:
+            self.s.redirect(r, "dept/confirm", code=digits, **{"try": n})
+            return r
+        return await self._dept_failed(form, n, P.DEPT_UNKNOWN if digits else P.NOT_UNDERSTOOD)
+
+    async def _dept_failed(self, form: dict[str, str], n: int, why: str) -> VoiceResponse:
+        if n >= 2:
+            r = await self._menus_done(form["CallSid"], None)
+            return r
+        r = VoiceResponse()
+        self.s.say(r, why)
+        self.s.redirect(r, "dept", **{"try": n + 1})
+        return r
+
+    async def dept_corse(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        n = _try(query)
+        r = VoiceResponse()
+        g = self.s.gather(r, "dept/corse/answer", **{"try": n})
+        self.s.say(g, P.DEPT_CORSE)
+        self.s.redirect(r, "dept/corse/answer", **{"try": n})
+        return r
+
+    async def dept_corse_answer(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        n, digit = _try(query), form.get("Digits", "")
+        code = {"1": "2A", "2": "2B"}.get(digit)
+        r = VoiceResponse()
+        if code:
+            self.s.redirect(r, "dept/confirm", code=code, **{"try": 1})
+            return r
+        if n >= 2:
+            return await self._menus_done(form["CallSid"], None)
+        self.s.say(r, P.NOT_UNDERSTOOD)
+        self.s.redirect(r, "dept/corse", **{"try": n + 1})
+        return r
+
+    async def dept_confirm(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        n, code = _try(query), query.get("code", "")
+        if code not in self.ctx.engine.territories.departements:
+            return await self._dept_failed(form, n, P.DEPT_UNKNOWN)
+        r = VoiceResponse()
+        fields = P.departement_phrase(self.ctx.engine.territories, code)
+        g = self.s.gather(r, "dept/confirm/answer", code=code, **{"try": n})
+        self.s.say(g, P.DEPT_CONFIRM.format(**fields))
+        self.s.redirect(r, "dept/confirm/answer", code=code, **{"try": n})
+        return r
+
+    async def dept_confirm_answer(
+        self, form: dict[str, str], query: dict[str, str]
+    ) -> VoiceResponse:
+        n, code, digit = _try(query), query.get("code", ""), form.get("Digits", "")
+        if code not in self.ctx.engine.territories.departements:
+            return await self._dept_failed(form, n, P.DEPT_UNKNOWN)
+        if digit == "1" or (digit != "2" and n >= 2):
+            return await self._menus_done(form["CallSid"], code)
+        r = VoiceResponse()
+        if digit == "2":
+            if n >= 3:
+                return await self._menus_done(form["CallSid"], None)
+            self.s.redirect(r, "dept", **{"try": n + 1})
+        else:
+            self.s.say(r, P.NOT_UNDERSTOOD)
+            self.s.redirect(r, "dept/confirm", code=code, **{"try": n + 1})
+        return r
+
+    # After the menus -------------------------------------------------------------------
+
+    async def _menus_done(self, sid: str, code: str | None) -> VoiceResponse:
+        """Menus answered: join the queue, or go on to the callback request."""
+        r = VoiceResponse()
+        if code is None:
+            self.s.say(r, P.DEPT_FALLBACK)
+            fallback = await national_departement(self.ctx)
+            code = await claim_call_field(self.ctx, sid, "dept", fallback)
+            await set_call(self.ctx, sid, national="1")
+        else:
+            await set_call(self.ctx, sid, dept=code, national="0")
+        state = await get_call(self.ctx, sid)
+        if state.get("mode") == "queue":
+            return await self._enqueue(sid, state, r)
+        await set_call(self.ctx, sid, cbfrom=state.get("mode", "request"))
+        self.s.redirect(r, "callback/confirm")
+        return r
+
+    async def _enqueue(self, sid: str, state: dict[str, str], r: VoiceResponse) -> VoiceResponse:
+        task_id = await claim_call_field(self.ctx, sid, "task", new_id("v"))
+        await set_task(
+            self.ctx, task_id, call=sid, conf=new_id("k"), topic=state.get("topic", ""),
+            national=state.get("national", "0"), ck=state.get("ck", ""),
+        )
+        try:
+            task = await self.ctx.engine.enqueue(
+                TaskSpec(
+                    id=task_id,
+                    channel=Channel.VOICE,
+                    departement=state["dept"],
+                    skill=state.get("skill", ""),
+                    caller_key=state.get("ck", ""),
+                )
+            )
+            resumed = task.resumed
+        except TaskExists:  # a retried webhook: the task is already there
+            task = await self.ctx.engine.require_task(task_id)
+            resumed = task.resumed
+        self.s.say(r, P.RESUMED if resumed else P.QUEUED)
+        return self._enqueue_twiml(r)
+
+    def _enqueue_twiml(self, r: VoiceResponse) -> VoiceResponse:
+        r.enqueue(
+            self.ctx.settings.queue_name,
+            action=self.s.url("queue-exit"),
+            method="POST",
+            wait_url=self.s.url("hold"),
+            wait_url_method="POST",
+        )
+        return r
+
+    # Hold ------------------------------------------------------------------------
+
+    async def hold(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        """The wait URL: position and expected wait about every 45 s, music between."""
+        sid = form["CallSid"]
+        state = await get_call(self.ctx, sid)
+        fields = {"inq": "1"}
+        if form.get("QueueSid"):
+            fields["qsid"] = form["QueueSid"]
+        await set_call(self.ctx, sid, **fields)
+        r = VoiceResponse()
+        task = await self.ctx.engine.task(state.get("task", "")) if state.get("task") else None
+        if task is None or task.state is TaskState.ENDED:
+            r.leave()  # the task was closed: the exit handler offers a callback
+            return r
+        g = self.s.gather(r, "hold/key", timeout=1)
+        if task.state is TaskState.WAITING:
+            now = self.ctx.now_ms()
+            every_ms = int(self.ctx.settings.announce_every_s * 1000)
+            if now - int(state.get("ann", "0")) >= every_ms:
+                await set_call(self.ctx, sid, ann=str(now))
+                self.s.say(g, *await self._position_phrases(task.id))
+                self.s.say(g, P.STAR_FOR_CALLBACK)
+        else:
+            self.s.say(g, P.CONNECTING)
+        g.play(self.ctx.settings.hold_music_url)
+        return r
+
+    async def _position_phrases(self, task_id: str) -> list[str]:
+        position = await self.ctx.engine.position(task_id)
+        if position is None:
+            return [P.CONNECTING]
+        ahead = position - 1
+        phrases = [
+            P.POSITION_FIRST if ahead == 0
+            else P.POSITION_ONE if ahead == 1
+            else P.POSITION.format(ahead=ahead)
+        ]
+        minutes = await self.ctx.expected_wait_minutes(position, "voice")
+        if minutes is not None:
+            phrases.append(P.WAIT_ESTIMATE.format(minutes=P.minutes_phrase(minutes)))
+        return phrases
+
+    async def hold_key(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        """A key pressed while waiting: star asks for a callback; anything else is ignored."""
+        r = VoiceResponse()
+        if form.get("Digits") == "*":
+            await set_call(self.ctx, form["CallSid"], cbwant="1", cbfrom="queue")
+            r.leave()
+        return r
+
+    async def queue_exit(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        """<Enqueue action>: why the caller left the queue, and what they hear next."""
+        sid, result = form["CallSid"], form.get("QueueResult", "")
+        await set_call(self.ctx, sid, inq="0")
+        state = await get_call(self.ctx, sid)
+        r = VoiceResponse()
+        if result in {"hangup", "bridged", "redirected", "bridging-in-process"}:
+            return r
+        if result == "leave" and state.get("cbwant") == "1":
+            self.s.redirect(r, "callback/confirm")
+            return r
+        task = await self.ctx.engine.task(state.get("task", "")) if state.get("task") else None
+        if task is not None and task.state is TaskState.ENDED:
+            # Closed by the line (e.g. a coordinator closed it): still no dead end.
+            await set_call(self.ctx, sid, cbfrom="later")
+            self.s.say(r, P.TASK_CLOSED)
+            self.s.redirect(r, "callback/confirm")
+            return r
+        # queue-full, error, system-shutdown: a technical fault must not cost the place.
+        await set_call(self.ctx, sid, cbwant="1", cbfrom="queue")
+        self.s.say(r, P.TECHNICAL_FAULT)
+        self.s.redirect(r, "callback/confirm")
+        return r
+
+    # Callback requests -----------------------------------------------------------------
+
+    async def callback_confirm(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        """Confirm the caller-ID number, or go on to key in another one."""
+        n = _try(query)
+        state = await get_call(self.ctx, form["CallSid"])
+        number = self.ctx.identity.open(state.get("num", ""))
+        r = VoiceResponse()
+        if not number:
+            self.s.redirect(r, "callback/number")
+            return r
+        g = self.s.gather(r, "callback/confirm/answer", **{"try": n})
+        self.s.say(g, P.CALLBACK_NUMBER_TAIL.format(tail=spoken_tail(number)))
+        self.s.redirect(r, "callback/confirm/answer", **{"try": n})
+        return r
+
+    async def callback_confirm_answer(
+        self, form: dict[str, str], query: dict[str, str]
+    ) -> VoiceResponse:
+        n, digit, sid = _try(query), form.get("Digits", ""), form["CallSid"]
+        state = await get_call(self.ctx, sid)
+        if digit == "1" or (digit != "2" and n >= 2):
+            return await self._callback_saved(sid, state.get("num", ""))
+        r = VoiceResponse()
+        if digit == "2":
+            self.s.redirect(r, "callback/number")
+        else:
+            self.s.say(r, P.NOT_UNDERSTOOD)
+            self.s.redirect(r, "callback/confirm", **{"try": n + 1})
+        return r
+
+    async def callback_number(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        n = _try(query)
+        r = VoiceResponse()
+        g = self.s.gather(
+            r, "callback/number/answer", digits=12, hash_ends=True, timeout=10, **{"try": n}
+        )
+        self.s.say(g, P.CALLBACK_ASK_NUMBER)
+        self.s.redirect(r, "callback/number/answer", **{"try": n})
+        return r
+
+    async def callback_number_answer(
+        self, form: dict[str, str], query: dict[str, str]
+    ) -> VoiceResponse:
+        n, sid = _try(query), form["CallSid"]
+        number = normalize_number(form.get("Digits", ""))
+        r = VoiceResponse()
+        if number is None:
+            if n >= 2:
+                return await self._no_number(sid)
+            self.s.say(r, P.CALLBACK_NUMBER_BAD)
+            self.s.redirect(r, "callback/number", **{"try": n + 1})
+            return r
+        await set_call(self.ctx, sid, cbnum=self.ctx.identity.seal(number))
+        g = self.s.gather(r, "callback/number/check", **{"try": n})
+        self.s.say(g, P.CALLBACK_READBACK.format(digits=P.spoken_digits(number)))
+        self.s.redirect(r, "callback/number/check", **{"try": n})
+        return r
+
+    async def callback_number_check(
+        self, form: dict[str, str], query: dict[str, str]
+    ) -> VoiceResponse:
+        n, digit, sid = _try(query), form.get("Digits", ""), form["CallSid"]
+        state = await get_call(self.ctx, sid)
+        if digit == "1" or (digit != "2" and n >= 2):
+            return await self._callback_saved(sid, state.get("cbnum", ""))
+        r = VoiceResponse()
+        if n >= 2:
+            return await self._no_number(sid)
+        self.s.redirect(r, "callback/number", **{"try": n + 1})
+        return r
+
+    async def _no_number(self, sid: str) -> VoiceResponse:
+        state = await get_call(self.ctx, sid)
+        r = VoiceResponse()
+        task = await self.ctx.engine.task(state.get("task", "")) if state.get("task") else None
+        if state.get("cbfrom") == "queue" and task and task.state is not TaskState.ENDED:
+            await set_call(self.ctx, sid, cbwant="0")
+            self.s.say(r, P.CALLBACK_NO_NUMBER_QUEUE)
+            return self._enqueue_twiml(r)
+        return self.s.goodbye(r, P.CALLBACK_NO_NUMBER_CLOSED, P.GOODBYE)
+
+    async def _callback_saved(self, sid: str, sealed_number: str) -> VoiceResponse:
+        """The number is confirmed: a callback task (keeping the place) or a request."""
+        if not sealed_number:
+            return await self._no_number(sid)
+        state = await get_call(self.ctx, sid)
+        r = VoiceResponse()
+        if state.get("cbfrom") == "queue":
+            converted = await self.convert_to_callback(sid, sealed_number)
+            if not converted:  # a volunteer took the call meanwhile: stay on the line
+                self.s.say(r, P.CONNECTING)
+                r.pause(length=20)
+                return r
+            return self.s.goodbye(r, P.CALLBACK_SAVED_OPEN, P.GOODBYE)
+        request_id = await claim_call_field(self.ctx, sid, "req", new_id("r"))
+        await callbacks.save_request(
+            self.ctx,
+            callbacks.NewCallback(
+                source=CallbackSource.VOICE,
+                departement=state["dept"],
+                skill=state.get("skill", ""),
+                caller_key=state.get("ck", ""),
+                phone=self.ctx.identity.open(sealed_number),
+                request_id=request_id,
+            ),
+        )
+        status = await self.ctx.schedule.status(self.ctx.now_ms())
+        return self.s.goodbye(
+            r, P.CALLBACK_SAVED_OPEN if status.open else P.CALLBACK_SAVED_LATER, P.GOODBYE
+        )
+
+    async def convert_to_callback(self, sid: str, sealed_number: str) -> bool:
+        """Replace the waiting call by a callback task at the same place; False if too late."""
+        state = await get_call(self.ctx, sid)
+        task_id = state.get("task", "")
+        callback_id = await claim_call_field(self.ctx, sid, "cb", new_id("b"))
+        meta = await get_task(self.ctx, task_id)
+        await set_task(
+            self.ctx, callback_id, num=sealed_number, ck=state.get("ck", ""),
+            topic=meta.get("topic", ""), national=meta.get("national", "0"),
+            conf=new_id("k"), source="voice",
+        )
+        existing = await self.ctx.engine.task(callback_id)
+        if existing is not None:
+            return True
+        try:
+            await self.ctx.engine.to_callback(task_id, callback_id)
+        except RoutingError as error:
+            log.info("call %s not converted to a callback: %s", sid, error.code)
+            return False
+        await set_call(self.ctx, sid, cbwant="0")
+        return True
+
+    # Status callbacks ------------------------------------------------------------------
+
+    async def status(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        """The caller's call ended: a waiting caller abandons, a talking one completes."""
+        sid, call_status = form["CallSid"], form.get("CallStatus", "")
+        if call_status not in FINAL_STATUSES:
+            return VoiceResponse()
+        state = await get_call(self.ctx, sid)
+        task_id = state.get("task", "")
+        if not task_id:
+            return VoiceResponse()
+        if state.get("cbwant") == "1":
+            number = state.get("cbnum") or state.get("num", "")
+            if number and await self.convert_to_callback(sid, number):
+                return VoiceResponse()
+        try:
+            await self.ctx.engine.cancel(task_id)
+        except RoutingError as error:
+            log.info("cancel of %s after hang-up: %s", task_id, error.code)
+        await set_call(self.ctx, sid, ended=call_status)
+        return VoiceResponse()
+
+    # Conversation ----------------------------------------------------------------
+
+    async def join(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        """The caller is taken out of the queue into the task's conference."""
+        meta = await get_task(self.ctx, query.get("task", ""))
+        r = VoiceResponse()
+        if not meta.get("conf"):
+            return self.s.goodbye(r, P.TASK_CLOSED, P.GOODBYE)
+        self.s.say(r, P.CONNECTING)
+        dial = r.dial(action=self.s.url("after"), method="POST")
+        dial.conference(
+            meta["conf"],
+            start_conference_on_enter=True,
+            end_conference_on_exit=True,
+            beep=False,
+            wait_url=self.ctx.settings.hold_music_url,
+        )
+        return r
+
+    async def after(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        return self.s.goodbye(VoiceResponse(), P.GOODBYE)

@@ -1,0 +1,51 @@
+"""Per-call and per-task state of the voice line in Redis (fast to read in a webhook)."""
+
+from __future__ import annotations
+
+import secrets
+
+from callers.context import Callers
+
+TTL_S = 2 * 24 * 3600
+
+
+def new_id(prefix: str) -> str:
+    """An opaque identifier (tasks, conferences, legs): reveals nothing about the caller."""
+    return prefix + secrets.token_hex(8)
+
+
+async def get_call(ctx: Callers, call_sid: str) -> dict[str, str]:
+    return await ctx.redis.hgetall(ctx.keys.call(call_sid))
+
+
+async def set_call(ctx: Callers, call_sid: str, **fields: str) -> None:
+    key = ctx.keys.call(call_sid)
+    async with ctx.redis.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping=fields)
+        pipe.expire(key, TTL_S)
+        await pipe.execute()
+
+
+async def claim_call_field(ctx: Callers, call_sid: str, field: str, value: str) -> str:
+    """Set a field only once (Twilio retries); returns the value that won."""
+    key = ctx.keys.call(call_sid)
+    await ctx.redis.hsetnx(key, field, value)
+    await ctx.redis.expire(key, TTL_S)
+    return await ctx.redis.hget(key, field) or value
+
+
+async def get_task(ctx: Callers, task_id: str) -> dict[str, str]:
+    return await ctx.redis.hgetall(ctx.keys.task(task_id))
+
+
+async def set_task(ctx: Callers, task_id: str, **fields: str) -> None:
+    key = ctx.keys.task(task_id)
+    async with ctx.redis.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping=fields)
+        pipe.expire(key, TTL_S)
+        await pipe.execute()
+
+
+async def once(ctx: Callers, what: str) -> bool:
+    """True the first time an effect is claimed (e.g. one bridge per assignment)."""
+    return bool(await ctx.redis.set(ctx.keys.once(what), "1", nx=True, ex=TTL_S))
