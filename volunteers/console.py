@@ -1,0 +1,569 @@
+"""The volunteer console's live side: the websocket protocol (see PROTOCOL.md) and its hub.
+
+Each app process runs one ``ConsoleHub``. It follows the line's event stream with
+XREAD and pushes to the consoles connected to *this* process what concerns their
+volunteer (offers, tasks ending, presence changes), so any number of processes can
+serve consoles: the engine is the only shared state.
+
+Liveness: every message a console sends refreshes its volunteer's "last seen" time
+(a sorted set in Redis, scored with the engine's clock). ``reap()`` — run by every
+hub every few seconds, harmless when several run it — logs out in the engine any
+volunteer not seen for ``heartbeat_timeout_s``; the engine then moves an offer in
+flight to the next volunteer. Reconnecting within ``restore_window_s`` restores the
+presence the volunteer had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from routing.errors import RoutingError
+from routing.events import Event, EventReader, EventType
+from routing.models import Channel, Presence, TaskState
+from routing.skills import SKILLS
+from routing.territory import load_territories
+from volunteers import accounts, wrapup
+from volunteers.access import SessionUser
+from volunteers.errors import VolunteerError
+from volunteers.models import Account, AccountStatus, PhoneMode
+from volunteers.runtime import Volunteers
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+LOST_REASON = "connexion perdue"
+CLOSE_BAD_VERSION = 4406
+CLOSE_NOT_ALLOWED = 4403
+CHANNEL_LABELS = {"voice": "Appel", "chat": "Discussion écrite", "callback": "Rappel"}
+PRESENCE_LABELS = {
+    "available": "Disponible",
+    "paused": "En pause",
+    "logged_out": "Déconnecté",
+}
+PAUSE_REASONS = ("Pause café", "Réunion", "Formation", "Problème technique", "Autre")
+MAX_MESSAGE_BYTES = 16_000
+MAX_CHAT_TEXT = 2000
+
+# Remove a volunteer from the "seen" set only if they were not seen again meanwhile.
+_REAP_ONE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) <= tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+def _topic(skill: str) -> str:
+    return SKILLS.get(skill, "Autre démarche") if skill else "Autre démarche"
+
+
+def _departement_name(code: str) -> str:
+    dep = load_territories().departements.get(code)
+    return dep.name if dep else code
+
+
+@dataclass(eq=False)
+class Connection:
+    """One open console: its volunteer and an outgoing queue drained by a sender task."""
+
+    websocket: WebSocket
+    user: SessionUser
+    account: Account
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(500))
+    chat_followers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    @property
+    def volunteer_id(self) -> str:
+        return self.user.public_id
+
+    def push(self, message: dict[str, Any]) -> None:
+        """Queue a message; a console too slow to drain 500 messages is dropped (it reconnects)."""
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            log.warning("console of %s too slow: closing it", self.volunteer_id)
+            asyncio.get_running_loop().create_task(self.websocket.close(code=1013))
+
+    async def sender(self) -> None:
+        while True:
+            message = await self.queue.get()
+            await self.websocket.send_text(json.dumps(message, ensure_ascii=False))
+
+
+class ConsoleHub:
+    """Pushes engine events to the consoles of this process; reaps lost consoles."""
+
+    def __init__(self, volunteers: Volunteers, *, reap_every_s: float = 2.0) -> None:
+        self.vol = volunteers
+        self.engine = volunteers.engine
+        self.connections: dict[str, set[Connection]] = {}
+        self.reap_every_s = reap_every_s
+        self._reap_script = volunteers.redis.register_script(_REAP_ONE)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def seen_key(self) -> str:
+        return self.vol.key("seen")
+
+    def lost_key(self, volunteer_id: str) -> str:
+        return self.vol.key("lost", volunteer_id)
+
+    # Life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="console-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run(self) -> None:
+        """Follow the event stream from now on; reap lost consoles between reads."""
+        reader = EventReader(self.vol.redis, self.engine.keys, "$")
+        loop = asyncio.get_running_loop()
+        next_reap = loop.time()
+        while True:
+            try:
+                for event in await reader.read(block_ms=500):
+                    await self.deliver(event)
+                if loop.time() >= next_reap:
+                    next_reap = loop.time() + self.reap_every_s
+                    await self.reap()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a hiccup (Redis restart...) must not stop offers for good
+                log.exception("console hub: error while following events")
+                await asyncio.sleep(1)
+
+    # Who is connected ------------------------------------------------------------------
+
+    def attach(self, conn: Connection) -> None:
+        self.connections.setdefault(conn.volunteer_id, set()).add(conn)
+
+    def detach(self, conn: Connection) -> None:
+        conns = self.connections.get(conn.volunteer_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.connections[conn.volunteer_id]
+
+    def send_to(self, volunteer_id: str, message: dict[str, Any]) -> None:
+        for conn in self.connections.get(volunteer_id, ()):
+            conn.push(message)
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        for conns in self.connections.values():
+            for conn in conns:
+                conn.push(message)
+
+    # Liveness ---------------------------------------------------------------------------
+
+    async def touch(self, volunteer_id: str) -> None:
+        """The volunteer's console is alive now."""
+        await self.vol.redis.zadd(self.seen_key, {volunteer_id: self.vol.now_ms()})
+
+    async def reap(self) -> list[str]:
+        """Log out every volunteer whose console went silent; returns their ids."""
+        cutoff = self.vol.now_ms() - int(self.vol.settings.heartbeat_timeout_s * 1000)
+        stale = await self.vol.redis.zrangebyscore(self.seen_key, "-inf", cutoff)
+        reaped: list[str] = []
+        for vid in stale:
+            if not await self._reap_script(keys=[self.seen_key], args=[vid, cutoff]):
+                continue  # seen again meanwhile, or another process reaped it
+            volunteer = await self.engine.volunteer(vid)
+            if volunteer is None or volunteer.presence is Presence.LOGGED_OUT:
+                continue
+            await self.vol.redis.set(
+                self.lost_key(vid),
+                json.dumps({"presence": volunteer.presence.value, "reason": volunteer.reason}),
+                px=int(self.vol.settings.restore_window_s * 1000),
+            )
+            with contextlib.suppress(RoutingError):
+                await self.engine.set_presence(vid, Presence.LOGGED_OUT, LOST_REASON)
+            log.info("volunteer %s logged out: console silent", vid)
+            reaped.append(vid)
+        return reaped
+
+    async def restore(self, volunteer_id: str) -> bool:
+        """Give back the presence a lost connection took away (within the window)."""
+        raw = await self.vol.redis.getdel(self.lost_key(volunteer_id))
+        if not raw:
+            return False
+        volunteer = await self.engine.volunteer(volunteer_id)
+        if volunteer is None or volunteer.presence is not Presence.LOGGED_OUT:
+            return False
+        if volunteer.reason != LOST_REASON:
+            return False  # they (or a coordinator) logged out on purpose since
+        before = json.loads(raw)
+        await self.engine.set_presence(volunteer_id, Presence(before["presence"]), before["reason"])
+        return True
+
+    # Events → consoles ---------------------------------------------------------------
+
+    async def deliver(self, event: Event) -> None:
+        """Push one engine event to the consoles it concerns on this process."""
+        vid = event.volunteer
+        if not vid or vid not in self.connections:
+            return
+        kind = event.type
+        if kind is EventType.TASK_OFFERED:
+            offer = await self.offer_message(event.task, vid)
+            if offer is not None:
+                self.send_to(vid, offer)
+        elif kind in (EventType.OFFER_DECLINED, EventType.OFFER_TIMEOUT):
+            reason = "declined" if kind is EventType.OFFER_DECLINED else "timeout"
+            self.send_to(vid, {"type": "offer_gone", "task": event.task, "reason": reason})
+        elif kind is EventType.TASK_ASSIGNED:
+            details = await self.task_details(event.task)
+            self.send_to(vid, {"type": "task", "status": "assigned", **details})
+            for conn in self.connections.get(vid, ()):
+                self._follow_chat(conn, event.task, details.get("channel", ""))
+        elif kind is EventType.TASK_COMPLETED:
+            self.send_to(vid, {"type": "task", "task": event.task, "status": "wrapup"})
+        elif kind is EventType.TASK_ENDED:
+            self.send_to(
+                vid,
+                {
+                    "type": "task",
+                    "task": event.task,
+                    "status": "ended",
+                    "outcome": event.data.get("outcome", ""),
+                },
+            )
+            self._stop_chat(vid, event.task)
+        elif kind is EventType.TASK_TRANSFERRED:
+            self.send_to(vid, {"type": "task", "task": event.task, "status": "transferred"})
+            self._stop_chat(vid, event.task)
+        elif kind is EventType.VOLUNTEER_PRESENCE:
+            self.send_to(vid, await self.state_message(vid))
+
+    async def task_details(self, task_id: str) -> dict[str, Any]:
+        """What a console shows of a task: channel, département, topic, wait."""
+        task = await self.engine.task(task_id)
+        if task is None:
+            return {"task": task_id}
+        return {
+            "task": task.id,
+            "channel": task.channel.value,
+            "channel_label": CHANNEL_LABELS[task.channel.value],
+            "departement": task.departement,
+            "departement_name": _departement_name(task.departement),
+            "topic": _topic(task.skill),
+            "skill": task.skill,
+            "waited_s": max(0, (self.vol.now_ms() - task.created_ms) // 1000),
+            "state": task.state.value,
+        }
+
+    async def offer_message(self, task_id: str, volunteer_id: str) -> dict[str, Any] | None:
+        """The ringing offer as the console shows it, with a returning caller's notes."""
+        task = await self.engine.task(task_id)
+        if task is None or task.state is not TaskState.RESERVED or task.volunteer != volunteer_id:
+            return None  # already gone by the time we read it
+        ring_ms = int((await self.engine.config()).ring_s * 1000)
+        offered_at = int(task.raw.get("offered_at", self.vol.now_ms()))
+        remaining = max(0, offered_at + ring_ms - self.vol.now_ms())
+        previous: list[dict[str, Any]] = []
+        if task.caller_key:
+            async with self.vol.sessions() as session:
+                previous = await wrapup.previous_notes(session, task.caller_key)
+        return {
+            "type": "offer",
+            **await self.task_details(task_id),
+            "ring_s": ring_ms // 1000,
+            "remaining_ms": remaining,
+            "returning": bool(previous) or task.resumed,
+            "previous": previous,
+        }
+
+    async def state_message(self, volunteer_id: str) -> dict[str, Any]:
+        volunteer = await self.engine.volunteer(volunteer_id)
+        presence = volunteer.presence.value if volunteer else Presence.LOGGED_OUT.value
+        return {
+            "type": "state",
+            "presence": presence,
+            "label": PRESENCE_LABELS[presence],
+            "reason": volunteer.reason if volunteer else "",
+        }
+
+    # Chats -------------------------------------------------------------------------------
+
+    def _follow_chat(self, conn: Connection, task_id: str, channel: str) -> None:
+        bridge = self.vol.chat
+        if bridge is None or channel != Channel.CHAT.value or task_id in conn.chat_followers:
+            return
+
+        async def follow() -> None:
+            history = await bridge.history(task_id)
+            conn.push({"type": "chat", "task": task_id, "messages": history})
+            last = history[-1]["id"] if history else "0"
+            async for batch in bridge.follow(task_id, last):
+                conn.push({"type": "chat", "task": task_id, "messages": batch})
+
+        conn.chat_followers[task_id] = asyncio.get_running_loop().create_task(follow())
+
+    def _stop_chat(self, volunteer_id: str, task_id: str) -> None:
+        for conn in self.connections.get(volunteer_id, ()):
+            follower = conn.chat_followers.pop(task_id, None)
+            if follower is not None:
+                follower.cancel()
+
+
+class ConsoleSession:
+    """One console connection: the welcome, then requests until it closes."""
+
+    def __init__(self, hub: ConsoleHub, websocket: WebSocket, user: SessionUser) -> None:
+        self.hub = hub
+        self.vol = hub.vol
+        self.engine = hub.engine
+        self.websocket = websocket
+        self.user = user
+        self.vid = user.public_id
+
+    async def serve(self) -> None:
+        """Accept, check version and account, welcome, then answer until disconnect."""
+        await self.websocket.accept()
+        if self.websocket.query_params.get("v", str(PROTOCOL_VERSION)) != str(PROTOCOL_VERSION):
+            await self._send_error(
+                "bad_version", "Rechargez la page : la console a été mise à jour."
+            )
+            await self.websocket.close(code=CLOSE_BAD_VERSION)
+            return
+        async with self.vol.sessions() as session:
+            account = await session.get(Account, self.user.account_id)
+        if account is None:
+            await self.websocket.close(code=CLOSE_NOT_ALLOWED)
+            return
+        conn = Connection(self.websocket, self.user, account)
+        sender = asyncio.get_running_loop().create_task(conn.sender())
+        self.hub.attach(conn)
+        try:
+            await self.hub.touch(self.vid)
+            await self._welcome(conn)
+            await self._loop(conn)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.hub.detach(conn)
+            for follower in conn.chat_followers.values():
+                follower.cancel()
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+
+    async def _welcome(self, conn: Connection) -> None:
+        account = conn.account
+        can_work, why = True, ""
+        if account.status != AccountStatus.APPROVED:
+            can_work, why = False, "Votre compte attend la validation d'un coordinateur."
+        elif not accounts.profile_complete(account):
+            can_work, why = False, "Complétez votre profil (code postal, téléphone) pour commencer."
+        restored = False
+        if can_work:
+            await self.engine.log_in(accounts.routing_profile(account))
+            restored = await self.hub.restore(self.vid)
+        tasks = []
+        offer = None
+        for task in await self.engine.live_tasks():
+            if task.volunteer != self.vid:
+                continue
+            if task.state is TaskState.RESERVED:
+                offer = await self.hub.offer_message(task.id, self.vid)
+            elif task.state in (TaskState.ASSIGNED, TaskState.WRAPUP):
+                details = await self.hub.task_details(task.id)
+                status = "assigned" if task.state is TaskState.ASSIGNED else "wrapup"
+                tasks.append({**details, "status": status})
+                self.hub._follow_chat(conn, task.id, task.channel.value)
+        state = await self.hub.state_message(self.vid)
+        conn.push(
+            {
+                "type": "welcome",
+                "v": PROTOCOL_VERSION,
+                "volunteer": {
+                    "id": self.vid,
+                    "name": account.name,
+                    "chat_capacity": account.chat_capacity,
+                    "phone_mode": account.phone_mode,
+                    "softphone": account.phone_mode == PhoneMode.BROWSER.value,
+                },
+                "can_work": can_work,
+                "why": why,
+                "restored": restored,
+                "presence": state["presence"],
+                "label": state["label"],
+                "reason": state["reason"],
+                "tasks": tasks,
+                "offer": offer,
+                "heartbeat_s": self.vol.settings.heartbeat_s,
+            }
+        )
+
+    async def _loop(self, conn: Connection) -> None:
+        while True:
+            raw = await self.websocket.receive_text()
+            await self.hub.touch(self.vid)
+            ref = None
+            try:
+                if len(raw.encode()) > MAX_MESSAGE_BYTES:
+                    raise VolunteerError("too_big", "Message trop long.")
+                try:
+                    msg = json.loads(raw)
+                except ValueError:
+                    raise VolunteerError("bad_json", "Message illisible.") from None
+                if not isinstance(msg, dict):
+                    raise VolunteerError("bad_json", "Message illisible.")
+                ref = msg.get("ref")
+                reply = await self.handle(conn, msg)
+            except VolunteerError as exc:
+                reply = {"ok": False, "error": {"code": exc.code, "message": exc.message}}
+            except RoutingError as exc:
+                reply = {"ok": False, "error": {"code": exc.code, "message": exc.message}}
+            if reply is not None:
+                conn.push({"type": "result", "ref": ref, **reply})
+
+    async def handle(self, conn: Connection, msg: dict[str, Any]) -> dict[str, Any] | None:
+        """Answer one request; None for messages without a result (ping)."""
+        kind = msg.get("type")
+        if kind == "ping":
+            conn.push({"type": "pong", "at": self.vol.now_ms()})
+            return None
+        handler = getattr(self, f"on_{kind}", None) if isinstance(kind, str) else None
+        if handler is None or kind not in REQUESTS:
+            raise VolunteerError("unknown_type", "Demande inconnue.")
+        if kind not in ("colleagues",) and not self._can_work(conn):
+            raise VolunteerError(
+                "cannot_work", "Votre compte doit être validé et votre profil complet."
+            )
+        return await handler(conn, msg)
+
+    def _can_work(self, conn: Connection) -> bool:
+        return conn.account.status == AccountStatus.APPROVED and accounts.profile_complete(
+            conn.account
+        )
+
+    def _task_id(self, msg: dict[str, Any]) -> str:
+        task = msg.get("task")
+        if not isinstance(task, str) or not task or len(task) > 80:
+            raise VolunteerError("bad_task", "Demande inconnue.")
+        return task
+
+    async def on_presence(self, conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+        try:
+            presence = Presence(msg.get("state"))
+        except ValueError:
+            raise VolunteerError("bad_presence", "État inconnu.") from None
+        reason = ""
+        if presence is Presence.PAUSED:
+            reason = " ".join(str(msg.get("reason", "")).split())[:60] or "Pause"
+        await self.engine.log_in(accounts.routing_profile(conn.account))
+        await self.engine.set_presence(self.vid, presence, reason)
+        await self.vol.redis.delete(self.hub.lost_key(self.vid))
+        return {"ok": True, **(await self.hub.state_message(self.vid))}
+
+    async def on_accept(self, conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+        task_id = self._task_id(msg)
+        await self.engine.accept(self.vid, task_id)
+        return {"ok": True, **(await self.hub.task_details(task_id))}
+
+    async def on_decline(self, conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+        task_id = self._task_id(msg)
+        await self.engine.decline(self.vid, task_id)
+        return {"ok": True, "task": task_id}
+
+    async def on_complete(self, conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+        """The volunteer ends the conversation (a chat, or a call they hung up)."""
+        task_id = self._task_id(msg)
+        await self.engine.complete(self.vid, task_id)
+        return {"ok": True, "task": task_id}
+
+    async def on_wrapup(self, conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+        form = wrapup.check(wrapup.WrapUpInput.from_message(msg))
+        task = await self.engine.task(form.task_id)
+        if task is None or task.volunteer != self.vid:
+            raise VolunteerError("not_your_task", "Vous n'avez pas traité cette demande.")
+        if task.state in (TaskState.WAITING, TaskState.RESERVED, TaskState.ASSIGNED):
+            raise VolunteerError(
+                "still_open", "Terminez d'abord la conversation avant de remplir la fiche."
+            )
+        async with self.vol.sessions() as session:
+            await wrapup.store(
+                session,
+                form,
+                account_id=conn.account.id or 0,
+                volunteer_id=self.vid,
+                caller_key=task.caller_key,
+                channel=task.channel.value,
+                departement=task.departement,
+            )
+        if task.state is TaskState.WRAPUP:
+            with contextlib.suppress(RoutingError):  # the wrap-up time may have run out meanwhile
+                await self.engine.finish_wrapup(self.vid, form.task_id)
+        return {"ok": True, "task": form.task_id, "message": "Fiche enregistrée. Merci !"}
+
+    async def on_transfer(self, conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+        task_id = self._task_id(msg)
+        skill = str(msg.get("skill", "") or "")
+        to = str(msg.get("to", "") or "")
+        if not skill and not to:
+            raise VolunteerError("transfer_target", "Choisissez une compétence ou un collègue.")
+        if skill and skill not in SKILLS:
+            raise VolunteerError("bad_skill", "Cette compétence n'existe pas.")
+        if to == self.vid:
+            raise VolunteerError("transfer_self", "Vous ne pouvez pas vous transférer la demande.")
+        await self.engine.transfer(self.vid, task_id, skill=skill, to_volunteer=to)
+        return {"ok": True, "task": task_id}
+
+    async def on_colleagues(self, conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+        """Colleagues on duty now (for a transfer), with their skills."""
+        colleagues = [
+            {
+                "id": v.id,
+                "name": v.name,
+                "departement": v.departement,
+                "skills": [SKILLS[s] for s in sorted(v.skills) if s in SKILLS],
+                "presence": v.presence.value,
+            }
+            for v in await self.engine.volunteers()
+            if v.id != self.vid and v.presence is not Presence.LOGGED_OUT
+        ]
+        return {"ok": True, "colleagues": colleagues}
+
+    async def on_chat_send(self, conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+        task_id = self._task_id(msg)
+        text = str(msg.get("text", "")).strip()
+        if not text:
+            raise VolunteerError("empty", "Le message est vide.")
+        if len(text) > MAX_CHAT_TEXT:
+            raise VolunteerError(
+                "too_long", f"Message trop long ({MAX_CHAT_TEXT} caractères au plus)."
+            )
+        task = await self.engine.task(task_id)
+        if task is None or task.volunteer != self.vid or task.state is not TaskState.ASSIGNED:
+            raise VolunteerError("not_your_task", "Cette discussion n'est plus ouverte.")
+        if self.vol.chat is None:
+            raise VolunteerError("no_chat", "La discussion écrite n'est pas disponible.")
+        await self.vol.chat.send(task_id, self.vid, conn.account.name, text)
+        return {"ok": True, "task": task_id}
+
+    async def _send_error(self, code: str, message: str) -> None:
+        if self.websocket.application_state is WebSocketState.CONNECTED:
+            await self.websocket.send_text(
+                json.dumps({"type": "error", "error": {"code": code, "message": message}})
+            )
+
+
+REQUESTS = frozenset(
+    {"presence", "accept", "decline", "complete", "wrapup", "transfer", "colleagues", "chat_send"}
+)
