@@ -21,27 +21,39 @@ FILE_TEMPLATE = "%%(rev)s_%%(slug)s"
 # Any constant shared by all processes: the PostgreSQL advisory lock held while migrating.
 MIGRATION_LOCK_ID = 7_310_415_926
 
-# Every module that defines SQLModel tables. A package that does not exist yet is
-# skipped; one that exists but fails to import is an error (never silently left out).
-MODEL_MODULES: tuple[str, ...] = (
-    "web.models",
-    "callers.models",
-    "volunteers.models",
-)
+# The packages whose tables Alembic manages: every module named ``models`` in them
+# (``callers/models.py``, ``web/coordination/models.py``...) is imported before
+# comparing or migrating. Put tables in such a module, or list it in EXTRA_MODEL_MODULES.
+MODEL_PACKAGES: tuple[str, ...] = ("web", "callers", "volunteers")
+EXTRA_MODEL_MODULES: tuple[str, ...] = ()
+
+
+def model_modules() -> list[str]:
+    """Names of the table modules that exist, in a stable order."""
+    names: list[str] = []
+    for package in MODEL_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for root in spec.submodule_search_locations:
+            base = Path(root)
+            for path in sorted(base.rglob("models.py")):
+                parts = path.relative_to(base).with_suffix("").parts
+                if "migrations" in parts or any(not p.isidentifier() for p in parts):
+                    continue
+                names.append(".".join((package, *parts)))
+    return names + [m for m in EXTRA_MODEL_MODULES if m not in names]
 
 
 def import_models() -> list[str]:
-    """Import every table module so SQLModel.metadata knows all tables; returns those found."""
-    found = []
-    for name in MODEL_MODULES:
-        parent = name.rpartition(".")[0]
-        if parent and importlib.util.find_spec(parent) is None:
-            continue
-        if importlib.util.find_spec(name) is None:
-            continue
+    """Import every table module so SQLModel.metadata knows all tables; returns their names.
+
+    A module that exists but fails to import raises: no table is ever silently left out.
+    """
+    names = model_modules()
+    for name in names:
         importlib.import_module(name)
-        found.append(name)
-    return found
+    return names
 
 
 def alembic_config(settings: Settings) -> Config:

@@ -1,0 +1,89 @@
+"""The FastAPI application: wires routing/, callers/ and volunteers/ into one web app.
+
+Run it with ``permanence serve`` (or ``uvicorn --factory web.app:create_app``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from types import ModuleType
+
+from fastapi import FastAPI
+
+from routing.clock import Clock
+from web import health, pages
+from web.runtime import open_runtime
+from web.settings import Settings, get_settings
+from web.timers import run_timers
+
+log = logging.getLogger(__name__)
+
+# Web modules of the other packages, used when they exist. Each may expose:
+#   router: a fastapi.APIRouter, included as is;
+#   setup(app, settings): called while the app is built (routers made by factories,
+#                    static mounts, exception handlers...);
+#   lifespan(app) -> async context manager, entered after the runtime is open
+#                    (app.state.runtime) and left before it closes;
+#   LINKS: list of (French label, path) shown on the home page.
+PACKAGE_WEB_MODULES: tuple[str, ...] = (
+    "callers.web",
+    "volunteers.web",
+)
+
+
+def package_web_modules() -> list[ModuleType]:
+    """The package web modules that exist (a missing one is skipped, a broken one raises)."""
+    found = []
+    for name in PACKAGE_WEB_MODULES:
+        package = name.partition(".")[0]
+        if importlib.util.find_spec(package) is None or importlib.util.find_spec(name) is None:
+            continue
+        found.append(importlib.import_module(name))
+    return found
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, timers: bool = True
+) -> FastAPI:
+    """Build the app; ``clock`` lets tests drive time, ``timers=False`` skips the timer loop."""
+    settings = settings or get_settings()
+    modules = package_web_modules()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            runtime = await stack.enter_async_context(open_runtime(settings, clock=clock))
+            app.state.runtime = runtime
+            if timers:
+                stop = asyncio.Event()
+                task = asyncio.create_task(run_timers(runtime, stop), name="routing-timers")
+
+                async def stop_timers() -> None:
+                    stop.set()
+                    await task
+
+                stack.push_async_callback(stop_timers)
+            for module in modules:
+                if hasattr(module, "lifespan"):
+                    await stack.enter_async_context(module.lifespan(app))
+            yield
+
+    app = FastAPI(title="Permanence", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.include_router(health.router)
+    links: list[tuple[str, str]] = []
+    for module in modules:
+        if hasattr(module, "router"):
+            app.include_router(module.router)
+        if hasattr(module, "setup"):
+            module.setup(app, settings)
+        links.extend(getattr(module, "LINKS", []))
+    app.state.links = links
+    # Last, so that a package's own "/" (if any) wins.
+    app.include_router(pages.router)
+    return app

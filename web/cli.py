@@ -1,0 +1,189 @@
+"""The ``permanence`` command: serve, demo, check-invariants, migrate, revision.
+
+Other packages add their commands here with ``@cli.command()`` (e.g. ``scheduler``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from redis.exceptions import RedisError
+
+from web.settings import Settings, get_settings
+
+HostOption = Annotated[str | None, typer.Option(help="address to listen on (default HOST)")]
+PortOption = Annotated[int | None, typer.Option(help="port to listen on (default PORT)")]
+
+cli = typer.Typer(
+    help="Permanence: a helpline platform for help with online procedures.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so ``finally`` blocks run (and stop embedded Redis).
+
+    Uvicorn handles SIGTERM while it serves, then re-raises it once it has stopped; with
+    the default handler that would kill the process before our clean-up.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+@cli.command()
+def serve(
+    host: HostOption = None,
+    port: PortOption = None,
+    workers: Annotated[int | None, typer.Option(help="app processes (default WORKERS)")] = None,
+) -> None:
+    """Run the web app: migrate the database, start Redis if embedded, serve HTTP."""
+    # Workers are separate processes that read the environment: pass overrides through it.
+    for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
+        if value is not None:
+            os.environ[name] = str(value)
+    get_settings.cache_clear()
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    from web.migrate import upgrade
+    from web.redis import ensure_redis
+
+    upgrade(settings)
+    # Started here, before the workers, so that they all share one embedded server.
+    target = ensure_redis(settings)
+    _exit_on_sigterm()
+    try:
+        uvicorn.run(
+            "web.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            proxy_headers=True,
+        )
+    finally:
+        target.close()
+
+
+@cli.command()
+def demo(
+    host: HostOption = None,
+    port: PortOption = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="where demo data lives (default DATA_DIR)")
+    ] = None,
+) -> None:
+    """Start everything with the embedded defaults, add demo data, print what to open."""
+    ignored = [name for name in ("REDIS_URL", "DATABASE_URL") if os.environ.get(name)]
+    overrides: dict[str, object] = {"redis_url": "", "database_url": "", "database_schema": ""}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    setup_logging(settings.log_level)
+    if ignored:
+        typer.echo(f"demo: ignoring {' and '.join(ignored)}: the demo runs on embedded data")
+    from web.app import create_app
+    from web.demo import banner, run_seeds
+    from web.migrate import upgrade
+    from web.redis import ensure_redis
+
+    upgrade(settings)
+    target = ensure_redis(settings)
+    _exit_on_sigterm()
+    try:
+        report = asyncio.run(run_seeds(settings))
+        typer.echo(banner(settings, report))
+        uvicorn.run(
+            create_app(settings), host=settings.host, port=settings.port, log_level="info"
+        )
+    finally:
+        target.close()
+
+
+@cli.command("check-invariants")
+def check_invariants_command(
+    line: Annotated[str | None, typer.Option(help="routing line (default LINE)")] = None,
+) -> None:
+    """Check the live routing state; print each problem and exit 1 if there is any."""
+    settings = get_settings()
+    if line is not None:
+        settings = settings.model_copy(update={"line": line})
+    try:
+        problems = asyncio.run(_invariant_problems(settings))
+    except (RedisError, OSError) as exc:
+        typer.echo(f"cannot reach Redis: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for problem in problems:
+        typer.echo(problem)
+    if problems:
+        typer.echo(f"{len(problems)} problem(s) on line {settings.line}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"OK: line {settings.line} satisfies every invariant")
+
+
+async def _invariant_problems(settings: Settings) -> list[str]:
+    from routing.engine import Engine
+    from routing.invariants import check_invariants
+    from web.redis import connect, ensure_redis
+
+    target = await asyncio.to_thread(ensure_redis, settings)
+    client = connect(target.url)
+    try:
+        return await check_invariants(Engine(client, line=settings.line))
+    finally:
+        await client.aclose()
+        await asyncio.to_thread(target.close)
+
+
+@cli.command()
+def migrate(
+    revision: Annotated[str, typer.Option(help="target revision")] = "head",
+) -> None:
+    """Bring the database schema up to date (what serve and demo do at start)."""
+    from web.migrate import current, upgrade
+
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    upgrade(settings, revision)
+    at = ", ".join(sorted(current(settings))) or "base"
+    typer.echo(f"database ({settings.database_backend}) at revision {at}")
+
+
+@cli.command()
+def revision(message: Annotated[str, typer.Argument(help="what the migration does")]) -> None:
+    """Write a new migration from the difference between the models and the migrations."""
+    from web.migrate import new_revision
+
+    for path in new_revision(message):
+        typer.echo(f"wrote {path} - review it before committing")
+
+
+def main() -> None:
+    """Entry point of the ``permanence`` script."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()
