@@ -1,0 +1,174 @@
+"""Bridging callers and volunteers: the REST requests the fake Twilio recorded."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+from callers.reach import ReachMode, VolunteerReach
+from routing.models import Outcome, Presence, TaskState
+from tests.callers.helpers import volunteer_on_duty
+from tests.callers.test_voice_hold import EXIT_URL, queued_call, task_of
+from tests.callers.twilio_sim import PhoneCall
+
+CALLER = "+33612345678"
+MARC_PHONE = "+33655555555"
+
+
+def query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
+
+
+async def volunteer_leg(call: PhoneCall, fake, to: str) -> PhoneCall:
+    """Twilio placed the outbound call the app asked for; this is that call's side."""
+    legs = fake.calls_to(to)
+    assert len(legs) == 1, [c.to for c in fake.calls.values()]
+    leg = legs[0]
+    return PhoneCall(call.hooks, call.base_url, leg.sid, leg.from_, leg.to)
+
+
+async def test_softphone_volunteer_accepts_in_console_and_is_bridged(
+    ctx, engine, phone, fake, bridge
+):
+    await volunteer_on_duty(engine, "anne", "05")
+    call = await queued_call(ctx, phone, fake)
+    task_id = await task_of(ctx, call)
+    await bridge.drain()
+    assert fake.made("/Calls.json") == []  # a softphone volunteer accepts in the console
+    await engine.accept("anne", task_id)
+    await bridge.drain()
+
+    create = fake.made("/Calls.json")
+    assert len(create) == 1
+    form = create[0].form
+    assert form["To"] == "client:anne" and form["From"] == ctx.settings.twilio_number
+    assert form["Url"].startswith("https://permanence.example.org/twilio/voice/leg/answer?leg=")
+    assert form["StatusCallback"].startswith("https://permanence.example.org/twilio/voice/leg/")
+    member = fake.made(f"/Queues/{call.queue_sid}/Members/{call.call_sid}.json")
+    assert len(member) == 1
+    assert member[0].form["Url"] == f"https://permanence.example.org/twilio/voice/join?task={task_id}"
+
+    # Both sides end up in the same conference, named by an opaque id.
+    leg = await volunteer_leg(call, fake, "client:anne")
+    volunteer_twiml = await leg.request(form["Url"])
+    caller_twiml = await call.request(member[0].form["Url"])
+    room = volunteer_twiml.first("Conference").text
+    assert room == caller_twiml.first("Conference").text and room.startswith("k")
+    assert task_id not in room and CALLER not in room
+
+    # The volunteer hangs up: the conversation is completed, the caller's call ends too.
+    await leg.request(form["StatusCallback"], CallStatus="completed")
+    task = await engine.require_task(task_id)
+    assert (task.state, task.outcome) == (TaskState.WRAPUP, Outcome.COMPLETED)
+    assert fake.made(f"/Calls/{call.call_sid}.json")[-1].form == {"Status": "completed"}
+    await call.hang_up()
+    assert (await engine.require_task(task_id)).state is TaskState.WRAPUP
+
+
+async def test_phone_volunteer_gets_a_whisper_and_presses_1(
+    ctx, engine, phone, fake, bridge, reach_book
+):
+    reach_book["marc"] = VolunteerReach("marc", ReachMode.PHONE, phone=MARC_PHONE)
+    await volunteer_on_duty(engine, "marc", "05")
+    call = await queued_call(ctx, phone, fake)
+    task_id = await task_of(ctx, call)
+    await bridge.drain()
+    create = fake.made("/Calls.json")
+    assert [c.form["To"] for c in create] == [MARC_PHONE]
+    assert create[0].form["Timeout"] == "20"  # the engine's ring time
+
+    leg = await volunteer_leg(call, fake, MARC_PHONE)
+    whisper = await leg.request(create[0].form["Url"])
+    assert "Appel Permanence" in whisper.text() and "Appuyez sur 1" in whisper.text()
+    assert "zéro 5" in whisper.text() or "zéro cinq" in whisper.text()
+    joined = await leg.press("1")
+    assert joined.first("Conference") is not None
+    assert (await engine.require_task(task_id)).state is TaskState.ASSIGNED
+    await bridge.drain()
+    assert len(fake.made("/Calls.json")) == 1  # not dialled a second time
+    assert len(fake.made(f"/Members/{call.call_sid}.json")) == 1
+
+
+async def test_voicemail_cannot_take_the_call_and_no_answer_follows_the_engine(
+    ctx, engine, phone, fake, bridge, reach_book, clock
+):
+    reach_book["marc"] = VolunteerReach("marc", ReachMode.PHONE, phone=MARC_PHONE)
+    await volunteer_on_duty(engine, "marc", "05")
+    call = await queued_call(ctx, phone, fake)
+    task_id = await task_of(ctx, call)
+    await bridge.drain()
+    leg = await volunteer_leg(call, fake, MARC_PHONE)
+    create = fake.made("/Calls.json")[0].form
+    whisper = await leg.request(create["Url"])
+    # A voicemail presses nothing: both prompts time out and the leg hangs up by itself.
+    assert whisper.verbs() == ["Gather", "Gather", "Say", "Hangup"]
+    assert "Appel non pris" in whisper.said()[-1]
+    assert (await engine.require_task(task_id)).state is TaskState.RESERVED
+    await leg.request(create["StatusCallback"], CallStatus="completed")
+    clock.advance(21)
+    await engine.tick()
+    marc = await engine.volunteer("marc")
+    assert marc.misses == 1  # the engine's no-answer path
+    assert (await engine.require_task(task_id)).state is TaskState.WAITING  # keeps its place
+
+
+async def test_caller_hangs_up_while_volunteer_phone_rings(
+    ctx, engine, phone, fake, bridge, reach_book
+):
+    reach_book["marc"] = VolunteerReach("marc", ReachMode.PHONE, phone=MARC_PHONE)
+    await volunteer_on_duty(engine, "marc", "05")
+    call = await queued_call(ctx, phone, fake)
+    await bridge.drain()
+    leg = fake.calls_to(MARC_PHONE)[0]
+    await call.hang_up()
+    await bridge.drain()
+    assert fake.made(f"/Calls/{leg.sid}.json")[-1].form == {"Status": "completed"}
+    assert (await engine.volunteer("marc")).reserved == ""
+
+
+async def test_callback_calls_the_volunteer_first_then_the_caller(
+    ctx, engine, phone, fake, bridge
+):
+    await volunteer_on_duty(engine, "anne", "05", Presence.PAUSED)
+    call = await queued_call(ctx, phone, fake)
+    await call.press_in_queue("*")
+    await call.leave_queue("leave", EXIT_URL)
+    await call.press("1")
+    callback_id = (await ctx.redis.hgetall(ctx.keys.call(call.call_sid)))["cb"]
+    await engine.set_presence("anne", Presence.AVAILABLE)
+    await engine.accept("anne", callback_id)
+    await bridge.drain()
+    create = fake.made("/Calls.json")
+    assert [c.form["To"] for c in create] == ["client:anne"]
+    assert fake.made("/Participants.json") == []  # not before the volunteer is there
+
+    leg = await volunteer_leg(call, fake, "client:anne")
+    twiml = await leg.request(create[0].form["Url"])
+    room = twiml.first("Conference").text
+    assert any("Nous appelons la personne" in s for s in twiml.said())
+    participants = fake.made(f"/Conferences/{room}/Participants.json")
+    assert len(participants) == 1
+    form = participants[0].form
+    assert (form["To"], form["From"], form["Label"]) == (CALLER, ctx.settings.twilio_number,
+                                                         "caller")
+    assert query(form["StatusCallback"]) == {"task": callback_id}
+
+    # The person does not answer: the volunteer is told, the callback ends.
+    await leg.request(form["StatusCallback"], CallStatus="no-answer")
+    told = fake.made(f"/Calls/{leg.call_sid}.json")[-1].form
+    assert "La personne n'a pas répondu" in told["Twiml"]
+    assert (await engine.require_task(callback_id)).state is TaskState.WRAPUP
+
+
+async def test_failed_leg_after_console_accept_gives_the_task_back(
+    ctx, engine, phone, fake, bridge
+):
+    await volunteer_on_duty(engine, "anne", "05")
+    call = await queued_call(ctx, phone, fake)
+    task_id = await task_of(ctx, call)
+    await engine.accept("anne", task_id)
+    await bridge.drain()
+    create = fake.made("/Calls.json")[0].form
+    leg = await volunteer_leg(call, fake, "client:anne")
+    await leg.request(create["StatusCallback"], CallStatus="no-answer")
+    task = await engine.require_task(task_id)
+    assert task.state is not TaskState.ASSIGNED and task.outcome is None
