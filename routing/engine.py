@@ -16,7 +16,13 @@ from redis.commands.core import AsyncScript
 from routing import scripts
 from routing.clock import Clock, buckets
 from routing.config import RoutingConfig
-from routing.errors import ERRORS_BY_CODE, RoutingError, UnknownSkill, UnknownTask
+from routing.errors import (
+    ERRORS_BY_CODE,
+    InvalidPresence,
+    RoutingError,
+    UnknownSkill,
+    UnknownTask,
+)
 from routing.keys import Keys
 from routing.metrics import Counts
 from routing.models import (
@@ -105,7 +111,11 @@ class Engine:
 
     async def set_presence(self, volunteer_id: str, presence: Presence, reason: str = "") -> None:
         """Go available, pause (with a reason) or log out; an offer in flight moves on."""
-        await self._run("set_presence", volunteer_id, Presence(presence).value, reason)
+        try:
+            value = Presence(presence).value
+        except ValueError:
+            raise InvalidPresence(str(presence)) from None  # typed and French, like the rest
+        await self._run("set_presence", volunteer_id, value, reason)
 
     async def accept(self, volunteer_id: str, task_id: str) -> None:
         """Accept the offer ringing for this volunteer; idempotent for the same volunteer."""
@@ -140,7 +150,7 @@ class Engine:
         self._check_skills({skill} - {""}, {language} - {""})
         if not 0 <= spec.priority <= 9:
             raise ValueError("priority must be between 0 and 9")
-        await self._run(
+        result = await self._run(
             "enqueue",
             spec.id,
             Channel(spec.channel).value,
@@ -153,7 +163,8 @@ class Engine:
             spec.caller_key,
             "" if spec.place_ms is None else spec.place_ms,
         )
-        return await self.require_task(spec.id)
+        flat = result[5]  # the task's hash as the transition left it
+        return Task.from_hash(spec.id, dict(zip(flat[::2], flat[1::2], strict=True)))
 
     async def cancel(self, task_id: str) -> None:
         """The caller left: abandoned if not yet answered, else the conversation ends."""
@@ -244,7 +255,12 @@ class Engine:
 
     async def recent_caller(self, caller_key: str) -> dict[str, str]:
         """The last volunteer and département of a caller helped recently ({} if none)."""
-        return await self.redis.hgetall(self.keys.recent(caller_key))
+        recent = await self.redis.hgetall(self.keys.recent(caller_key))
+        # Forgotten after recent_caller_s on the engine's clock; the key's TTL only cleans up.
+        until = recent.pop("until", "")
+        if until and int(until) < self.clock.now_ms():
+            return {}
+        return recent
 
     async def counts(self, bucket: str) -> Counts:
         """Live counters of a day ('2026-11-23') or 15-minute interval ('2026-11-23T09:45')."""

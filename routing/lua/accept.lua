@@ -16,7 +16,7 @@ redis.call('HSET', K.vol(vid), field, v[field], 'reserved', '', 'misses', '0', '
 redis.call('HSET', K.task(tid), 'state', 'assigned', 'assigned_at', n2s(NOW), 'answered', '1')
 redis.call('ZREM', K.timers(), 'r:' .. tid)
 if t.ck ~= '' then
-  redis.call('HSET', K.recent(t.ck), 'vol', vid, 'dept', t.dept)
+  redis.call('HSET', K.recent(t.ck), 'vol', vid, 'dept', t.dept, 'until', n2s(NOW + CFG.recent_caller_ms))
   redis.call('PEXPIRE', K.recent(t.ck), CFG.recent_caller_ms)
 end
 local wait = waited_ms(t)

@@ -15,7 +15,9 @@ end
 local v = nil
 if t.state == 'reserved' then v = load_vol(t.vol) drop_reservation(v) end
 if t.ck ~= '' and t.answered ~= '1' then
-  redis.call('SET', K.resume(t.ck), t.enq .. '|' .. t.priority .. '|' .. tid, 'PX', CFG.resume_window_ms)
+  -- The window is checked on the engine's clock at enqueue (deadline first); PX only cleans up.
+  redis.call('SET', K.resume(t.ck), n2s(NOW + CFG.resume_window_ms) .. '|' .. t.enq .. '|' ..
+    t.priority .. '|' .. tid, 'PX', CFG.resume_window_ms)
 end
 stat('abandoned')
 stat('abandoned_' .. t.channel)

@@ -11,16 +11,20 @@ if t.ck ~= '' then
   -- Abandon-resume: a caller back within the window gets their old place.
   local place = redis.call('GET', K.resume(t.ck))
   if place then
-    local enq, prio = string.match(place, '^(%d+)|(%d+)')
-    t.enq, t.resumed = enq, '1'
-    if tonumber(prio) > tonumber(t.priority) then t.priority = prio end
+    local deadline, enq, prio = string.match(place, '^(%d+)|(%d+)|(%d+)|')
+    if deadline and tonumber(deadline) >= NOW then
+      t.enq, t.resumed = enq, '1'
+      if tonumber(prio) > tonumber(t.priority) then t.priority = prio end
+    end
     redis.call('DEL', K.resume(t.ck))
   end
   -- "Dossier en cours": the volunteer who helped this caller recently goes first, if on duty.
-  local known = redis.call('HGET', K.recent(t.ck), 'vol')
+  local known, forget_at = unpack(redis.call('HMGET', K.recent(t.ck), 'vol', 'until'))
+  if known and tonumber(forget_at or NOW) < NOW then known = nil end -- forgotten (engine's clock)
   if known and CFG.known_volunteer_ms > 0 and redis.call('HGET', K.vol(known), 'presence') == 'available' then
     t.pref, t.pref_until = known, n2s(NOW + CFG.known_volunteer_ms)
   end
 end
 create_task(t)
-return {'ok', t.state, t.vol, t.level, t.resumed}
+-- The task as it stands now, so that the engine needs no second round trip to read it.
+return {'ok', t.state, t.vol, t.level, t.resumed, redis.call('HGETALL', K.task(id))}

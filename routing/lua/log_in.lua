@@ -3,11 +3,19 @@
 -- ARGV: 4 volunteer, 5 dept, 6 region, 7 groups, 8 skills, 9 languages, 10 chat capacity, 11 name
 local vid = ARGV[4]
 local v = load_vol(vid)
+if v then
+  -- A lower chat capacity must still hold the chats in hand and the one ringing, if any.
+  local chats = tonumber(v.load_chat)
+  if v.reserved ~= '' and redis.call('HGET', K.task(v.reserved), 'cls') == 'chat' then chats = chats + 1 end
+  if chats > tonumber(ARGV[10]) then return fail('over_capacity', vid) end
+end
 local on_duty = v ~= nil and v.presence == 'available'
+local emptied = {}
 if on_duty then
+  -- Leave the old rings; only those still empty once back in the new ones widen (below).
   v.presence = 'paused'
   refresh_free(v)
-  skip_empty_rings(set_on_duty(v, -1))
+  emptied = set_on_duty(v, -1)
   v.presence = 'available'
 end
 if not v then
@@ -23,6 +31,7 @@ redis.call('SADD', K.vols(), vid)
 if on_duty then
   set_on_duty(v, 1)
   refresh_free(v)
+  skip_empty_rings(emptied)
   dispatch_volunteer(v)
 end
 return {'ok', v.presence}

@@ -289,6 +289,22 @@ local function skip_empty_rings(scopes)
   end
 end
 
+-- A preferred volunteer (returning caller's, named transfer) going off duty ends their turn
+-- at once: the preference applies only while they are on duty (DESIGN.md), then the rings.
+local function end_preferences(vid)
+  for _, cls in ipairs({'voice', 'chat'}) do
+    for _, tid in ipairs(redis.call('ZRANGE', K.wait(cls, 'p:' .. vid), 0, -1)) do
+      local t = load_task(tid)
+      redis.call('ZREM', K.wait(cls, 'p:' .. vid), tid)
+      t.pref, t.pref_until = '', '0'
+      redis.call('HSET', K.task(tid), 'pref', '', 'pref_until', '0')
+      set_level(t, target_level(t))
+      schedule_task_timer(t)
+      dispatch_task(t)
+    end
+  end
+end
+
 -- Give back a volunteer's capacity held by a task (after wrap-up or a transfer).
 local function release(v, t)
   local field = t.cls == 'voice' and 'load_voice' or 'load_chat'

@@ -26,5 +26,6 @@ else
 end
 refresh_free(v)
 requeue(t)
+if v.presence == 'paused' then end_preferences(v.id) end
 skip_empty_rings(emptied)
 return {'ok', v.presence}

@@ -31,5 +31,6 @@ refresh_free(v)
 local emptied = {}
 if was == 'available' then emptied = set_on_duty(v, -1) end
 if offered ~= '' then requeue(load_task(offered)) end
+end_preferences(vid)
 skip_empty_rings(emptied)
 return {'ok', presence}

@@ -294,3 +294,23 @@ async def test_requirement_and_territory_together(desk) -> None:
     assert await desk.offered_to("t1") is None
     await desk.wait(JUST_BEFORE)
     assert await desk.offered_to("t1") == "v13"
+
+
+async def test_a_profile_refresh_does_not_widen_waiting_tasks(desk, engine) -> None:
+    """The console sends the profile again when it reconnects: same rings, nothing moves."""
+    await desk.busy("v05", "05")
+    await desk.volunteer("v13", "13")
+    await desk.call("t1", "05")
+    await desk.volunteer("v05", "05", skills=["impots"])  # log_in again, still available
+    task = await desk.task("t1")
+    assert (task.state, task.level) == (TaskState.WAITING, 0)
+    assert "task_widened" not in await desk.event_types("t1")
+
+
+async def test_moving_the_last_volunteer_away_widens_waiting_tasks(desk, engine) -> None:
+    await desk.busy("v05", "05")
+    await desk.volunteer("v13", "13")
+    await desk.call("t1", "05")
+    await desk.volunteer("v05", "75")  # the profile now says Paris: 05 has nobody on duty
+    task = await desk.task("t1")
+    assert (task.volunteer, task.level) == ("v13", 2)

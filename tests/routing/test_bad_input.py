@@ -1,0 +1,283 @@
+"""Bad input: a typed error with a French message, and nothing changed.
+
+"Nothing changed" is checked on everything the engine keeps for a line: the atomic
+snapshot (tasks, volunteers, queues, free sets, on-duty counts, timers, configuration),
+the event stream and the live counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+import pytest
+
+from routing.clock import buckets
+from routing.errors import (
+    InvalidPresence,
+    NotInWrapUp,
+    OfferExpired,
+    OfferNotYours,
+    OverCapacity,
+    RoutingError,
+    TaskAlreadyEnded,
+    TaskExists,
+    TaskNotAssigned,
+    TaskNotWaiting,
+    UnknownDepartement,
+    UnknownSkill,
+    UnknownTask,
+    UnknownVolunteer,
+)
+from routing.models import Channel, Presence, TaskSpec, VolunteerProfile
+
+RING_S = 20
+
+
+async def everything(engine) -> dict[str, Any]:
+    snap = await engine.snapshot()
+    del snap["now"]
+    day, interval = buckets(engine.clock.now_ms())
+    return {
+        "snapshot": snap,
+        "events": await engine.redis.xrange(engine.keys.events),
+        "day": await engine.redis.hgetall(engine.keys.stats(day)),
+        "interval": await engine.redis.hgetall(engine.keys.stats(interval)),
+    }
+
+
+async def refused(engine, error: type[RoutingError], action: Awaitable[Any]) -> RoutingError:
+    """Run action, which must raise exactly `error`, and check that nothing changed."""
+    before = await everything(engine)
+    with pytest.raises(RoutingError) as caught:
+        await action
+    assert type(caught.value) is error
+    assert caught.value.code == error.code
+    assert caught.value.message == error.message != RoutingError.message
+    assert await everything(engine) == before
+    return caught.value
+
+
+def french(message: str) -> bool:
+    """Good enough to catch an English message slipping through: French words we use."""
+    words = {"ce", "cette", "vous", "n'est", "n'existe", "déjà", "pas", "la", "le", "de"}
+    return bool(words & set(message.lower().replace(":", " ").split()))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        UnknownDepartement,
+        UnknownSkill,
+        UnknownTask,
+        UnknownVolunteer,
+        TaskExists,
+        OfferNotYours,
+        OfferExpired,
+        TaskNotAssigned,
+        TaskAlreadyEnded,
+        NotInWrapUp,
+        OverCapacity,
+        InvalidPresence,
+        TaskNotWaiting,
+    ],
+)
+def test_every_error_speaks_french(error: type[RoutingError]) -> None:
+    assert french(error.message), error.message
+    assert error.message.endswith(".")
+
+
+# Unknown things -------------------------------------------------------------------------
+
+
+async def test_unknown_departement(desk, engine) -> None:
+    err = await refused(engine, UnknownDepartement, desk.call("t1", "99"))
+    assert err.detail == "99"
+    await refused(engine, UnknownDepartement, desk.volunteer("v1", "20"))
+
+
+async def test_unknown_skill_or_language(desk, engine) -> None:
+    await refused(engine, UnknownSkill, desk.call("t1", "05", skill="cuisine"))
+    await refused(engine, UnknownSkill, desk.call("t1", "05", language="klingon"))
+    await refused(engine, UnknownSkill, desk.volunteer("v1", "05", skills=["impots", "jardin"]))
+    await refused(engine, UnknownSkill, desk.volunteer("v1", "05", languages=["xx"]))
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await refused(engine, UnknownSkill, engine.transfer("v1", "t1", skill="cuisine"))
+
+
+async def test_unknown_task(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    for action in (
+        engine.accept("v1", "nope"),
+        engine.decline("v1", "nope"),
+        engine.complete("v1", "nope"),
+        engine.finish_wrapup("v1", "nope"),
+        engine.transfer("v1", "nope", skill="impots"),
+        engine.cancel("nope"),
+        engine.close("nope", "line_closed"),
+        engine.set_priority("nope", 3),
+        engine.to_callback("nope", "cb"),
+    ):
+        await refused(engine, UnknownTask, action)
+
+
+async def test_duplicate_task_ids(desk, engine) -> None:
+    await desk.busy("v1", "05")
+    await desk.call("t1", "05")
+    await desk.call("t2", "05")
+    await refused(engine, TaskExists, desk.call("t1", "13"))
+    await refused(engine, TaskExists, desk.chat("busy-v1", "05"))
+    await refused(engine, TaskExists, engine.to_callback("t1", "t2"))
+
+
+# Offers ---------------------------------------------------------------------------------
+
+
+async def test_accepting_or_declining_someone_elses_offer(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.volunteer("v2", "05")
+    await desk.call("t1", "05")
+    assert await desk.offered_to("t1") == "v1"
+    await refused(engine, OfferNotYours, engine.accept("v2", "t1"))
+    await refused(engine, OfferNotYours, engine.decline("v2", "t1"))
+    await refused(engine, OfferNotYours, engine.accept("stranger", "t1"))
+
+
+async def test_accepting_an_offer_whose_time_is_up(desk, engine, clock) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    clock.advance(RING_S + 0.001)
+    # Ring time over but its timer not yet run: still too late to accept.
+    await refused(engine, OfferExpired, engine.accept("v1", "t1"))
+    await engine.tick()
+    await refused(engine, OfferExpired, engine.accept("v1", "t1"))
+    await refused(engine, OfferExpired, engine.decline("v1", "t1"))
+
+
+async def test_accepting_an_offer_that_moved_to_someone_else(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.volunteer("v2", "05")
+    await desk.call("t1", "05")
+    await engine.decline("v1", "t1")
+    assert await desk.offered_to("t1") == "v2"
+    await refused(engine, OfferNotYours, engine.accept("v1", "t1"))
+
+
+async def test_accepting_a_task_that_ended(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.cancel("t1")
+    await refused(engine, TaskAlreadyEnded, engine.accept("v1", "t1"))
+    await refused(engine, TaskAlreadyEnded, engine.decline("v1", "t1"))
+
+
+# Completing and wrap-up -------------------------------------------------------------------
+
+
+async def test_completing_twice(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await engine.complete("v1", "t1")
+    await refused(engine, TaskAlreadyEnded, engine.complete("v1", "t1"))
+    await engine.finish_wrapup("v1", "t1")
+    await refused(engine, TaskAlreadyEnded, engine.complete("v1", "t1"))
+
+
+async def test_completing_what_you_do_not_hold(desk, engine) -> None:
+    await desk.busy("v1", "05")
+    await desk.volunteer("v2", "13", available=False)
+    await desk.call("t1", "05")  # waiting
+    await refused(engine, TaskNotAssigned, engine.complete("v2", "busy-v1"))
+    await refused(engine, TaskNotAssigned, engine.complete("v1", "t1"))
+    await refused(engine, TaskNotAssigned, engine.transfer("v2", "busy-v1", skill="impots"))
+
+
+async def test_completing_an_offer_not_yet_accepted(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await refused(engine, TaskNotAssigned, engine.complete("v1", "t1"))
+
+
+async def test_finishing_a_wrapup_that_is_not_yours(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.volunteer("v2", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await refused(engine, NotInWrapUp, engine.finish_wrapup("v1", "t1"))  # still talking
+    await engine.complete("v1", "t1")
+    await refused(engine, NotInWrapUp, engine.finish_wrapup("v2", "t1"))
+    await engine.finish_wrapup("v1", "t1")
+    await refused(engine, NotInWrapUp, engine.finish_wrapup("v1", "t1"))  # twice
+
+
+async def test_finishing_a_wrapup_after_it_timed_out(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await engine.complete("v1", "t1")
+    await desk.wait(120)
+    await refused(engine, NotInWrapUp, engine.finish_wrapup("v1", "t1"))
+
+
+# Presence and capacity -------------------------------------------------------------------
+
+
+async def test_presence_of_an_unknown_volunteer(engine) -> None:
+    await refused(engine, UnknownVolunteer, engine.set_presence("ghost", Presence.AVAILABLE))
+
+
+@pytest.mark.parametrize("nonsense", ["busy", "wrapup", "AVAILABLE", "", "disponible"])
+async def test_presence_nonsense(desk, engine, nonsense) -> None:
+    await desk.volunteer("v1", "05")
+    await refused(engine, InvalidPresence, engine.set_presence("v1", nonsense))
+
+
+async def test_lowering_chat_capacity_below_the_chats_in_hand(desk, engine) -> None:
+    await desk.volunteer("v1", "05", chat_capacity=3)
+    for tid in ("c1", "c2"):
+        await desk.chat(tid, "05")
+        await engine.accept("v1", tid)
+    lower = VolunteerProfile("v1", "05", chat_capacity=1)
+    await refused(engine, OverCapacity, engine.log_in(lower))
+    await engine.log_in(VolunteerProfile("v1", "05", chat_capacity=2))  # two in hand: fine
+    assert (await engine.volunteer("v1")).chat_capacity == 2
+
+
+# Task operations at the wrong moment -----------------------------------------------------
+
+
+async def test_queue_operations_on_a_task_being_handled(desk, engine) -> None:
+    await desk.busy("v1", "05")
+    await refused(engine, TaskNotWaiting, engine.to_callback("busy-v1", "cb1"))
+    await refused(engine, TaskNotWaiting, engine.close("busy-v1", "line_closed"))
+    await refused(engine, TaskNotWaiting, engine.set_priority("busy-v1", 5))
+    await engine.complete("v1", "busy-v1")
+    await refused(engine, TaskAlreadyEnded, engine.to_callback("busy-v1", "cb1"))
+    await refused(engine, TaskAlreadyEnded, engine.close("busy-v1", "line_closed"))
+    await refused(engine, TaskNotWaiting, engine.set_priority("busy-v1", 5))
+
+
+async def test_out_of_range_values_are_refused_before_anything_runs(engine) -> None:
+    before = await everything(engine)
+    with pytest.raises(ValueError):
+        await engine.enqueue(TaskSpec("t1", Channel.VOICE, "05", priority=10))
+    with pytest.raises(ValueError):
+        await engine.set_priority("t1", -1)
+    with pytest.raises(ValueError):
+        await engine.log_in(VolunteerProfile("v1", "05", chat_capacity=0))
+    with pytest.raises(ValueError):
+        await engine.enqueue(TaskSpec("t1", "fax", "05"))  # type: ignore[arg-type]
+    assert await everything(engine) == before
+
+
+async def test_lowering_chat_capacity_counts_the_chat_ringing(desk, engine) -> None:
+    await desk.volunteer("v1", "05", chat_capacity=2)
+    await desk.chat("c1", "05")
+    await engine.accept("v1", "c1")
+    await desk.chat("c2", "05")
+    assert await desk.offered_to("c2") == "v1"
+    lower = VolunteerProfile("v1", "05", chat_capacity=1)
+    await refused(engine, OverCapacity, engine.log_in(lower))

@@ -1,0 +1,541 @@
+"""Reservations and the task life cycle: offer, accept/decline/no answer, wrap-up, capacity,
+cancel, abandon-resume, callbacks, close, transfer, returning callers, priority.
+
+Defaults (RoutingConfig): ring 20 s, 3 misses, 5 s delays after a decline or a miss,
+wrap-up 120 s, resume window 300 s, known volunteer 20 s, named transfer 60 s.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from routing.errors import TaskNotWaiting, TransferTargetUnavailable
+from routing.models import (
+    NO_ANSWER_REASON,
+    Channel,
+    Outcome,
+    Presence,
+    TaskState,
+    VolunteerState,
+)
+
+RING_S, DELAY_S, WRAPUP_S, RESUME_S = 20, 5, 120, 300
+KNOWN_S, TRANSFER_S = 20, 60
+EPSILON = 0.001
+
+
+async def volunteer_state(engine, vid: str) -> VolunteerState:
+    vol = await engine.volunteer(vid)
+    held = [t for t in await engine.live_tasks() if t.volunteer == vid]
+    wrapup_only = bool(held) and all(t.state is TaskState.WRAPUP for t in held)
+    return vol.state(wrapup_only=wrapup_only)
+
+
+# Offer, accept, decline, no answer ----------------------------------------------------
+
+
+async def test_accept_assigns_the_task(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    task = await desk.call("t1", "05")
+    assert (task.state, task.volunteer) == (TaskState.RESERVED, "v1")
+    assert await volunteer_state(engine, "v1") is VolunteerState.RESERVED
+
+    await engine.accept("v1", "t1")
+    task = await desk.task("t1")
+    assert (task.state, task.volunteer) == (TaskState.ASSIGNED, "v1")
+    vol = await engine.volunteer("v1")
+    assert (vol.load_voice, vol.load_chat, vol.reserved) == (1, 0, "")
+    assert await volunteer_state(engine, "v1") is VolunteerState.BUSY
+    await engine.accept("v1", "t1")  # a double click changes nothing
+    assert (await engine.volunteer("v1")).load_voice == 1
+
+
+async def test_decline_offers_the_task_to_the_next_volunteer(desk, engine, clock) -> None:
+    await desk.volunteer("v1", "05")
+    clock.advance(1)
+    await desk.volunteer("v2", "05")
+    await desk.call("t1", "05")
+    assert await desk.offered_to("t1") == "v1"
+    await engine.decline("v1", "t1")
+    assert await desk.offered_to("t1") == "v2"
+    # v1 gets no offer for a moment (reject delay), then is offered what waits.
+    await desk.call("t2", "05")
+    assert await desk.offered_to("t2") is None
+    await desk.wait(DELAY_S)
+    assert await desk.offered_to("t2") == "v1"
+
+
+async def test_a_declined_task_keeps_its_place(desk, engine, clock) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    clock.advance(1)
+    await desk.call("t2", "05")
+    await desk.call("t3", "05")
+    await engine.decline("v1", "t1")
+    assert await desk.state("t1") is TaskState.WAITING
+    assert [await engine.position(t) for t in ("t1", "t2", "t3")] == [1, 2, 3]
+    await desk.wait(DELAY_S)
+    assert await desk.offered_to("t1") == "v1"  # first in line again, not t2
+
+
+async def test_no_answer_moves_the_offer_on(desk, engine, clock) -> None:
+    await desk.volunteer("v1", "05")
+    clock.advance(1)
+    await desk.volunteer("v2", "05")
+    await desk.call("t1", "05")
+    await desk.wait(RING_S - EPSILON)
+    assert await desk.offered_to("t1") == "v1"
+    await desk.wait(EPSILON)
+    assert await desk.offered_to("t1") == "v2"
+    vol = await engine.volunteer("v1")
+    assert (vol.presence, vol.misses, vol.reserved) == (Presence.AVAILABLE, 1, "")
+    assert "offer_timeout" in await desk.event_types("t1", "v1")
+
+
+async def test_missed_offers_in_a_row_pause_the_volunteer(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    for miss in (1, 2):
+        await desk.wait(RING_S)
+        assert (await engine.volunteer("v1")).misses == miss
+        assert await desk.offered_to("t1") is None  # no offer during the no-answer delay
+        await desk.wait(DELAY_S)
+        assert await desk.offered_to("t1") == "v1"
+    await desk.wait(RING_S)
+    vol = await engine.volunteer("v1")
+    assert (vol.presence, vol.reason) == (Presence.PAUSED, NO_ANSWER_REASON)
+    assert NO_ANSWER_REASON == "sans réponse"
+    assert await desk.state("t1") is TaskState.WAITING  # nothing lost
+    assert await engine.position("t1") == 1
+    await desk.wait(DELAY_S)
+    assert await desk.offered_to("t1") is None  # a paused volunteer is not offered anything
+    # Coming back clears the count and brings the offer at once.
+    await engine.set_presence("v1", Presence.AVAILABLE)
+    assert (await engine.volunteer("v1")).misses == 0
+    assert await desk.offered_to("t1") == "v1"
+
+
+async def test_an_answered_offer_resets_the_miss_count(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    for _ in range(2):
+        await desk.wait(RING_S)
+        await desk.wait(DELAY_S)
+    await engine.accept("v1", "t1")
+    assert (await engine.volunteer("v1")).misses == 0
+
+
+# Wrap-up and capacity ------------------------------------------------------------------
+
+
+async def test_complete_then_wrapup_then_available(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await desk.wait(180)
+    await engine.complete("v1", "t1")
+    task = await desk.task("t1")
+    assert (task.state, task.outcome) == (TaskState.WRAPUP, Outcome.COMPLETED)
+    assert await volunteer_state(engine, "v1") is VolunteerState.WRAPUP
+
+    await desk.call("t2", "05")  # no offer while the wrap-up is being filled in
+    assert await desk.offered_to("t2") is None
+    await engine.finish_wrapup("v1", "t1")
+    task = await desk.task("t1")
+    assert (task.state, task.outcome, task.reason) == (TaskState.ENDED, Outcome.COMPLETED, "")
+    assert "t1" not in {t.id for t in await engine.live_tasks()}
+    assert await desk.offered_to("t2") == "v1"
+
+
+async def test_wrapup_ends_by_itself_after_its_time(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await engine.complete("v1", "t1")
+    await desk.wait(WRAPUP_S - EPSILON)
+    assert await desk.state("t1") is TaskState.WRAPUP
+    await desk.wait(EPSILON)
+    task = await desk.task("t1")
+    assert (task.state, task.outcome, task.reason) == (
+        TaskState.ENDED,
+        Outcome.COMPLETED,
+        "wrapup_timeout",
+    )
+    vol = await engine.volunteer("v1")
+    assert (vol.load_voice, await volunteer_state(engine, "v1")) == (0, VolunteerState.AVAILABLE)
+
+
+async def test_chats_run_concurrently_up_to_capacity(desk, engine) -> None:
+    await desk.volunteer("v1", "05", chat_capacity=3)
+    for i in range(1, 5):
+        await desk.chat(f"c{i}", "05")
+    for i in range(1, 4):
+        assert await desk.offered_to(f"c{i}") == "v1"
+        await engine.accept("v1", f"c{i}")
+    assert (await engine.volunteer("v1")).load_chat == 3
+    assert await desk.offered_to("c4") is None  # at capacity
+
+    await desk.call("call", "05")  # a call needs full attention: not while chatting
+    assert await desk.offered_to("call") is None
+    await engine.complete("v1", "c1")
+    await engine.finish_wrapup("v1", "c1")
+    assert await desk.offered_to("c4") == "v1"
+    await engine.accept("v1", "c4")
+    for tid in ("c2", "c3", "c4"):
+        await engine.complete("v1", tid)
+        assert await desk.offered_to("call") is None
+        await engine.finish_wrapup("v1", tid)
+    assert await desk.offered_to("call") == "v1"
+
+
+async def test_a_call_takes_full_attention(desk, engine) -> None:
+    await desk.busy("v1", "05")
+    await desk.chat("c1", "05")
+    assert await desk.offered_to("c1") is None
+    await engine.complete("v1", "busy-v1")
+    await engine.finish_wrapup("v1", "busy-v1")
+    assert await desk.offered_to("c1") == "v1"
+
+
+async def test_a_chat_capacity_of_one_means_one_chat(desk, engine) -> None:
+    await desk.volunteer("v1", "05", chat_capacity=1)
+    await desk.chat("c1", "05")
+    await desk.chat("c2", "05")
+    await engine.accept("v1", "c1")
+    assert await desk.offered_to("c2") is None
+
+
+# Cancel (the caller left) ---------------------------------------------------------------
+
+
+async def test_cancel_while_waiting_abandons(desk, engine) -> None:
+    await desk.busy("v1", "05")
+    await desk.call("t1", "05")
+    await engine.cancel("t1")
+    task = await desk.task("t1")
+    assert (task.state, task.outcome, task.reason) == (
+        TaskState.ENDED,
+        Outcome.ABANDONED,
+        "caller_left",
+    )
+    assert await engine.waiting_count("voice") == 0
+    assert await engine.position("t1") is None
+
+
+async def test_cancel_while_ringing_frees_the_volunteer_for_the_next(desk, engine, clock) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    clock.advance(1)
+    await desk.call("t2", "05")
+    await engine.cancel("t1")
+    assert (await desk.task("t1")).outcome is Outcome.ABANDONED
+    assert await desk.offered_to("t2") == "v1"
+    await engine.accept("v1", "t2")  # the volunteer suffers no delay nor miss
+    assert (await engine.volunteer("v1")).misses == 0
+
+
+async def test_cancel_while_talking_ends_the_conversation(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await engine.cancel("t1")
+    task = await desk.task("t1")
+    assert (task.state, task.outcome) == (TaskState.WRAPUP, Outcome.COMPLETED)
+    assert (await engine.volunteer("v1")).load_voice == 1  # until the wrap-up is done
+    await engine.finish_wrapup("v1", "t1")
+    assert (await engine.volunteer("v1")).load_voice == 0
+
+
+async def test_cancel_is_idempotent_in_wrapup_and_after_the_end(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await engine.complete("v1", "t1")
+    before = await engine.snapshot()
+    await engine.cancel("t1")  # Twilio's status callback arriving after the volunteer's click
+    after = await engine.snapshot()
+    assert {**before, "now": 0} == {**after, "now": 0}
+    await engine.finish_wrapup("v1", "t1")
+    await engine.cancel("t1")
+    await engine.cancel("t1")
+    task = await desk.task("t1")
+    assert (task.state, task.outcome) == (TaskState.ENDED, Outcome.COMPLETED)
+
+    await desk.call("t2", "05")
+    await engine.cancel("t2")
+    await engine.cancel("t2")  # a retried callback
+    counts = await engine.counts("2026-11-23")
+    assert counts.abandoned == 1
+
+
+# Abandon-resume, callbacks, close --------------------------------------------------------
+
+
+async def test_a_caller_back_within_the_window_resumes_their_place(desk, engine, clock) -> None:
+    await desk.busy("v1", "05")
+    first = await desk.call("t1", "05", caller_key="ck-a")
+    clock.advance(10)
+    await desk.call("t2", "05", caller_key="ck-b")
+    clock.advance(10)
+    await engine.cancel("t1")  # hung up
+    clock.advance(40)
+
+    back = await desk.call("t1-again", "05", caller_key="ck-a")
+    assert back.resumed
+    assert back.place_ms == first.place_ms
+    assert await engine.position("t1-again") == 1
+    assert await engine.position("t2") == 2
+    assert back.level == 2  # widening kept its progress: 60 s since the original place
+
+    await engine.cancel("t1-again")  # a place is resumed once per hang-up, then again
+    again = await desk.call("t1-third", "05", caller_key="ck-a")
+    assert again.resumed and again.place_ms == first.place_ms
+
+
+async def test_after_the_window_a_returning_caller_gets_a_new_place(desk, engine, clock) -> None:
+    await desk.busy("v1", "05")
+    await desk.call("t1", "05", caller_key="ck-a")
+    clock.advance(10)
+    await desk.call("t2", "05", caller_key="ck-b")
+    await engine.cancel("t1")
+    clock.advance(RESUME_S + 1)
+    back = await desk.call("t1-again", "05", caller_key="ck-a")
+    assert not back.resumed
+    assert back.place_ms == clock.now_ms()
+    assert [await engine.position(t) for t in ("t2", "t1-again")] == [1, 2]
+
+
+async def test_resume_is_only_for_the_same_caller(desk, engine, clock) -> None:
+    await desk.busy("v1", "05")
+    await desk.call("t1", "05", caller_key="ck-a")
+    await engine.cancel("t1")
+    clock.advance(30)
+    other = await desk.call("t2", "05", caller_key="ck-b")
+    anonymous = await desk.call("t3", "05")
+    assert not other.resumed and not anonymous.resumed
+
+
+async def test_a_caller_who_was_answered_does_not_resume(desk, engine, clock) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05", caller_key="ck-a")
+    await engine.accept("v1", "t1")
+    await engine.cancel("t1")  # hung up during the conversation
+    clock.advance(30)
+    back = await desk.call("t1-again", "05", caller_key="ck-a")
+    assert not back.resumed
+
+
+async def test_to_callback_keeps_the_place(desk, engine, clock) -> None:
+    await desk.busy("v1", "05")
+    first = await desk.call("t1", "05", caller_key="ck-a")
+    clock.advance(10)
+    await desk.call("t2", "05")
+    clock.advance(10)
+    callback = await engine.to_callback("t1", "cb1")
+    assert (callback.channel, callback.state) == (Channel.CALLBACK, TaskState.WAITING)
+    assert (callback.place_ms, callback.caller_key) == (first.place_ms, "ck-a")
+    assert await engine.position("cb1") == 1
+    old = await desk.task("t1")
+    assert (old.state, old.outcome, old.reason) == (TaskState.ENDED, Outcome.CALLBACK, "cb1")
+
+    await engine.complete("v1", "busy-v1")
+    await engine.finish_wrapup("v1", "busy-v1")
+    assert await desk.offered_to("cb1") == "v1"  # before t2, which came after t1
+
+
+async def test_a_callback_keeps_the_calls_requirements(desk, engine, clock) -> None:
+    await desk.volunteer("v1", "05")  # lacks the skill
+    await desk.call("t1", "05", skill="impots")
+    clock.advance(20)
+    callback = await engine.to_callback("t1", "cb1")
+    assert (callback.skill, callback.state) == ("impots", TaskState.WAITING)
+    await desk.wait(40)  # relaxes 60 s after the call came in, not after the callback
+    assert await desk.offered_to("cb1") == "v1"
+
+
+async def test_to_callback_while_ringing_frees_the_volunteer(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    callback = await engine.to_callback("t1", "cb1")
+    # The callback replaces the call at its place: v1 is offered it at once.
+    assert (callback.state, callback.volunteer) == (TaskState.RESERVED, "v1")
+
+
+async def test_close_with_a_reason(desk, engine) -> None:
+    await desk.busy("v1", "05")
+    await desk.call("t1", "05")
+    await engine.close("t1", "line_closed")
+    task = await desk.task("t1")
+    assert (task.state, task.outcome, task.reason) == (
+        TaskState.ENDED,
+        Outcome.CLOSED,
+        "line_closed",
+    )
+    assert await engine.waiting_count("voice") == 0
+    with pytest.raises(TaskNotWaiting):
+        await engine.close("busy-v1", "line_closed")  # someone is talking to them
+
+
+async def test_close_while_ringing_frees_the_volunteer(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.close("t1", "no_volunteer")
+    vol = await engine.volunteer("v1")
+    assert (vol.reserved, await volunteer_state(engine, "v1")) == ("", VolunteerState.AVAILABLE)
+
+
+# Transfer -----------------------------------------------------------------------------------
+
+
+async def test_transfer_to_a_skill(desk, engine, clock) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await desk.busy("v2", "05")  # lacks the skill: not offered it when they free up
+    await desk.volunteer("v3", "05", skills=["retraite"])
+
+    await engine.transfer("v1", "t1", skill="retraite")
+    task = await desk.task("t1")
+    assert (task.state, task.volunteer, task.skill) == (TaskState.RESERVED, "v3", "retraite")
+    assert (await engine.volunteer("v1")).load_voice == 0  # capacity back at once
+    assert "task_transferred" in await desk.event_types("t1", "v1")
+
+
+async def test_transfer_to_a_skill_nobody_has_waits_without_the_one_who_passed_it_on(
+    desk, engine
+) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await engine.transfer("v1", "t1", skill="retraite")
+    assert await desk.state("t1") is TaskState.WAITING
+    assert (await engine.volunteer("v1")).reserved == ""
+
+
+async def test_transfer_to_a_named_colleague(desk, engine, clock) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await desk.volunteer("v2", "05")  # idle longest
+    clock.advance(5)
+    await desk.volunteer("v3", "75")  # far away, but named
+    await engine.transfer("v1", "t1", to_volunteer="v3")
+    assert await desk.offered_to("t1") == "v3"
+
+
+async def test_transfer_to_a_busy_colleague_waits_for_them_then_anyone(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await desk.busy("v3", "05")
+    await desk.volunteer("v2", "05")
+    await engine.transfer("v1", "t1", to_volunteer="v3")
+    assert await desk.offered_to("t1") is None
+    await desk.wait(TRANSFER_S - EPSILON)
+    assert await desk.offered_to("t1") is None
+    await desk.wait(EPSILON)
+    assert await desk.offered_to("t1") in {"v1", "v2"}
+
+
+async def test_transfer_to_a_colleague_who_is_not_logged_in_is_refused(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.volunteer("v2", "05", available=False)
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    before = await engine.snapshot()
+    for target in ("v2", "ghost", "v1"):
+        with pytest.raises(TransferTargetUnavailable) as err:
+            await engine.transfer("v1", "t1", to_volunteer=target)
+        assert "collègue" in err.value.message
+    assert {**await engine.snapshot(), "now": 0} == {**before, "now": 0}
+
+
+# Returning callers and priority ------------------------------------------------------------
+
+
+async def help_caller(desk, engine, vid: str, tid: str, caller_key: str) -> None:
+    """vid answers caller_key's call tid and finishes it."""
+    await desk.call(tid, "05", caller_key=caller_key)
+    assert await desk.offered_to(tid) == vid
+    await engine.accept(vid, tid)
+    await engine.complete(vid, tid)
+    await engine.finish_wrapup(vid, tid)
+
+
+async def test_a_returning_caller_goes_to_their_volunteer_first(desk, engine, clock) -> None:
+    await desk.volunteer("v1", "05")
+    await help_caller(desk, engine, "v1", "t1", "ck-a")
+    assert (await engine.recent_caller("ck-a"))["vol"] == "v1"
+    clock.advance(5)
+    await desk.volunteer("v2", "05")  # now v1 is idle longest...
+    clock.advance(3600)
+    await desk.call("x", "05")  # ...so v1 takes this one, leaving v2 idle longest
+    await engine.accept("v1", "x")
+    await engine.complete("v1", "x")
+    await engine.finish_wrapup("v1", "x")
+    back = await desk.call("t2", "05", caller_key="ck-a")
+    assert (back.preferred, back.volunteer) == ("v1", "v1")
+
+
+async def test_a_busy_known_volunteer_gets_a_short_turn_then_the_rings(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await help_caller(desk, engine, "v1", "t1", "ck-a")
+    await desk.call("x", "05")
+    await engine.accept("v1", "x")  # v1 busy
+    await desk.volunteer("v2", "05")
+
+    await desk.call("t2", "05", caller_key="ck-a")
+    await desk.wait(KNOWN_S - EPSILON)
+    assert await desk.offered_to("t2") is None
+    await desk.wait(EPSILON)
+    assert await desk.offered_to("t2") == "v2"
+
+
+async def test_a_known_volunteer_who_is_off_duty_is_skipped(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await help_caller(desk, engine, "v1", "t1", "ck-a")
+    await engine.set_presence("v1", Presence.LOGGED_OUT)
+    await desk.volunteer("v2", "05")
+    back = await desk.call("t2", "05", caller_key="ck-a")
+    assert (back.preferred, back.volunteer) == ("", "v2")
+
+
+async def test_a_known_volunteer_leaving_ends_their_turn_at_once(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await help_caller(desk, engine, "v1", "t1", "ck-a")
+    await desk.call("x", "05")
+    await engine.accept("v1", "x")
+    await desk.volunteer("v2", "05")
+    await desk.call("t2", "05", caller_key="ck-a")
+    assert await desk.offered_to("t2") is None
+    # The preference applies only while that volunteer is on duty (DESIGN.md).
+    await engine.set_presence("v1", Presence.LOGGED_OUT)
+    assert await desk.offered_to("t2") == "v2"
+
+
+async def test_set_priority_reorders_the_queue(desk, engine, clock) -> None:
+    await desk.busy("v1", "05")
+    for tid in ("t1", "t2", "t3"):
+        await desk.call(tid, "05")
+        clock.advance(1)
+    await engine.set_priority("t3", 9)
+    assert [await engine.position(t) for t in ("t3", "t1", "t2")] == [1, 2, 3]
+    assert (await desk.task("t3")).priority == 9
+    await engine.set_priority("t3", 0)  # back down: its place is its arrival again
+    assert [await engine.position(t) for t in ("t1", "t2", "t3")] == [1, 2, 3]
+    await engine.set_priority("t2", 4)
+    await engine.complete("v1", "busy-v1")
+    await engine.finish_wrapup("v1", "busy-v1")
+    assert await desk.offered_to("t2") == "v1"
+    assert "task_priority" in await desk.event_types("t2")
+
+
+async def test_a_caller_helped_long_ago_has_no_known_volunteer(desk, engine, clock) -> None:
+    await desk.volunteer("v1", "05")
+    await help_caller(desk, engine, "v1", "t1", "ck-a")
+    clock.advance(7 * 24 * 3600 - 1)  # recent_caller_s: a week
+    assert (await engine.recent_caller("ck-a"))["vol"] == "v1"
+    clock.advance(2)
+    assert await engine.recent_caller("ck-a") == {}
+    back = await desk.call("t2", "05", caller_key="ck-a")
+    assert back.preferred == ""
