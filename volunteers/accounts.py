@@ -6,9 +6,9 @@ import re
 import secrets
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from routing.models import VolunteerProfile
 from volunteers.credentials import Sealer, hash_password, needs_rehash, verify_password
@@ -22,6 +22,7 @@ from volunteers.models import (
     VolunteerSetting,
 )
 from volunteers.profile import CleanProfile, clean_name, departement_of
+from volunteers.sql import first
 
 REGISTRATION_OPEN = "registration_open"
 MIN_PASSWORD = 10
@@ -78,7 +79,7 @@ async def set_registration(session: AsyncSession, open_: bool, by: int | None) -
     await put_setting(session, REGISTRATION_OPEN, "1" if open_ else "0", by)
     waiting: list[str] = []
     if open_:
-        rows = await session.scalars(
+        rows = await session.exec(
             select(RegistrationNotice).where(RegistrationNotice.notified_at.is_(None))
         )
         for row in rows:
@@ -91,8 +92,8 @@ async def set_registration(session: AsyncSession, open_: bool, by: int | None) -
 async def ask_for_notice(session: AsyncSession, email: str) -> None:
     """Remember an address to tell when sign-up reopens (idempotent)."""
     address = clean_email(email)
-    exists = await session.scalar(
-        select(RegistrationNotice).where(RegistrationNotice.email == address)
+    exists = await first(
+        session, select(RegistrationNotice).where(RegistrationNotice.email == address)
     )
     if exists is None:
         session.add(RegistrationNotice(email=address))
@@ -103,11 +104,11 @@ async def ask_for_notice(session: AsyncSession, email: str) -> None:
 
 
 async def by_email(session: AsyncSession, email: str) -> Account | None:
-    return await session.scalar(select(Account).where(Account.email == email.strip().lower()))
+    return await first(session, select(Account).where(Account.email == email.strip().lower()))
 
 
 async def by_public_id(session: AsyncSession, public_id: str) -> Account | None:
-    return await session.scalar(select(Account).where(Account.public_id == public_id))
+    return await first(session, select(Account).where(Account.public_id == public_id))
 
 
 async def create_account(
@@ -224,14 +225,14 @@ async def set_role(session: AsyncSession, account_id: int, role: Role) -> Accoun
 
 
 async def pending_accounts(session: AsyncSession) -> list[Account]:
-    rows = await session.scalars(
+    rows = await session.exec(
         select(Account).where(Account.status == AccountStatus.PENDING).order_by(Account.id)
     )
     return list(rows)
 
 
 async def count_accounts(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(Account)) or 0)
+    return int(await first(session, select(func.count()).select_from(Account)) or 0)
 
 
 # Profiles -----------------------------------------------------------------------------

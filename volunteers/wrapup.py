@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from routing.skills import SKILLS
 from volunteers.errors import VolunteerError
@@ -135,7 +135,7 @@ async def previous_notes(
     """The last wrap-ups of a returning caller, newest first (for the console's offer)."""
     if not caller_key:
         return []
-    rows = await session.scalars(
+    rows = await session.exec(
         select(WrapUp)
         .where(WrapUp.caller_key == caller_key)
         .order_by(WrapUp.created_at.desc())
