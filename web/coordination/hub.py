@@ -1,0 +1,228 @@
+"""The dashboard hub of one app process: follows the streams, pushes to open dashboards.
+
+Each process reads the engine's event stream itself (XREAD, no consumer group), so
+every process's dashboards are as fresh as the stream, however many processes run.
+After each batch of events the hub rebuilds the dashboard from Redis once and hands
+the newest version to every socket (a slow socket skips versions, never lags).
+Coordination notices (line closed, registration, broadcasts, slot changes) come on
+a second stream so a change made in one process shows in all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from routing.clock import buckets
+from routing.engine import Engine
+from routing.events import Event
+from routing.occupancy import OccupancyTracker
+from web.coordination.live import AlertRules, Slots, build_state, day_start_ms
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 5.0  # rebuild even without events (midnight, schedule changes elsewhere)
+OCCUPANCY_LOOKBACK_MS = 12 * 3600 * 1000  # states carried into the day from the evening before
+NOTICES_MAXLEN = 1000
+
+
+def notices_key(line: str) -> str:
+    """The stream of coordination changes that are not engine transitions."""
+    return f"perm:coord:{{{line}}}:notices"
+
+
+async def notify(redis: Redis, line: str, kind: str, **data: str) -> str:
+    """Tell every process's hub that something coordinators see has changed."""
+    return await redis.xadd(
+        notices_key(line), {"kind": kind, **data}, maxlen=NOTICES_MAXLEN, approximate=True
+    )
+
+
+class _Subscriber:
+    """One open dashboard: the newest state not yet sent."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, Any] | None = None
+        self.ready = asyncio.Event()
+
+    def offer(self, state: dict[str, Any]) -> None:
+        self.latest = state
+        self.ready.set()
+
+    async def next(self) -> dict[str, Any]:
+        await self.ready.wait()
+        self.ready.clear()
+        state, self.latest = self.latest, None
+        assert state is not None
+        return state
+
+
+Extras = Callable[[bool], Awaitable[dict[str, Any]]]  # reload: re-read what lives in SQL
+SlotsLoader = Callable[[int], Awaitable[Slots | None]]
+
+
+class DashboardHub:
+    """Feeds every open dashboard of this process from the line's streams."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        slots_loader: SlotsLoader | None = None,
+        extras: Extras | None = None,
+        rules: AlertRules | None = None,
+    ) -> None:
+        self.engine = engine
+        self.redis = engine.redis
+        self.line = engine.keys.line
+        self.slots_loader = slots_loader
+        self.extras = extras
+        self.rules = rules or AlertRules()
+        self.tracker = OccupancyTracker(0)
+        self._subscribers: set[_Subscriber] = set()
+        self._day = ""
+        self._last_ids: dict[str, str] = {}
+        self._slots: Slots | None = None
+        self._slots_until_ms = 0
+        self._extra: dict[str, Any] = {}
+        self._pending_reload = True
+        self._state: dict[str, Any] | None = None
+        self.version = 0
+
+    # Subscribers ------------------------------------------------------------------------
+
+    async def subscribe(self) -> _Subscriber:
+        """A new dashboard: it gets the current state at once, then every change."""
+        sub = _Subscriber()
+        self._subscribers.add(sub)
+        if self._state is None:
+            await self.refresh()
+        else:
+            sub.offer(self._state)
+        return sub
+
+    def unsubscribe(self, sub: _Subscriber) -> None:
+        self._subscribers.discard(sub)
+
+    # State ------------------------------------------------------------------------------
+
+    async def _reload_slots(self, now: int) -> None:
+        if self.slots_loader is None:
+            return
+        try:
+            self._slots = await self.slots_loader(now)
+        except Exception:
+            log.exception("could not load today's slots")
+            self._slots = None
+        end = self._slots.current_end_ms if self._slots else None
+        self._slots_until_ms = end or now + 15 * 60 * 1000
+
+    async def _reload_extras(self, reload: bool) -> None:
+        if self.extras is None:
+            return
+        try:
+            self._extra = await self.extras(reload)
+        except Exception:
+            log.exception("could not load the line's status")
+
+    async def refresh(self, *, reload: bool = False) -> dict[str, Any]:
+        """Rebuild the dashboard from Redis and hand it to every subscriber."""
+        now = self.engine.clock.now_ms()
+        self._roll_day(now)
+        reload, self._pending_reload = reload or self._pending_reload, False
+        if reload or self._slots is None or now >= self._slots_until_ms:
+            await self._reload_slots(now)
+        await self._reload_extras(reload)
+        state = await build_state(
+            self.engine,
+            occupancy=self.tracker.counts(now),
+            slots=self._slots,
+            line_status=self._extra.get("line"),
+            registration_open=self._extra.get("registration_open"),
+            rules=self.rules,
+        )
+        self.version += 1
+        state["version"] = self.version
+        self._state = state
+        for sub in list(self._subscribers):
+            sub.offer(state)
+        return state
+
+    def _roll_day(self, now: int) -> None:
+        day = buckets(now)[0]
+        if day != self._day:
+            self._day = day
+            self.tracker.restart(day_start_ms(day))
+
+    # Following the streams --------------------------------------------------------------
+
+    async def seed(self) -> None:
+        """Fold today's events so far (for occupancy) and start following from the end."""
+        now = self.engine.clock.now_ms()
+        self._roll_day(now)
+        since = day_start_ms(self._day) - OCCUPANCY_LOOKBACK_MS
+        newest, backlog, end = "", [], "+"
+        while True:  # newest first, until older than the lookback
+            page = await self.redis.xrevrange(self.engine.keys.events, end, "-", count=1000)
+            if not page:
+                break
+            newest = newest or page[0][0]
+            events = [Event.parse(i, f) for i, f in page]
+            backlog.extend(events)
+            if events[-1].at_ms < since or len(page) < 1000:
+                break
+            end = "(" + page[-1][0]
+        for event in reversed(backlog):
+            self.tracker.apply(event)
+        self._last_ids = {
+            self.engine.keys.events: newest or "0-0",
+            notices_key(self.line): await self._stream_end(notices_key(self.line)),
+        }
+
+    async def _stream_end(self, key: str) -> str:
+        last = await self.redis.xrevrange(key, "+", "-", count=1)
+        return last[0][0] if last else "0-0"
+
+    async def step(self, block_ms: int = 1000) -> int:
+        """Wait for events (up to block_ms), fold them, push one rebuild; returns how many."""
+        reply = await self.redis.xread(self._last_ids, count=1000, block=block_ms)
+        n, reload = 0, False
+        for stream, entries in reply or []:
+            for entry_id, fields in entries:
+                self._last_ids[stream] = entry_id
+                n += 1
+                if stream == self.engine.keys.events:
+                    self.tracker.apply(Event.parse(entry_id, fields))
+                else:
+                    reload = True
+        if self._subscribers:
+            await self.refresh(reload=reload)
+        elif reload:
+            self._pending_reload = True  # done when a dashboard opens
+        return n
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow the streams until stopped; errors are logged and retried."""
+        failing = False
+        while not stop.is_set():
+            try:
+                if not self._last_ids:
+                    await self.seed()
+                await self.step(int(REFRESH_S * 1000))
+                failing = False
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if not failing:
+                    log.exception("dashboard hub failed; retrying")
+                    failing = True
+                await asyncio.sleep(1.0)
+
+
+def encode(state: dict[str, Any]) -> str:
+    return json.dumps(state, ensure_ascii=False, separators=(",", ":"))
