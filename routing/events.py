@@ -58,6 +58,12 @@ class EventReader:
 
     async def read(self, *, block_ms: int | None = 1000, count: int = 500) -> list[Event]:
         """The next events (waits up to block_ms for at least one; None = don't wait)."""
+        if self.last_id == "$":
+            # Pin "$" to the current end on the first read: XREAD with "$" means "after the
+            # newest entry at the time of this call", so events written between two reads
+            # that returned nothing would be skipped (an offer never reaching its console).
+            newest = await self.redis.xrevrange(self.keys.events, count=1)
+            self.last_id = newest[0][0] if newest else "0-0"
         reply = await self.redis.xread(
             {self.keys.events: self.last_id}, count=count, block=block_ms
         )

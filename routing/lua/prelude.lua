@@ -343,13 +343,14 @@ local function create_task(t)
   for k, v in pairs(t) do fields[#fields + 1] = k; fields[#fields + 1] = v end
   redis.call('HSET', K.task(t.id), unpack(fields))
   redis.call('SADD', K.live(), t.id)
+  stat('offered')
+  stat('offered_' .. t.channel)
+  -- Announced before anything else is said of it (skipping rings at once emits task_widened).
+  emit('task_created', t.id, '', 'channel', t.channel, 'dept', t.dept, 'region', t.region,
+    'skill', t.skill, 'priority', t.priority, 'resumed', t.resumed, 'preferred', t.pref)
   wait_add(t, 0)
   set_level(t, target_level(t))
   schedule_task_timer(t)
-  stat('offered')
-  stat('offered_' .. t.channel)
-  emit('task_created', t.id, '', 'channel', t.channel, 'dept', t.dept, 'region', t.region,
-    'skill', t.skill, 'priority', t.priority, 'resumed', t.resumed, 'preferred', t.pref)
   dispatch_task(t)
 end
 
