@@ -71,6 +71,21 @@ class Settings(BaseSettings):
         default_factory=RoutingConfig,
         description="defaults written to Redis for parameters the line does not have yet",
     )
+    # Telephony (callers/): see README "Connecting a real Twilio number".
+    twilio_account_sid: str = Field("", description="Twilio account SID (AC...)")
+    twilio_auth_token: str = Field(
+        "", description="Twilio auth token: signs webhooks, authenticates REST calls"
+    )
+    twilio_number: str = Field(
+        "", description="the line's Twilio number (E.164), caller ID of outbound calls"
+    )
+    twilio_api_base: str = Field("", description="REST API base; empty: Twilio's own")
+    twilio_fake: bool = Field(
+        False, description="answer REST calls with the built-in fake Twilio (demo, tests)"
+    )
+    hold_music_url: str = Field(
+        "", description="hold music played between announcements (a clip of about 40 s)"
+    )
 
     @field_validator("line")
     @classmethod

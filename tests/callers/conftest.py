@@ -2,66 +2,32 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel import SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callers.context import Callers
 from callers.fake_twilio import FakeTwilio, fake_twilio_app
-from callers.models import CallbackRequest, ChatMessage
 from callers.reach import ReachMode, VolunteerReach
 from callers.settings import CallersSettings
 from callers.twilio_rest import build_twilio_client, close_twilio_client
 from callers.voice.bridge import Bridge
+from callers.voice.flow import VoiceFlow
 from callers.voice.router import voice_router
 from routing.engine import Engine
 from tests.callers.twilio_sim import PhoneCall, Webhooks
+from web.db import Database
 
 PUBLIC = "https://permanence.example.org"
 LINE_NUMBER = "+33800123456"
-TABLES = [CallbackRequest.__table__, ChatMessage.__table__]
-
-
-def async_database_url(url: str) -> str:
-    """DATABASE_URL as CI gives it (postgresql://...) with an async driver."""
-    if url.startswith("postgresql://"):
-        return "postgresql+psycopg://" + url[len("postgresql://"):]
-    if url.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
-    return url
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """The real database: PostgreSQL when DATABASE_URL is set, else a SQLite file."""
-    url = os.environ.get("DATABASE_URL")
-    engine = create_async_engine(
-        async_database_url(url) if url else f"sqlite+aiosqlite:///{tmp_path / 'callers.db'}"
-    )
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda c: SQLModel.metadata.create_all(c, tables=TABLES))
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def sessions(db: AsyncEngine):
-    maker = async_sessionmaker(db, class_=AsyncSession, expire_on_commit=False)
-
-    @asynccontextmanager
-    async def session() -> AsyncIterator[AsyncSession]:
-        async with maker() as s:
-            yield s
-
-    return session
+def sessions(database: Database):
+    """Sessions on this test's database, migrated to head (SQLite, or PostgreSQL in CI)."""
+    return database.session
 
 
 @pytest.fixture
@@ -114,7 +80,8 @@ async def bridge(ctx: Callers) -> Bridge:
 @pytest.fixture
 def app(ctx: Callers, bridge: Bridge) -> FastAPI:
     application = FastAPI()
-    application.include_router(voice_router(ctx, bridge))
+    flow = VoiceFlow(ctx)
+    application.include_router(voice_router(ctx.settings, lambda: flow, lambda: bridge))
     return application
 
 

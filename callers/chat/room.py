@@ -1,0 +1,117 @@
+"""Chat rooms: one Redis stream per chat task, read by both sides' websockets.
+
+The caller's socket (callers.chat.router) and the volunteer's console socket
+(volunteers/, through web/) never talk to each other directly: each appends to the
+task's stream and follows it with XREAD, so any app process can serve either side
+and a dropped connection resumes from the last id it saw.
+
+Message dicts (the shape volunteers.runtime.ChatBridge expects):
+``{"id": stream id (ordered), "author": "caller" | "volunteer" | "system",
+"name": display name, "text": plain text (never HTML), "at": epoch ms}``.
+Key: ``perm:callers:{line}:room:<task id>`` (see callers.keys).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.asyncio import Redis
+
+from callers.keys import CallerKeys
+from routing.clock import Clock
+
+ROOM_TTL_S = 2 * 24 * 3600
+MAX_CHARS = 2000
+
+
+class ChatError(Exception):
+    """A message refused, with a French explanation for the person who wrote it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def clean_text(text: object, max_chars: int = MAX_CHARS) -> str:
+    """The message as it will be stored, or ChatError (empty, too long, not text)."""
+    if not isinstance(text, str):
+        raise ChatError("invalid", "Ce message n'a pas pu être lu.")
+    text = text.replace("\r\n", "\n").strip()
+    if not text:
+        raise ChatError("empty", "Le message est vide.")
+    if len(text) > max_chars:
+        raise ChatError(
+            "too_long",
+            f"Votre message est trop long : {len(text)} caractères. "
+            f"Le maximum est de {max_chars} caractères. Coupez-le en plusieurs messages.",
+        )
+    return text
+
+
+def _message(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": entry_id,
+        "author": fields.get("author", "system"),
+        "name": fields.get("name", ""),
+        "text": fields.get("text", ""),
+        "at": int(fields.get("at", "0")),
+    }
+
+
+class ChatRoom:
+    """Append to and follow the chat streams of one line."""
+
+    def __init__(self, redis: Redis, keys: CallerKeys, clock: Clock,
+                 max_chars: int = MAX_CHARS) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.clock = clock
+        self.max_chars = max_chars
+
+    async def post(
+        self, task_id: str, author: str, text: str, *, name: str = "", volunteer_id: str = ""
+    ) -> dict[str, Any]:
+        """Append a message (validated) and return it as readers will see it."""
+        if author not in {"caller", "volunteer", "system"}:
+            raise ValueError(f"unknown author {author!r}")
+        body = clean_text(text, self.max_chars)
+        fields = {"author": author, "name": name[:60], "text": body,
+                  "at": str(self.clock.now_ms()), "vol": volunteer_id}
+        key = self.keys.room(task_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(key, fields)
+            pipe.expire(key, ROOM_TTL_S)
+            entry_id, _ = await pipe.execute()
+        return _message(entry_id, fields)
+
+    async def history(self, task_id: str) -> list[dict[str, Any]]:
+        """Every message of the conversation so far."""
+        entries = await self.redis.xrange(self.keys.room(task_id))
+        return [_message(i, f) for i, f in entries]
+
+    async def read(self, task_id: str, after: str, block_ms: int = 0) -> list[dict[str, Any]]:
+        """Messages after an id; waits up to block_ms for the first one (0: do not wait)."""
+        result = await self.redis.xread(
+            {self.keys.room(task_id): after or "0-0"}, count=200,
+            block=block_ms if block_ms > 0 else None,
+        )
+        return [_message(i, f) for _stream, entries in result for i, f in entries]
+
+    async def follow(self, task_id: str, after: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """Batches of new messages as they arrive (runs until cancelled)."""
+        last = after or "0-0"
+        while True:
+            batch = await self.read(task_id, last, block_ms=5000)
+            if batch:
+                last = batch[-1]["id"]
+                yield batch
+
+    async def send(self, task_id: str, volunteer_id: str, name: str, text: str) -> None:
+        """The volunteer side writes (the console's ChatBridge.send)."""
+        await self.post(task_id, "volunteer", text, name=name, volunteer_id=volunteer_id)
+
+    async def raw_entries(self, task_id: str) -> list[tuple[str, dict[str, str]]]:
+        """The stream as stored (for the transcript)."""
+        return await self.redis.xrange(self.keys.room(task_id))
