@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from routing.clock import ManualClock
 from routing.engine import Engine
 from routing.events import Event, read_range
+from routing.invariants import check_invariants
 from routing.models import Channel, Presence, Task, TaskSpec, TaskState, VolunteerProfile
 
 
@@ -83,5 +84,8 @@ class Desk:
 
 
 @pytest.fixture
-def desk(engine: Engine, clock: ManualClock) -> Desk:
-    return Desk(engine, clock)
+async def desk(engine: Engine, clock: ManualClock) -> AsyncIterator[Desk]:
+    """The desk; when the test is over, the line it leaves must satisfy every invariant."""
+    yield Desk(engine, clock)
+    problems = await check_invariants(engine)
+    assert not problems, "\n".join(problems)
