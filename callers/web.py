@@ -119,6 +119,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.ctx, state.flow = ctx, VoiceFlow(ctx)
     state.bridge, state.chat = Bridge(ctx), ChatService(ctx)
     state.bridge.hooks.append(state.chat.on_event)
+    # For the volunteer console (volunteers.runtime.ChatBridge is this room's shape).
+    app.state.chat_bridge = state.chat.room
     stop = asyncio.Event()
     state.tasks = [
         asyncio.create_task(_run_bridge(state.bridge, stop), name="callers-bridge"),

@@ -143,6 +143,8 @@ class ChatService:
 
     async def end(self, task_id: str) -> None:
         """The caller ends the chat: abandoned if waiting, completed if talking."""
+        # Claimed first, so the task_completed event adds no second goodbye.
+        await once(self.ctx, f"chat:{task_id}:completed")
         try:
             await self.ctx.engine.cancel(task_id)
         except RoutingError as error:

@@ -11,6 +11,7 @@
   let socket = null;
   let ended = false;
   let retries = 0;
+  let lastSent = "";
   const shown = new Set();
 
   function show(section) {
@@ -97,11 +98,16 @@
         for (const msg of data.messages) addMessage(msg);
         setStatus(data.status);
       } else if (data.type === "messages") {
-        for (const msg of data.messages) addMessage(msg);
+        for (const msg of data.messages) {
+          if (msg.author === "caller") lastSent = "";
+          addMessage(msg);
+        }
       } else if (data.type === "status") {
         setStatus(data);
       } else if (data.type === "error") {
         $("send-error").textContent = data.message;
+        // The message was refused: give the text back so nothing typed is lost.
+        if (lastSent && !$("text").value) { $("text").value = lastSent; updateCount(); }
       } else if (data.type === "ended") {
         setStatus({ state: "ended" });
       }
@@ -157,6 +163,7 @@
     const text = $("text").value;
     if (!text.trim() || !socket || socket.readyState !== WebSocket.OPEN) return;
     socket.send(JSON.stringify({ type: "send", text }));
+    lastSent = text;
     $("text").value = "";
     updateCount();
   });
