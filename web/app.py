@@ -17,9 +17,11 @@ from fastapi import FastAPI
 
 from routing.clock import Clock
 from web import health, pages
+from web.auth import install_auth
 from web.runtime import open_runtime
 from web.settings import Settings, get_settings
 from web.timers import run_timers
+from web.volunteers_glue import install_volunteer_reach
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 PACKAGE_WEB_MODULES: tuple[str, ...] = (
     "callers.web",
     "volunteers.web",
+    "web.coordination.web",
 )
 
 
@@ -75,6 +78,14 @@ def create_app(
 
     app = FastAPI(title="Permanence", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
+    # Sessions and roles for every route and socket (accounts are read from SQL).
+    install_auth(
+        app,
+        secret_key=settings.secret_key,
+        sessions=lambda: app.state.runtime.db.session(),
+        secure=settings.public_base_url.startswith("https://"),
+    )
+    install_volunteer_reach(app)
     app.include_router(health.router)
     links: list[tuple[str, str]] = []
     for module in modules:

@@ -1,0 +1,249 @@
+"""Writing to volunteers and coordinators: SMS, e-mail, or the outbox coordinators read.
+
+Every message is first recorded in ``volunteer_outbox`` under a dedup key (one
+reminder per booking and kind, one alert per slot...), so a job that runs twice
+never writes twice. Then it is sent: by SMS through the telephony client when one
+is configured and the person gave a phone number, else by e-mail when SMTP is
+configured, else it stays in the outbox (status "pending") for coordinators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import smtplib
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from volunteers.models import (
+    Account,
+    AccountStatus,
+    Booking,
+    OutboxMessage,
+    OutboxStatus,
+    Role,
+)
+from volunteers.runtime import Volunteers
+from volunteers.slots import Slot
+from volunteers.sql import first
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    """Composes and sends the package's messages (all in French)."""
+
+    def __init__(self, vol: Volunteers) -> None:
+        self.vol = vol
+
+    async def send(
+        self,
+        session: AsyncSession,
+        *,
+        dedup_key: str,
+        kind: str,
+        subject: str,
+        body: str,
+        account: Account | None = None,
+        email: str = "",
+        now: datetime | None = None,
+    ) -> OutboxMessage | None:
+        """Record then send one message; None if this dedup key was already written."""
+        existing = await first(
+            session, select(OutboxMessage).where(OutboxMessage.dedup_key == dedup_key)
+        )
+        if existing is not None:
+            return None
+        phone = self.vol.sealer.open(account.phone_sealed) if account else ""
+        address = account.email if account else email
+        if self.vol.sms is not None and phone:
+            channel = "sms"
+        elif self.vol.settings.smtp_host and address:
+            channel = "email"
+        else:
+            channel = "outbox"
+        row = OutboxMessage(
+            dedup_key=dedup_key,
+            account_id=account.id if account else None,
+            kind=kind,
+            channel=channel,
+            subject=subject,
+            body=body,
+            created_at=now or datetime.now(UTC),
+        )
+        session.add(row)
+        try:
+            await session.commit()
+        except IntegrityError:  # another process wrote it first
+            await session.rollback()
+            return None
+        if channel == "outbox":
+            return row
+        try:
+            if channel == "sms":
+                assert self.vol.sms is not None
+                await self.vol.sms.send_sms(phone, body)
+            else:
+                await asyncio.to_thread(self._send_mail, address, subject, body)
+        except Exception as exc:  # the message stays readable in the outbox
+            log.warning("could not send %s %s: %s", channel, dedup_key, exc)
+            row.status, row.error = OutboxStatus.FAILED.value, str(exc)[:300]
+        else:
+            row.status, row.sent_at = OutboxStatus.SENT.value, datetime.now(UTC)
+        await session.commit()
+        return row
+
+    def _send_mail(self, to: str, subject: str, body: str) -> None:
+        s = self.vol.settings
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = s.smtp_from, to, subject
+        message.set_content(body)
+        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=20) as smtp:
+            if s.smtp_starttls:
+                smtp.starttls()
+            if s.smtp_user:
+                smtp.login(s.smtp_user, s.smtp_password)
+            smtp.send_message(message)
+
+    async def coordinators(self, session: AsyncSession) -> list[Account]:
+        rows = await session.exec(
+            select(Account).where(
+                Account.role.in_([Role.COORDINATOR.value, Role.ADMIN.value]),
+                Account.status == AccountStatus.APPROVED.value,
+            )
+        )
+        return list(rows)
+
+    # Messages --------------------------------------------------------------------------
+
+    async def reminder(
+        self, session: AsyncSession, booking: Booking, account: Account, minutes: int, now: datetime
+    ) -> OutboxMessage | None:
+        slot = Slot(booking.slot_start, booking.slot_end)
+        when = "demain" if minutes >= 12 * 60 else f"dans {_duration(minutes)}"
+        body = (
+            f"Permanence : rappel, votre créneau de bénévolat commence {when} "
+            f"({slot.label}). Ouvrez la console quelques minutes avant : "
+            f"{self.vol.settings.public_base_url}/benevole/console"
+        )
+        return await self.send(
+            session,
+            dedup_key=f"reminder:{minutes}:{booking.id}:{slot.key}",
+            kind=f"rappel_{_duration(minutes).replace(' ', '')}",
+            subject="Rappel de votre créneau Permanence",
+            body=body,
+            account=account,
+            now=now,
+        )
+
+    async def nudge(
+        self, session: AsyncSession, booking: Booking, account: Account, now: datetime
+    ) -> OutboxMessage | None:
+        slot = Slot(booking.slot_start, booking.slot_end)
+        body = (
+            f"Permanence : votre créneau ({slot.label}) a commencé et vous n'êtes pas "
+            f"connecté. Ouvrez la console : {self.vol.settings.public_base_url}/benevole/console "
+            "— ou prévenez un coordinateur si vous avez un empêchement."
+        )
+        return await self.send(
+            session,
+            dedup_key=f"noshow:{booking.id}:{slot.key}",
+            kind="relance_absence",
+            subject="Votre créneau Permanence a commencé",
+            body=body,
+            account=account,
+            now=now,
+        )
+
+    async def alert_coordinators(
+        self, session: AsyncSession, slot: Slot, missing: list[str], now: datetime
+    ) -> int:
+        body = (
+            f"Permanence : créneau {slot.label} — bénévole(s) inscrit(s) mais non connecté(s) "
+            f"après 10 minutes : {', '.join(missing)}."
+        )
+        sent = 0
+        recipients = await self.coordinators(session)
+        for coordinator in recipients:
+            row = await self.send(
+                session,
+                dedup_key=f"noshow-alert:{slot.key}:{coordinator.id}",
+                kind="alerte_absence",
+                subject="Bénévoles absents sur un créneau",
+                body=body,
+                account=coordinator,
+                now=now,
+            )
+            sent += row is not None
+        if not recipients:  # still visible on the outbox page
+            row = await self.send(
+                session,
+                dedup_key=f"noshow-alert:{slot.key}:all",
+                kind="alerte_absence",
+                subject="Bénévoles absents sur un créneau",
+                body=body,
+                now=now,
+            )
+            sent += row is not None
+        return sent
+
+    async def ask_standby(
+        self, session: AsyncSession, booking: Booking, account: Account, now: datetime
+    ) -> OutboxMessage | None:
+        slot = Slot(booking.slot_start, booking.slot_end)
+        body = (
+            f"Permanence : il manque un bénévole sur le créneau en cours ({slot.label}), pour "
+            "lequel vous êtes en liste d'attente. Si vous êtes disponible, ouvrez la console : "
+            f"{self.vol.settings.public_base_url}/benevole/console"
+        )
+        return await self.send(
+            session,
+            dedup_key=f"standby-call:{booking.id}:{slot.key}",
+            kind="appel_liste_attente",
+            subject="Un créneau Permanence a besoin de vous",
+            body=body,
+            account=account,
+            now=now,
+        )
+
+    async def standby_promoted(self, session: AsyncSession, booking: Booking) -> None:
+        account = await session.get(Account, booking.account_id)
+        if account is None:
+            return
+        slot = Slot(booking.slot_start, booking.slot_end)
+        await self.send(
+            session,
+            dedup_key=f"promoted:{booking.id}:{slot.key}:{booking.changed_at.isoformat()}",
+            kind="place_liberee",
+            subject="Une place s'est libérée",
+            body=(
+                "Permanence : une place s'est libérée, vous êtes inscrit sur le créneau "
+                f"{slot.label}."
+            ),
+            account=account,
+        )
+
+    async def registration_open(self, session: AsyncSession, emails: list[str]) -> None:
+        for email in emails:
+            await self.send(
+                session,
+                dedup_key=f"registration-open:{email}:{datetime.now(UTC):%Y%m%d}",
+                kind="inscriptions_ouvertes",
+                subject="Les inscriptions de bénévoles sont ouvertes",
+                body=(
+                    "Permanence : les inscriptions de bénévoles sont ouvertes. Inscrivez-vous : "
+                    f"{self.vol.settings.public_base_url}/inscription"
+                ),
+                email=email,
+            )
+
+
+def _duration(minutes: int) -> str:
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours} heure" + ("s" if hours > 1 else "")
+    return f"{minutes} minutes"
