@@ -14,5 +14,7 @@ redis.call('HSET', K.vol(vid), 'blocked_until', v.blocked_until)
 redis.call('ZADD', K.timers(), v.blocked_until, 'u:' .. vid)
 refresh_free(v)
 emit('offer_declined', tid, vid)
+-- Declined by the volunteer it was waiting for: the next volunteer, now (DESIGN.md).
+if t.pref == vid then forget_preference(t) end
 requeue(t)
 return {'ok', 'declined'}

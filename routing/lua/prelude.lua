@@ -289,15 +289,21 @@ local function skip_empty_rings(scopes)
   end
 end
 
+-- The task no longer waits for one volunteer in particular: the rings apply.
+local function forget_preference(t)
+  if t.pref == '' then return end
+  redis.call('ZREM', K.wait(t.cls, 'p:' .. t.pref), t.id)
+  t.pref, t.pref_until = '', '0'
+  redis.call('HSET', K.task(t.id), 'pref', '', 'pref_until', '0')
+end
+
 -- A preferred volunteer (returning caller's, named transfer) going off duty ends their turn
 -- at once: the preference applies only while they are on duty (DESIGN.md), then the rings.
 local function end_preferences(vid)
   for _, cls in ipairs({'voice', 'chat'}) do
     for _, tid in ipairs(redis.call('ZRANGE', K.wait(cls, 'p:' .. vid), 0, -1)) do
       local t = load_task(tid)
-      redis.call('ZREM', K.wait(cls, 'p:' .. vid), tid)
-      t.pref, t.pref_until = '', '0'
-      redis.call('HSET', K.task(tid), 'pref', '', 'pref_until', '0')
+      forget_preference(t)
       set_level(t, target_level(t))
       schedule_task_timer(t)
       dispatch_task(t)

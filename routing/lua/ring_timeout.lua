@@ -25,6 +25,8 @@ else
   redis.call('ZADD', K.timers(), v.blocked_until, 'u:' .. v.id)
 end
 refresh_free(v)
+-- Not answered by the volunteer it was waiting for: the next volunteer, now.
+if t.pref == v.id then forget_preference(t) end
 requeue(t)
 if v.presence == 'paused' then end_preferences(v.id) end
 skip_empty_rings(emptied)

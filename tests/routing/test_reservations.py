@@ -539,3 +539,92 @@ async def test_a_caller_helped_long_ago_has_no_known_volunteer(desk, engine, clo
     assert await engine.recent_caller("ck-a") == {}
     back = await desk.call("t2", "05", caller_key="ck-a")
     assert back.preferred == ""
+
+
+# More around offers, presence and places -----------------------------------------------------
+
+
+async def test_pausing_while_ringing_passes_the_offer_on_without_a_miss(
+    desk, engine, clock
+) -> None:
+    await desk.volunteer("v1", "05")
+    clock.advance(1)
+    await desk.volunteer("v2", "05")
+    await desk.call("t1", "05")
+    await engine.set_presence("v1", Presence.PAUSED, reason="pause café")
+    assert await desk.offered_to("t1") == "v2"
+    vol = await engine.volunteer("v1")
+    assert (vol.presence, vol.reason, vol.misses, vol.reserved) == (
+        Presence.PAUSED,
+        "pause café",
+        0,
+        "",
+    )
+
+
+async def test_pausing_during_wrapup_means_no_offer_after_it(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await engine.complete("v1", "t1")
+    await engine.set_presence("v1", Presence.PAUSED)
+    await desk.call("t2", "05")
+    await engine.finish_wrapup("v1", "t1")
+    assert await desk.offered_to("t2") is None
+    assert await volunteer_state(engine, "v1") is VolunteerState.PAUSED
+
+
+async def test_a_message_left_earlier_keeps_its_time(desk, engine, clock) -> None:
+    """An offline request enters the queue at the time it was left (TaskSpec.place_ms)."""
+    await desk.busy("v1", "05")
+    left_at = clock.now_ms()
+    clock.advance(600)
+    await desk.call("now", "05")
+    from routing.models import TaskSpec
+
+    early = await engine.enqueue(TaskSpec("msg", Channel.CALLBACK, "05", place_ms=left_at))
+    assert early.place_ms == left_at
+    assert early.level == 3  # ten minutes old: every threshold is behind it
+    assert [await engine.position(t) for t in ("msg", "now")] == [1, 2]
+
+
+async def test_positions_are_counted_per_capacity_class(desk, engine, clock) -> None:
+    await desk.busy("v1", "05")
+    await desk.call("call1", "05")
+    await desk.chat("chat1", "05")
+    clock.advance(1)
+    await engine.to_callback("call1", "cb1")  # a callback waits with the calls, at its place
+    await desk.call("call2", "05")
+    await desk.chat("chat2", "05")
+    assert [await engine.position(t) for t in ("cb1", "call2")] == [1, 2]
+    assert [await engine.position(t) for t in ("chat1", "chat2")] == [1, 2]
+    assert (await engine.waiting_count("voice"), await engine.waiting_count("chat")) == (2, 2)
+    assert await engine.position("busy-v1") is None  # not waiting
+
+
+@pytest.mark.parametrize("how", ["decline", "no answer"])
+async def test_a_known_volunteer_who_passes_lets_the_rings_apply_at_once(
+    desk, engine, clock, how
+) -> None:
+    """Decline or no answer → the next volunteer (DESIGN.md), also when the task preferred them."""
+    await desk.volunteer("v1", "05")
+    await help_caller(desk, engine, "v1", "t1", "ck-a")
+    await desk.volunteer("v2", "05")  # idle less long than v1: only chosen if v1 passes
+    back = await desk.call("t2", "05", caller_key="ck-a")
+    assert back.volunteer == "v1"
+    if how == "decline":
+        await engine.decline("v1", "t2")
+    else:
+        await desk.wait(RING_S)
+    assert await desk.offered_to("t2") == "v2"
+
+
+async def test_a_named_colleague_who_declines_lets_anyone_take_it(desk, engine, clock) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await desk.volunteer("v2", "05")
+    await desk.volunteer("v3", "05")
+    await engine.transfer("v1", "t1", to_volunteer="v3")
+    await engine.decline("v3", "t1")
+    assert await desk.offered_to("t1") in {"v1", "v2"}
