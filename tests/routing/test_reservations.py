@@ -628,3 +628,28 @@ async def test_a_named_colleague_who_declines_lets_anyone_take_it(desk, engine, 
     await engine.transfer("v1", "t1", to_volunteer="v3")
     await engine.decline("v3", "t1")
     assert await desk.offered_to("t1") in {"v1", "v2"}
+
+
+async def test_a_transferred_task_keeps_its_place(desk, engine, clock) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    clock.advance(30)
+    await desk.busy("v2", "05", tid="t2")  # arrived after t1
+    await desk.call("t3", "05")
+    await desk.call("t4", "05")
+    await engine.transfer("v1", "t1", skill="papiers")  # nobody has it: t1 waits
+    assert await desk.offered_to("t3") == "v1"  # t1 needs a skill v1 lacks
+    assert [await engine.position(t) for t in ("t1", "t4")] == [1, 2]
+
+
+async def test_timers_of_a_finished_task_do_nothing(desk, engine) -> None:
+    await desk.busy("v1", "05")
+    await desk.call("t1", "05")  # widening timers pending
+    await desk.call("t2", "05")
+    await engine.cancel("t1")
+    await engine.close("t2", "line_closed")
+    before = await engine.snapshot()
+    assert await desk.wait(600) == 0  # nothing was left due for them
+    after = await engine.snapshot()
+    assert {**before, "now": 0} == {**after, "now": 0}
