@@ -19,6 +19,12 @@ from routing.metrics import Counts
 from web.coordination.models import Contact, RoutingEvent
 
 
+async def run(session: Any, statement: Any) -> Any:
+    """Execute on a SQLModel session (``exec``) or a plain SQLAlchemy one (``execute``)."""
+    exec_ = getattr(session, "exec", None)
+    return await (exec_(statement) if exec_ is not None else session.execute(statement))
+
+
 def stream_order(stream_id: str) -> tuple[int, int]:
     """Sort key of a stream id ('1700000000000-3')."""
     ms, _, seq = stream_id.partition("-")

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.territory import Territories
 from volunteers.models import Account, Booking, BookingStatus, SlotTarget, WrapUp
+from web.coordination.history import run
 from web.coordination.live import Slots, day_end_ms, day_start_ms
 from web.coordination.reports import Period, VolunteerInfo
 
@@ -28,7 +29,7 @@ async def load_slots(session: AsyncSession, now_ms: int, day: str, default_targe
     """Today's slots: booked vs target each, and who is booked in the current one."""
     start, end = _dt(day_start_ms(day)), _dt(day_end_ms(day))
     rows = (
-        await session.execute(
+        await run(session, 
             select(Booking.slot_start, Booking.slot_end, Account.public_id, Account.name)
             .join(Account, Account.id == Booking.account_id)
             .where(
@@ -41,7 +42,7 @@ async def load_slots(session: AsyncSession, now_ms: int, day: str, default_targe
     targets = {
         _ms(t.slot_start): t.target
         for t in (
-            await session.execute(
+            await run(session, 
                 select(SlotTarget).where(SlotTarget.slot_start >= start,
                                          SlotTarget.slot_start < end)
             )
@@ -77,7 +78,7 @@ async def volunteer_info(
     """Names and territories of volunteers, their bookings and the wrap-ups of a period."""
     info = VolunteerInfo()
     for public_id, name, dep in (
-        await session.execute(select(Account.public_id, Account.name, Account.departement))
+        await run(session, select(Account.public_id, Account.name, Account.departement))
     ).all():
         info.names[public_id] = name
         info.departements[public_id] = dep
@@ -86,7 +87,7 @@ async def volunteer_info(
     start, end = _dt(day_start_ms(period.days()[0])), _dt(day_end_ms(period.days()[-1]))
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for public_id, slot_start, present_at, no_show_at in (
-        await session.execute(
+        await run(session, 
             select(Account.public_id, Booking.slot_start, Booking.present_at, Booking.no_show_at)
             .join(Account, Account.id == Booking.account_id)
             .where(
@@ -107,7 +108,7 @@ async def volunteer_info(
     info.wrapup_rows = [
         (task_id, outcome, referral)
         for task_id, outcome, referral in (
-            await session.execute(
+            await run(session, 
                 select(WrapUp.task_id, WrapUp.outcome, WrapUp.referral).where(
                     WrapUp.created_at >= start - margin, WrapUp.created_at < end + margin
                 )

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from routing.clock import PARIS
 from routing.metrics import Counts, Metrics, compute
 from routing.occupancy import OccupancyTracker
-from web.coordination.history import Thresholds, contact_counts, from_row
+from web.coordination.history import Thresholds, contact_counts, from_row, run
 from web.coordination.live import day_end_ms, day_start_ms
 from web.coordination.models import Contact, RoutingEvent
 
@@ -121,7 +121,7 @@ def _local(ms: int) -> datetime:
 
 async def _contacts(session: AsyncSession, line: str, period: Period) -> list[Any]:
     cols = [getattr(Contact, c) for c in Contact.model_fields]
-    rows = await session.execute(
+    rows = await run(session, 
         select(*cols).where(
             Contact.line == line, Contact.day >= period.days()[0], Contact.day <= period.days()[-1]
         )
@@ -130,7 +130,7 @@ async def _contacts(session: AsyncSession, line: str, period: Period) -> list[An
 
 
 async def _volunteer_events(session: AsyncSession, line: str, start: int, end: int) -> list:
-    rows = await session.execute(
+    rows = await run(session, 
         select(RoutingEvent)
         .where(
             RoutingEvent.line == line,

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 MAP_SVG = HERE / "static" / "vendor" / "france-departements" / "france.departments.svg"
 DEFAULT_SLOT_TARGET = 3
+OUTCOME_NAMES = {"resolved": "Résolu", "referred": "Orienté", "callback": "À rappeler"}
 
 Coordinator = Annotated[SessionUser, Depends(require_coordinator)]
 SameOrigin = Annotated[None, Depends(same_origin_dependency)]
@@ -233,7 +234,7 @@ async def dashboard_socket(
 csrf = [Depends(require_csrf)]
 
 
-@router.post("/benevoles/{volunteer_id}/{action}", dependencies=csrf)
+@router.post("/presence/{volunteer_id}/{action}", dependencies=csrf)
 async def volunteer_action(
     request: Request, volunteer_id: str, action: str,
     user: Coordinator,
@@ -452,8 +453,16 @@ async def reports_page(request: Request, user: Coordinator):
     except ControlError as exc:
         return HTMLResponse(f"<p>{exc.message}</p>", status_code=400)
     territories = _runtime(request).engine.territories
+    chart = {
+        "labels": [r.label for r in report.rows],
+        "offered": [r.metrics.offered for r in report.rows],
+        "answered": [r.metrics.answered for r in report.rows],
+        "abandoned": [r.metrics.abandoned for r in report.rows],
+        "service_level": [r.metrics.service_level for r in report.rows],
+    }
     return _page(
         request, "reports.html", user, report=report, query=dict(request.query_params),
+        chart=chart, outcome_names=OUTCOME_NAMES,
         csv_query=str(request.query_params), skills=SKILLS, channels=CHANNEL_NAMES,
         regions=sorted(territories.regions.values(), key=lambda r: r.name),
         departements=sorted(territories.departements.values(), key=lambda d: d.code),

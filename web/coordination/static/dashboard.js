@@ -168,7 +168,7 @@
       row.append(el("th", { scope: "row" }), el("td"), el("td", { class: "elapsed" }), el("td"));
       const actions = el("td", { class: "row-actions" });
       for (const [action, label] of [["pause", "Mettre en pause"], ["deconnexion", "Déconnecter"]]) {
-        const form = el("form", { method: "post", action: `/coordination/benevoles/${encodeURIComponent(v.id)}/${action}`, class: "js-action inline" });
+        const form = el("form", { method: "post", action: `/coordination/presence/${encodeURIComponent(v.id)}/${action}`, class: "js-action inline" });
         form.append(el("input", { type: "hidden", name: "csrf_token", value: csrf }),
           el("button", { type: "submit", text: label, "aria-label": `${label} ${v.name}` }));
         bindForm(form);

@@ -1,0 +1,144 @@
+"""The live dashboard: its numbers from the engine, and hubs pushing them from the stream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from routing.clock import ManualClock, buckets
+from routing.engine import Engine
+from routing.metrics import compute
+from routing.models import Channel, Presence, TaskSpec, VolunteerProfile
+from web.coordination.hub import DashboardHub, notify
+from web.coordination.live import Slots, build_state, day_start_ms
+
+
+async def test_the_dashboard_shows_queue_volunteers_today_and_alerts(
+    engine: Engine, clock: ManualClock
+) -> None:
+    await engine.log_in(VolunteerProfile("v1", "05", frozenset({"impots"}), name="Anne"))
+    await engine.log_in(VolunteerProfile("v2", "05", name="Bruno"))
+    await engine.log_in(VolunteerProfile("v3", "38", name="Chloé"))
+    await engine.set_presence("v1", Presence.AVAILABLE)
+    await engine.set_presence("v3", Presence.PAUSED, "réunion")
+    await engine.enqueue(TaskSpec("a", Channel.VOICE, "05", skill="impots"))  # rings at v1
+    clock.advance(12)
+    await engine.accept("v1", "a")
+    await engine.enqueue(TaskSpec("b", Channel.CHAT, "29"))  # Bretagne: nobody there
+    await engine.enqueue(TaskSpec("c", Channel.VOICE, "29"))
+    clock.advance(30)
+    await engine.tick()
+    slots = Slots(clock.now_ms() - 60_000, clock.now_ms() + 60_000, 2, 3,
+                  {"v1": "Anne", "v2": "Bruno"}, [])
+
+    s = await build_state(engine, slots=slots)
+
+    assert s["waiting"] == {"total": 2, "voice": 1, "chat": 1, "callback": 0,
+                            "oldest_since_ms": clock.now_ms() - 30_000}
+    assert [q["id"] for q in s["queue"]] == ["b", "c"]  # queue order: arrival
+    b = s["queue"][0]
+    assert (b["channel_name"], b["departement_name"], b["level_name"]) == (
+        "Chat", "Finistère", "national")  # nobody in the Bretagne rings: widened at once
+    by_id = {v["id"]: v for v in s["volunteers"]}
+    assert by_id["v1"]["state"] == "call" and by_id["v1"]["since_ms"] == clock.now_ms() - 30_000
+    assert by_id["v3"]["label"] == "En pause : réunion"
+    assert "v2" not in by_id and s["volunteers_by_state"]["logged_out"] == 1
+    assert s["today"]["answered"] == 1 and s["today"]["asa_s"] == 12.0
+    assert s["today"] == compute(await engine.counts(buckets(clock.now_ms())[0])).as_dict()
+    assert s["map"] == {"waiting": {"29": 2}, "on_duty": {"05": 1}}
+    assert s["slots"]["missing"] == [{"id": "v2", "name": "Bruno"}]
+    texts = [a["text"] for a in s["alerts"]]
+    assert (
+        "Bretagne : 2 personnes attendent et aucun bénévole de la région n'est en service."
+        in texts
+    )
+
+
+async def test_alerts_for_a_falling_service_level_and_unanswered_offers(
+    engine: Engine, clock: ManualClock
+) -> None:
+    await engine.log_in(VolunteerProfile("v1", "05", name="Anne"))
+    await engine.set_presence("v1", Presence.AVAILABLE)
+    cfg = await engine.config()
+    for i in range(3):  # three callers give up after a minute and a half
+        await engine.enqueue(TaskSpec(f"x{i}", Channel.VOICE, "75"))
+    await engine.set_presence("v1", Presence.PAUSED, "pause")
+    clock.advance(90)
+    for i in range(3):
+        await engine.cancel(f"x{i}")
+    await engine.set_presence("v1", Presence.AVAILABLE)
+    await engine.enqueue(TaskSpec("y", Channel.VOICE, "05"))  # rings at v1, unanswered
+    clock.advance(cfg.ring_s + 1)
+    await engine.tick()
+    s = await build_state(engine)
+    kinds = {a["kind"]: a for a in s["alerts"]}
+    assert kinds["service_level"]["text"].startswith("Niveau de service en baisse : 0 %")
+    assert kinds["no_answer"]["text"] == "Anne n'a pas décroché au dernier appel proposé."
+
+
+async def test_hubs_in_several_processes_push_every_change_from_the_stream(
+    engine: Engine, clock: ManualClock
+) -> None:
+    hubs = [DashboardHub(engine) for _ in range(3)]  # as if in three app processes
+    for hub in hubs:
+        await hub.seed()
+    subs = [await hub.subscribe() for hub in hubs]
+    assert [(await s.next())["waiting"]["total"] for s in subs] == [0, 0, 0]
+
+    await engine.log_in(VolunteerProfile("v1", "05", name="Anne"))
+    await engine.set_presence("v1", Presence.AVAILABLE)
+    await engine.enqueue(TaskSpec("a", Channel.VOICE, "05"))
+    for hub in hubs:
+        assert await hub.step(block_ms=1000) >= 2
+    states = [await s.next() for s in subs]
+    assert all(st["queue"][0]["ringing"] == "Anne" for st in states)
+
+    await engine.accept("v1", "a")
+    steps = await asyncio.gather(*(hub.step(block_ms=1000) for hub in hubs))
+    assert all(n >= 1 for n in steps)
+    states = [await s.next() for s in subs]
+    assert all(st["waiting"]["total"] == 0 and st["today"]["answered"] == 1 for st in states)
+    assert all(st["volunteers"][0]["state"] == "call" for st in states)
+
+    # A coordination notice (not an engine event) also reaches every hub.
+    await notify(engine.redis, engine.keys.line, "line")
+    assert all(n == 1 for n in await asyncio.gather(*(h.step(block_ms=1000) for h in hubs)))
+
+
+async def test_a_slow_dashboard_gets_the_newest_state_not_a_backlog(engine: Engine) -> None:
+    hub = DashboardHub(engine)
+    await hub.seed()
+    sub = await hub.subscribe()
+    for i in range(5):
+        await engine.enqueue(TaskSpec(f"t{i}", Channel.CHAT, "75"))
+        await hub.step(block_ms=1000)
+    state = await sub.next()
+    assert state["waiting"]["total"] == 5 and state["version"] == hub.version
+    assert not sub.ready.is_set()
+
+
+async def test_occupancy_today_is_folded_from_the_stream_and_resets_at_midnight(
+    engine: Engine, clock: ManualClock
+) -> None:
+    await engine.log_in(VolunteerProfile("v1", "05", name="Anne"))
+    await engine.set_presence("v1", Presence.AVAILABLE)
+    await engine.enqueue(TaskSpec("a", Channel.VOICE, "05"))
+    await engine.accept("v1", "a")
+    clock.advance(60)
+    hub = DashboardHub(engine)  # a process starting after the fact reads the day so far
+    await hub.seed()
+    clock.advance(60)
+    await engine.complete("v1", "a")
+    await engine.finish_wrapup("v1", "a")
+    clock.advance(120)
+    await hub.step(block_ms=1000)
+    state = await hub.refresh()
+    assert state["today"]["occupancy"] == pytest.approx(120 / 240)
+    # Past midnight (Europe/Paris) the day starts again.
+    day = buckets(clock.now_ms())[0]
+    tomorrow = day_start_ms(day) + 24 * 3600 * 1000 + 8 * 3600 * 1000
+    clock.advance((tomorrow - clock.now_ms()) / 1000)
+    state = await hub.refresh()
+    assert state["day"] != day and state["today"]["answered"] == 0
+    assert state["today"]["occupancy"] == 0.0  # on duty since midnight, nothing handled yet
