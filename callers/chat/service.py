@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from callers import callbacks
@@ -161,6 +162,13 @@ class ChatService:
 
     async def save_transcript(self, task_id: str) -> int:
         """Copy the room into SQL (idempotent: each stream entry once); returns rows added."""
+        try:
+            return await self._save_transcript(task_id)
+        except IntegrityError:
+            # Another process saved the same lines at the same moment: take what is left.
+            return await self._save_transcript(task_id)
+
+    async def _save_transcript(self, task_id: str) -> int:
         entries = await self.room.raw_entries(task_id)
         if not entries:
             return 0

@@ -90,6 +90,10 @@ class Bridge:
         while not stop.is_set():
             try:
                 await self.drain(consumer, block_ms=1000)
+            except ResponseError as error:
+                if "NOGROUP" not in str(error):
+                    raise
+                await self.ensure_group()  # Redis lost the group (flushed, restarted)
             except Exception:
                 log.exception("bridge loop error")
                 await asyncio.sleep(1)
