@@ -10,7 +10,6 @@ if target ~= '' then
     return fail('transfer_target_unavailable', target)
   end
 end
-local v = load_vol(vid)
 wait_remove(t)
 if skill ~= '' then
   t.skill, t.need_until = skill, n2s(NOW + CFG.skill_relax_ms)
@@ -24,5 +23,6 @@ redis.call('HINCRBY', K.task(tid), 'transfers', 1)
 emit('task_transferred', tid, vid, 'skill', skill, 'to', target)
 stat('transferred')
 requeue(t)
-release(v, t)
+-- Reload: a chat with room to spare may just have been offered again to this very volunteer.
+release(load_vol(vid), t)
 return {'ok', t.state}

@@ -653,3 +653,19 @@ async def test_timers_of_a_finished_task_do_nothing(desk, engine) -> None:
     assert await desk.wait(600) == 0  # nothing was left due for them
     after = await engine.snapshot()
     assert {**before, "now": 0} == {**after, "now": 0}
+
+
+async def test_transferring_a_chat_with_room_for_more_keeps_the_books_straight(
+    desk, engine
+) -> None:
+    """The chat may ring again for its own volunteer (they have room and the skill); their
+    offer, load and free sets must then agree (the desk's teardown checks the invariants)."""
+    await desk.volunteer("v1", "05", skills=["sante"], chat_capacity=2)
+    await desk.chat("c1", "05")
+    await engine.accept("v1", "c1")
+    await engine.transfer("v1", "c1", skill="sante")
+    vol = await engine.volunteer("v1")
+    assert (vol.reserved, vol.load_chat) == ("c1", 0)
+    assert await desk.offered_to("c1") == "v1"
+    await desk.chat("c2", "05")  # v1 has an offer ringing: nothing more for them meanwhile
+    assert await desk.offered_to("c2") is None
