@@ -19,9 +19,10 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 
-# Simpson panels for the wait integrals: the integrand is smooth and concave in log,
-# so this is accurate to ~1e-10 relative, far below what staffing needs.
-_PANELS = 4000
+# Simpson panels per piece of the wait integrals: the integrand is smooth, so this is
+# accurate to ~1e-7 relative (checked against the series in the tests), far below what
+# staffing needs, and fast enough to staff a whole week.
+_PANELS = 1000
 _TAIL_LOG_DROP = 50.0  # the integrands are cut where they fall below e^-50 of their peak
 
 
@@ -166,6 +167,10 @@ class ErlangA:
         return total, top
 
     @cached_property
+    def _area(self) -> tuple[float, float]:
+        return self._integral(lambda x: 1.0)
+
+    @cached_property
     def _density_constant(self) -> float:
         """nμ π_n e^{top}, so that the density is this times exp(h(x) - top)."""
         if self.arrival_rate == 0:
@@ -175,7 +180,7 @@ class ErlangA:
         b = erlang_b(self.servers, self.load)
         if b == 0:
             return 0.0
-        area, top = self._integral(lambda x: 1.0)
+        area, top = self._area
         below = (1 - b) / b
         return 1 / (below * math.exp(-top) * self.aht_s / self.servers + area)
 
@@ -190,7 +195,7 @@ class ErlangA:
     @cached_property
     def p_wait(self) -> float:
         """Probability that a caller has to wait (finds every agent busy)."""
-        return min(1.0, self._moment(lambda x: 1.0))
+        return min(1.0, self._density_constant * self._area[0])
 
     @cached_property
     def p_abandon(self) -> float:

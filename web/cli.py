@@ -180,6 +180,15 @@ def revision(message: Annotated[str, typer.Argument(help="what the migration doe
         typer.echo(f"wrote {path} - review it before committing")
 
 
+def _add_simulate() -> None:
+    from web.simulation.command import simulate_command
+
+    cli.command("simulate")(simulate_command)
+
+
+_add_simulate()
+
+
 def main() -> None:
     """Entry point of the ``permanence`` script."""
     cli()

@@ -12,10 +12,12 @@ import csv
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 HALF_HOUR_S = 1800
-DEFAULT_TRACE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "anonymous-bank"
+# The shared reference data sits next to the project checkout.
+DEFAULT_TRACE = (Path(__file__).resolve().parents[3] / "shared" / "data" / "anonymous-bank")
 DEFAULT_TRACE_FILE = DEFAULT_TRACE / "days-01-15.csv"
 REQUIRED_COLUMNS = {
     "customer_id", "priority", "date", "vru_exit", "q_start", "q_time", "outcome",
@@ -166,3 +168,18 @@ class Patience:
             area += (t - prev_t) * prev_s
             prev_t, prev_s = t, s
         return area + (horizon_s - prev_t) * prev_s
+
+
+def daily_counts(days: dict[str, TraceDay], shift_days: int = 1) -> dict[date, list[int]]:
+    """Each trace day's 48 half-hour arrival counts, dated for a French week.
+
+    The trace's working week runs Sunday to Thursday (an Israeli bank): shifting by one
+    day puts it on Monday to Friday, with the quiet Friday and Saturday on the weekend.
+    """
+    out: dict[date, list[int]] = {}
+    for key, day in days.items():
+        counts = [0] * 48
+        for c in day.calls:
+            counts[min(47, c.arrival_s // HALF_HOUR_S)] += 1
+        out[date.fromisoformat(key) + timedelta(days=shift_days)] = counts
+    return out
