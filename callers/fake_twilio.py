@@ -246,6 +246,35 @@ def fake_twilio_router(fake: FakeTwilio) -> APIRouter:
             status_code=201,
         )
 
+    @router.post(API + "/Messages.json")
+    async def create_message(account: str, request: Request) -> JSONResponse:
+        denied = check(request, account)
+        form = await record(request, denied.status_code if denied else 201)
+        if denied:
+            return denied
+        if not form.get("To"):
+            return _error(400, 21604, "A 'To' phone number is required.")
+        if not form.get("Body"):
+            return _error(400, 21602, "Message body is required.")
+        sid = _sid("SM")
+        return JSONResponse(
+            {
+                "sid": sid,
+                "account_sid": fake.account_sid,
+                "to": form["To"],
+                "from": form.get("From", ""),
+                "body": form["Body"],
+                "status": "queued",
+                "direction": "outbound-api",
+                "num_segments": "1",
+                "date_created": _rfc2822(),
+                "date_updated": _rfc2822(),
+                "api_version": "2010-04-01",
+                "uri": f"/2010-04-01/Accounts/{fake.account_sid}/Messages/{sid}.json",
+            },
+            status_code=201,
+        )
+
     @router.get("/_fake/requests")
     async def recorded() -> JSONResponse:
         """What the fake received (for the demo; it holds test numbers only)."""

@@ -39,6 +39,7 @@ from callers.context import Callers
 from callers.fake_twilio import FakeTwilio, fake_twilio_app, fake_twilio_router
 from callers.reach import softphone_by_id
 from callers.settings import DEFAULT_HOLD_MUSIC, CallersSettings
+from callers.texts import TwilioTexts
 from callers.twilio_rest import build_twilio_client, close_twilio_client
 from callers.voice.bridge import Bridge
 from callers.voice.flow import VoiceFlow
@@ -119,8 +120,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.ctx, state.flow = ctx, VoiceFlow(ctx)
     state.bridge, state.chat = Bridge(ctx), ChatService(ctx)
     state.bridge.hooks.append(state.chat.on_event)
-    # For the volunteer console (volunteers.runtime.ChatBridge is this room's shape).
+    # For volunteers/ (web/ hands them over): the chat rooms (volunteers.runtime.ChatBridge)
+    # and SMS from the line's number (volunteers.runtime.TextSender).
     app.state.chat_bridge = state.chat.room
+    app.state.text_sender = TwilioTexts(twilio, state.settings.twilio_number)
     stop = asyncio.Event()
     state.tasks = [
         asyncio.create_task(_run_bridge(state.bridge, stop), name="callers-bridge"),

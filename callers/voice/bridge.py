@@ -123,12 +123,20 @@ class Bridge:
     async def _reach(self, vid: str) -> VolunteerReach | None:
         reach = await self.ctx.reach(vid)
         if reach is None or (reach.mode is ReachMode.PHONE and not reach.phone):
-            log.warning("no way to reach volunteer %s by phone", vid)
+            log.warning("no way to ring volunteer %s (unknown, or no number)", vid)
             return None
         return reach
 
+    async def _by_phone(self, task: Task) -> bool:
+        """Calls always; callbacks only with a number (an e-mail reply is the console's)."""
+        if task.channel is not Channel.CALLBACK:
+            return True
+        return bool((await get_task(self.ctx, task.id)).get("num"))
+
     async def _offered(self, task: Task, vid: str) -> None:
         if task.state is not TaskState.RESERVED or task.volunteer != vid:
+            return
+        if not await self._by_phone(task):
             return
         reach = await self._reach(vid)
         if reach is None or reach.mode is not ReachMode.PHONE:
@@ -141,7 +149,7 @@ class Bridge:
     async def _assigned(self, task: Task, vid: str) -> None:
         if task.state is not TaskState.ASSIGNED or task.volunteer != vid:
             return
-        if not await once(self.ctx, f"assigned:{task.id}:{vid}"):
+        if not await self._by_phone(task) or not await once(self.ctx, f"assigned:{task.id}:{vid}"):
             return
         meta = await get_task(self.ctx, task.id)
         if not meta.get("conf"):

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlparse
 
+import pytest
+
+from callers.chat.service import ChatService
 from callers.reach import ReachMode, VolunteerReach
+from callers.texts import TwilioTexts
 from routing.models import Outcome, Presence, TaskState
 from tests.callers.helpers import volunteer_on_duty
 from tests.callers.test_voice_hold import EXIT_URL, queued_call, task_of
@@ -172,3 +176,25 @@ async def test_failed_leg_after_console_accept_gives_the_task_back(
     await leg.request(create["StatusCallback"], CallStatus="no-answer")
     task = await engine.require_task(task_id)
     assert task.state is not TaskState.ASSIGNED and task.outcome is None
+
+
+async def test_email_only_callback_rings_nobody(ctx, engine, fake, bridge):
+    await volunteer_on_duty(engine, "anne", "73")
+    request_id = await ChatService(ctx).leave_message({
+        "topic": "autre", "postal_code": "73000", "email": "jeanne@example.fr",
+        "message": "Merci de me répondre par écrit."})
+    assert (await engine.require_task(request_id)).state is TaskState.RESERVED
+    await engine.accept("anne", request_id)
+    await bridge.drain()
+    assert fake.requests == []  # the volunteer answers by e-mail from the console
+
+
+async def test_sms_go_through_the_twilio_client(ctx, fake):
+    texts = TwilioTexts(ctx.twilio, ctx.settings.twilio_number)
+    await texts.send_sms("06 12 34 56 78", "Rappel : votre créneau commence à 14 h.")
+    sent = fake.made("/Messages.json")
+    assert [(m.form["To"], m.form["From"], m.form["Body"]) for m in sent] == [
+        ("+33612345678", ctx.settings.twilio_number, "Rappel : votre créneau commence à 14 h.")]
+    with pytest.raises(ValueError):
+        await texts.send_sms("12", "x")
+    assert len(fake.made("/Messages.json")) == 1
