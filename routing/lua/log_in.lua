@@ -32,6 +32,7 @@ if on_duty then
   set_on_duty(v, 1)
   refresh_free(v)
   skip_empty_rings(emptied)
-  dispatch_volunteer(v)
+  -- Reload: a task widened just now may already ring for this very volunteer.
+  dispatch_volunteer(load_vol(vid))
 end
 return {'ok', v.presence}

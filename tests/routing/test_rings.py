@@ -314,3 +314,14 @@ async def test_moving_the_last_volunteer_away_widens_waiting_tasks(desk, engine)
     await desk.volunteer("v05", "75")  # the profile now says Paris: 05 has nobody on duty
     task = await desk.task("t1")
     assert (task.volunteer, task.level) == ("v13", 2)
+
+
+async def test_moving_away_with_two_tasks_for_you_gives_you_one_offer(desk, engine) -> None:
+    """A profile change that both widens a task to the volunteer and lets them take another
+    one must still leave them with a single offer (teardown checks the invariants)."""
+    await desk.volunteer("v", "05")  # lacks the skill the two calls need
+    await desk.call("from05", "05", skill="impots")  # waits for a skilled 05 volunteer
+    await desk.call("from13", "13", skill="impots")  # nobody in 13: waits at région level
+    await desk.volunteer("v", "13", skills=["impots"])  # moves to 13 and learns the skill
+    offered = [t for t in ("from05", "from13") if await desk.offered_to(t) == "v"]
+    assert offered == [(await engine.volunteer("v")).reserved]
