@@ -94,6 +94,8 @@ def demo(
     """Start everything with the embedded defaults, add demo data, print what to open."""
     ignored = [name for name in ("REDIS_URL", "DATABASE_URL") if os.environ.get(name)]
     overrides: dict[str, object] = {"redis_url": "", "database_url": "", "database_schema": ""}
+    # No Twilio account configured: the demo's telephony goes to the built-in fake Twilio.
+    overrides["twilio_fake"] = not os.environ.get("TWILIO_ACCOUNT_SID")
     if host is not None:
         overrides["host"] = host
     if port is not None:
