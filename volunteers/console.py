@@ -431,7 +431,7 @@ class ConsoleSession:
             except RoutingError as exc:
                 reply = {"ok": False, "error": {"code": exc.code, "message": exc.message}}
             if reply is not None:
-                conn.push({"type": "result", "ref": ref, **reply})
+                conn.push({**reply, "type": "result", "ref": ref})
 
     async def handle(self, conn: Connection, msg: dict[str, Any]) -> dict[str, Any] | None:
         """Answer one request; None for messages without a result (ping)."""

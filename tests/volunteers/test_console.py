@@ -1,0 +1,209 @@
+"""The console over real websockets against the real app: offers, the accept race, liveness."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlmodel import select
+
+from routing.engine import Engine
+from routing.models import Channel, Presence, TaskSpec, TaskState
+from tests.volunteers.conftest import PASSWORD
+from tests.volunteers.live import Console, login
+from volunteers.console import LOST_REASON, ConsoleHub
+from volunteers.models import WrapUp
+
+# Depending on which accept Redis runs first, the loser hears one of these.
+LOSER_MESSAGES = (
+    "Cette demande a été proposée à quelqu'un d'autre.",
+    "Cette proposition a expiré : la demande est passée à un autre bénévole.",
+)
+
+
+async def _on_duty(live, make_account, *names: str) -> list[tuple[object, Console]]:
+    """Volunteers of the Hautes-Alpes, logged in, with their console open and available."""
+    out = []
+    for name in names:
+        account = await make_account(name)
+        client = await login(live.base, account.email, PASSWORD)
+        console = await Console.open(live, client)
+        result = await console.request("presence", state="available")
+        assert result["ok"] and result["presence"] == "available"
+        out.append((account, console))
+    return out
+
+
+async def _offered(consoles: list[Console], task_id: str) -> int:
+    """Which console rings for the task (index), waiting for the push."""
+
+    async def ring(i: int) -> int:
+        await consoles[i].next("offer", task=task_id)
+        return i
+
+    waiters = [asyncio.create_task(ring(i)) for i in range(len(consoles))]
+    done, pending = await asyncio.wait(waiters, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    for w in pending:
+        w.cancel()
+    assert done, "an offer reached a console"
+    return done.pop().result()
+
+
+async def test_offer_reaches_the_console_with_caller_details(live, make_account, engine: Engine):
+    [(anne, console)] = await _on_duty(live, make_account, "Anne")
+    await engine.enqueue(TaskSpec("call-1", Channel.VOICE, "05", skill="famille"))
+    offer = await console.next("offer", task="call-1")
+    assert offer["departement"] == "05" and offer["departement_name"] == "Hautes-Alpes"
+    assert offer["topic"] == "Famille, CAF" and offer["channel_label"] == "Appel"
+    assert 0 < offer["remaining_ms"] <= 20_000 and offer["ring_s"] == 20
+    assert offer["previous"] == [] and offer["returning"] is False
+    await console.close()
+
+
+async def test_two_volunteers_race_to_accept_the_same_offer(
+    live, make_account, engine: Engine, clock
+):
+    (a, con_a), (b, con_b) = await _on_duty(live, make_account, "Anne", "Bruno")
+    consoles = [con_a, con_b]
+
+    # 1. Both click "Accepter" at once on the same task: only the one it rings for wins.
+    await engine.enqueue(TaskSpec("race-1", Channel.VOICE, "05"))
+    first = await _offered(consoles, "race-1")
+    results = await asyncio.gather(
+        con_a.request("accept", task="race-1"), con_b.request("accept", task="race-1")
+    )
+    assert [r["ok"] for r in results].count(True) == 1
+    winner, loser = (results[first], results[1 - first])
+    assert winner["ok"] and winner["task"] == "race-1"
+    assert loser["error"]["message"] in LOSER_MESSAGES
+    task = await engine.task("race-1")
+    assert task.state is TaskState.ASSIGNED and task.volunteer == (a, b)[first].public_id
+
+    # 2. The offer times out on the first console and moves to the second just as the
+    #    first volunteer clicks: both accept at the same moment, one wins, one is told.
+    await engine.cancel("race-1")
+    await engine.finish_wrapup((a, b)[first].public_id, "race-1")
+    await engine.enqueue(TaskSpec("race-2", Channel.VOICE, "05"))
+    ringing = await _offered(consoles, "race-2")
+    clock.advance(21)
+    await engine.tick()
+    other = 1 - ringing
+    await consoles[ringing].next("offer_gone", task="race-2", reason="timeout")
+    await consoles[other].next("offer", task="race-2")
+    results = await asyncio.gather(
+        consoles[ringing].request("accept", task="race-2"),
+        consoles[other].request("accept", task="race-2"),
+    )
+    assert results[1]["ok"] is True
+    assert results[0]["ok"] is False
+    assert results[0]["error"]["message"] in LOSER_MESSAGES
+    assert (await engine.task("race-2")).volunteer == (a, b)[other].public_id
+    await con_a.close()
+    await con_b.close()
+
+
+async def test_lost_connection_logs_out_and_offer_moves_then_reconnect_restores(
+    live, make_account, engine: Engine, clock, vol
+):
+    (a, con_a), (b, con_b) = await _on_duty(live, make_account, "Anne", "Bruno")
+    client_a = await login(live.base, a.email, PASSWORD)
+    await engine.enqueue(TaskSpec("lost-1", Channel.VOICE, "05"))
+    ringing = await _offered([con_a, con_b], "lost-1")
+    cons, accs = [con_a, con_b], [a, b]
+    lost_con, lost_acc = cons[ringing], accs[ringing]
+    kept_con, kept_acc = cons[1 - ringing], accs[1 - ringing]
+
+    await lost_con.drop()  # no close frame: the server cannot tell yet
+    hub = ConsoleHub(vol)
+    clock.advance(vol.settings.heartbeat_timeout_s - 1)
+    assert await hub.reap() == []  # within the timeout: nothing happens
+    clock.advance(2)
+    await kept_con.ping()  # the other console keeps beating
+    assert await hub.reap() == [lost_acc.public_id]
+    gone = await engine.volunteer(lost_acc.public_id)
+    assert gone.presence is Presence.LOGGED_OUT and gone.reason == LOST_REASON
+    await kept_con.next("offer", task="lost-1")  # the offer in flight went to the next one
+    assert (await engine.task("lost-1")).volunteer == kept_acc.public_id
+
+    back = await Console.open(live, client_a if lost_acc is a else await login(
+        live.base, lost_acc.email, PASSWORD
+    ))
+    # Welcome came first (consumed by open); the restored state is visible in the engine.
+    again = await engine.volunteer(lost_acc.public_id)
+    assert again.presence is Presence.AVAILABLE
+    await back.close()
+    await kept_con.close()
+
+
+async def test_wrapup_is_checked_stored_and_shown_to_the_next_volunteer(
+    live, make_account, engine: Engine, sessions
+):
+    [(anne, console)] = await _on_duty(live, make_account, "Anne")
+    await engine.enqueue(TaskSpec("chat-1", Channel.CHAT, "05", caller_key="ck-42"))
+    await console.next("offer", task="chat-1")
+    assert (await console.request("accept", task="chat-1"))["ok"]
+    early = await console.request("wrapup", task="chat-1", topic="famille", outcome="resolved")
+    assert early["error"]["message"] == (
+        "Terminez d'abord la conversation avant de remplir la fiche."
+    )
+    assert (await console.request("complete", task="chat-1"))["ok"]
+    await console.next("task", task="chat-1", status="wrapup")
+
+    bad = await console.request("wrapup", task="chat-1", topic="famille", outcome="referred")
+    assert bad["error"]["message"] == "Choisissez l'organisme vers lequel vous avez orienté."
+    bad = await console.request(
+        "wrapup", task="chat-1", topic="famille", outcome="resolved", consent=True
+    )
+    assert "Précisez pour quelle démarche" in bad["error"]["message"]
+    ok = await console.request(
+        "wrapup",
+        task="chat-1",
+        topic="famille",
+        outcome="referred",
+        referral="caf",
+        consent=True,
+        consent_demarche="Demande de prime d'activité",
+        notes="Dossier CAF à compléter : attestation de loyer.",
+    )
+    assert ok["ok"] and ok["message"] == "Fiche enregistrée. Merci !"
+    async with sessions() as session:
+        rows = list(await session.exec(select(WrapUp)))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row.task_id, row.caller_key, row.outcome, row.referral) == (
+        "chat-1",
+        "ck-42",
+        "referred",
+        "caf",
+    )
+    assert row.consent and row.consent_at is not None and row.account_id == anne.id
+    assert (await engine.task("chat-1")).state is TaskState.ENDED
+    again = await console.request("wrapup", task="chat-1", topic="famille", outcome="resolved")
+    assert again["error"]["message"] == "La fiche de cette demande a déjà été enregistrée."
+
+    # The same caller comes back: the offer carries the previous notes.
+    await engine.enqueue(TaskSpec("chat-2", Channel.CHAT, "05", caller_key="ck-42"))
+    offer = await console.next("offer", task="chat-2")
+    assert offer["returning"] is True
+    assert offer["previous"][0]["notes"] == "Dossier CAF à compléter : attestation de loyer."
+    assert offer["previous"][0]["referral"] == "CAF"
+    declined = await console.request("decline", task="chat-2")
+    assert declined["ok"]
+    await console.next("offer_gone", task="chat-2", reason="declined")
+    await console.close()
+
+
+async def test_presence_pause_with_reason_and_bad_requests(live, make_account, engine):
+    [(anne, console)] = await _on_duty(live, make_account, "Anne")
+    paused = await console.request("presence", state="paused", reason="Pause café")
+    assert paused["presence"] == "paused" and paused["label"] == "En pause"
+    vol_state = await engine.volunteer(anne.public_id)
+    assert vol_state.presence is Presence.PAUSED and vol_state.reason == "Pause café"
+    bad = await console.request("presence", state="asleep")
+    assert bad["error"]["message"] == "État inconnu."
+    unknown = await console.request("launch_rockets")
+    assert unknown["error"]["message"] == "Demande inconnue."
+    nope = await console.request("accept", task="does-not-exist")
+    assert nope["ok"] is False and nope["error"]["code"] == "unknown_task"
+    await console.ws.send("not json")
+    assert (await console.next("result"))["error"]["message"] == "Message illisible."
+    await console.close()
