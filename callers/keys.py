@@ -25,6 +25,10 @@ class CallerKeys:
         """hash: volunteer id -> leg id of a task's volunteer calls."""
         return f"{self.base}tlegs:{task_id}"
 
+    def answers(self, caller_key: str) -> str:
+        """hash: a caller's last menu answers (topic, département), kept for resuming."""
+        return f"{self.base}answers:{caller_key}"
+
     def chat(self, task_id: str) -> str:
         """hash: a chat's public details (topic, département, first name, state)."""
         return f"{self.base}chat:{task_id}"

@@ -78,8 +78,24 @@ class VoiceFlow:
             self.s.say(r, P.NOBODY)
             return self._offer_callback(r)
         await claim_call_field(self.ctx, sid, "mode", "queue")
+        answers = await self._resumable_answers(state.get("ck", ""))
+        if answers:
+            # Back within the resume window: no menus again, straight back to their place.
+            await set_call(self.ctx, sid, **answers)
+            return await self._enqueue(sid, await get_call(self.ctx, sid), r)
         self.s.redirect(r, "topic")
         return r
+
+    async def _resumable_answers(self, caller_key: str) -> dict[str, str]:
+        """The menu answers of a caller whose abandoned place the engine still keeps."""
+        if not caller_key or not await self.ctx.redis.exists(
+            self.ctx.engine.keys.resume(caller_key)
+        ):
+            return {}
+        raw = await self.ctx.redis.hgetall(self.ctx.keys.answers(caller_key))
+        if raw.get("dept") not in self.ctx.engine.territories.departements:
+            return {}
+        return {k: raw.get(k, "") for k in ("topic", "skill", "dept", "national")}
 
     def _closed_phrases(self, status: LineStatus) -> list[str]:
         phrases = {
@@ -287,8 +303,19 @@ class VoiceFlow:
         except TaskExists:  # a retried webhook: the task is already there
             task = await self.ctx.engine.require_task(task_id)
             resumed = task.resumed
+        if state.get("ck"):
+            await self._remember_answers(state)
         self.s.say(r, P.RESUMED if resumed else P.QUEUED)
         return self._enqueue_twiml(r)
+
+    async def _remember_answers(self, state: dict[str, str]) -> None:
+        key = self.ctx.keys.answers(state["ck"])
+        window_s = max(1, int((await self.ctx.engine.config()).resume_window_s) + 60)
+        async with self.ctx.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={k: state.get(k, "") for k in
+                                    ("topic", "skill", "dept", "national")})
+            pipe.expire(key, window_s)
+            await pipe.execute()
 
     def _enqueue_twiml(self, r: VoiceResponse) -> VoiceResponse:
         r.enqueue(

@@ -121,15 +121,14 @@ async def test_calling_back_soon_resumes_the_place(ctx, engine, phone, fake, clo
     clock.advance(60)  # still within the engine's 300 s abandon-resume window
     other = await queued_call(ctx, phone, fake, "+33699999999")  # someone else meanwhile
     again = phone(CALLER)
-    await again.start()
-    await again.press("4")
-    await again.press("05")
-    twiml = await again.press("1")
+    twiml = await again.start()  # no menus this time: straight back to the queue
     assert "Vous retrouvez votre place dans la file d'attente." in twiml.said()
+    assert twiml.first("Enqueue") is not None and twiml.first("Gather") is None
     resumed = await engine.require_task(await task_of(ctx, again))
     assert resumed.resumed and resumed.place_ms == old.place_ms
     assert await engine.position(resumed.id) == 1
     assert await engine.position(await task_of(ctx, other)) == 2
+    assert resumed.departement == "05" and resumed.skill == ""
 
 
 async def test_forged_signature_is_refused_and_changes_nothing(ctx, engine, phone, hooks, fake):
