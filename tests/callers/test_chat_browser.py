@@ -1,8 +1,9 @@
 """The chat in real Chromium against the whole app (uvicorn, real Redis, real database).
 
-The volunteer console is not wired to the chat rooms yet, so the volunteer's side is
-played through the engine (accept) and the shared chat room (ChatRoom.send / history),
-exactly what the console's socket will call.
+One test drives both sides in two browser contexts (the caller on /aide, the volunteer
+in the volunteers' console). The others play the volunteer's side through the engine
+(accept) and the shared chat room (ChatRoom.send / history), which is what the
+console's socket calls, to reach cases a console user cannot produce on demand.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from routing.models import Presence
 from tests.callers.helpers import volunteer_on_duty
 from tests.callers.live import CHROMIUM, CHROMIUM_ARGS, free_port, require_chromium, serve
 from tests.conftest import make_settings
+from volunteers import accounts
+from volunteers.models import AccountStatus, Role
 
 AXE = Path(__file__).resolve().parents[1] / "vendor" / "axe-core" / "axe.min.js"
 XSS = '<img src=x onerror="window.__xss = 1"><script>window.__xss = 2</script>'
@@ -241,3 +244,57 @@ async def test_socket_resumes_refuses_forged_tokens_and_limits_rates(live, engin
         assert "trop de messages" in errors[0]
     stored = [m["text"] for m in await room.history((await engine.live_tasks())[0].id)]
     assert stored == ["<b>premier</b>"] + [f"message {i}" for i in range(5)]
+
+
+@pytest.mark.browser
+async def test_caller_and_volunteer_console_in_two_browser_contexts(
+    live, browser, engine, db_session
+):
+    """Both sides in Chromium: the caller on /aide, the volunteer in their console."""
+    await accounts.create_account(
+        db_session, email="anne@exemple.fr", password="mot-de-passe-solide",
+        name="Anne Dupont", role=Role.VOLUNTEER, status=AccountStatus.APPROVED,
+        postal_code="05000",
+    )
+    await db_session.commit()
+
+    volunteer = await (await browser.new_context()).new_page()
+    await volunteer.goto(live + "/connexion")
+    await volunteer.get_by_label("Adresse e-mail").fill("anne@exemple.fr")
+    await volunteer.get_by_label("Mot de passe").fill("mot-de-passe-solide")
+    await volunteer.get_by_role("button", name="Se connecter").click()
+    await volunteer.goto(live + "/benevole/console")
+    await volunteer.get_by_role("button", name="Me rendre disponible").click()
+
+    caller = await (await browser.new_context()).new_page()
+    await start_chat(caller, live)
+    await expect(volunteer.locator("#offer")).to_be_visible(timeout=10_000)
+    await volunteer.locator("#offer-accept").click()
+    await expect(caller.locator("#messages")).to_contain_text("a rejoint la discussion")
+    await expect(caller.locator("#status")).to_contain_text("vous répond")
+
+    box = caller.locator("#chat").get_by_label("Votre message")
+    await box.fill("Bonjour, c'est pour la CAF.")
+    await box.press("Enter")
+    card = volunteer.locator(".task").first
+    await expect(card.locator(".chat-log")).to_contain_text("Bonjour, c'est pour la CAF.")
+
+    await card.locator(".chat-input").fill("Bonjour Lucie, je vous écoute.")
+    await card.get_by_role("button", name="Envoyer").click()
+    await expect(caller.locator("#messages li.volunteer")).to_contain_text("je vous écoute")
+
+    # Markup travels as text both ways.
+    await box.fill(XSS)
+    await box.press("Enter")
+    await expect(card.locator(".chat-log li").last).to_contain_text(XSS)
+    await card.locator(".chat-input").fill(XSS)
+    await card.get_by_role("button", name="Envoyer").click()
+    await expect(caller.locator("#messages li.volunteer .text").last).to_have_text(XSS)
+    assert await caller.evaluate("window.__xss") is None
+    assert await volunteer.evaluate("window.__xss") is None
+
+    await caller.reload()  # the conversation comes back after a reload
+    await expect(caller.locator("#messages li.volunteer")).to_have_count(2)
+
+    await card.get_by_role("button", name="Terminer la conversation").click()
+    await expect(caller.locator("#ended")).to_be_visible(timeout=10_000)
