@@ -12,9 +12,9 @@ from sqlmodel import select
 
 from callers.context import Callers
 from callers.models import CallbackRequest, CallbackSource, CallbackState, fetch_all
-from callers.voice.state import new_id, set_task
+from callers.voice.state import get_task, new_id, set_task
 from routing.errors import TaskExists
-from routing.models import Channel, TaskSpec
+from routing.models import Channel, TaskSpec, TaskState
 
 log = logging.getLogger("callers.callbacks")
 
@@ -125,9 +125,7 @@ class CallbackDetails:
 
 
 async def callback_details(ctx: Callers, task_id: str) -> CallbackDetails | None:
-    """Contact details of a callback task, for the console of the volunteer assigned to it."""
-    from callers.voice.state import get_task
-
+    """Contact details of a callback task (callers of this function check who asks)."""
     meta = await get_task(ctx, task_id)
     if not meta:
         return None
@@ -139,3 +137,15 @@ async def callback_details(ctx: Callers, task_id: str) -> CallbackDetails | None
         preferred_time=meta.get("pref_time", ""),
         first_name=meta.get("first_name", ""),
     )
+
+
+async def callback_details_for(
+    ctx: Callers, task_id: str, volunteer_id: str
+) -> CallbackDetails | None:
+    """The details, only for the volunteer the callback is offered or assigned to."""
+    task = await ctx.engine.task(task_id)
+    if task is None or task.channel is not Channel.CALLBACK or task.volunteer != volunteer_id:
+        return None
+    if task.state not in {TaskState.RESERVED, TaskState.ASSIGNED, TaskState.WRAPUP}:
+        return None
+    return await callback_details(ctx, task_id)

@@ -11,8 +11,11 @@ Hooks web/ may set on ``app.state`` before the lifespan starts:
 - ``volunteer_reach``: ``async (volunteer_id) -> callers.reach.VolunteerReach | None``
   (how to ring a volunteer: softphone identity or phone number); default: softphone
   with the volunteer id as client identity.
-Afterwards ``app.state.callers`` holds the ``CallersApp`` (services, chat rooms for the
-volunteer console: ``app.state.callers.chat.room`` implements volunteers' ChatBridge).
+Set by the lifespan for web/ and volunteers/: ``app.state.callers`` (the services),
+``chat_bridge`` (the chat rooms, volunteers' ChatBridge shape), ``text_sender`` (SMS,
+volunteers' TextSender shape), ``callback_details`` (``async (task_id, volunteer_id) ->
+dict | None``: a callback's phone, e-mail, message, preferred time, first name, only for
+the volunteer it is offered or assigned to).
 
 This module never imports web/: it reads the settings and runtime by attribute.
 """
@@ -26,7 +29,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
@@ -124,6 +127,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # and SMS from the line's number (volunteers.runtime.TextSender).
     app.state.chat_bridge = state.chat.room
     app.state.text_sender = TwilioTexts(twilio, state.settings.twilio_number)
+
+    async def details(task_id: str, volunteer_id: str) -> dict[str, str] | None:
+        found = await callbacks.callback_details_for(ctx, task_id, volunteer_id)
+        return None if found is None else asdict(found)
+
+    # For the console: a callback's contact details, only for its own volunteer.
+    app.state.callback_details = details
     stop = asyncio.Event()
     state.tasks = [
         asyncio.create_task(_run_bridge(state.bridge, stop), name="callers-bridge"),

@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from callers.callbacks import callback_details_for
 from callers.chat.service import ChatService
 from callers.reach import ReachMode, VolunteerReach
 from callers.texts import TwilioTexts
@@ -198,3 +199,18 @@ async def test_sms_go_through_the_twilio_client(ctx, fake):
     with pytest.raises(ValueError):
         await texts.send_sms("12", "x")
     assert len(fake.made("/Messages.json")) == 1
+
+
+async def test_callback_details_only_for_its_volunteer(ctx, engine, phone, fake):
+    await volunteer_on_duty(engine, "anne", "05", Presence.PAUSED)
+    await volunteer_on_duty(engine, "paul", "05", Presence.PAUSED)
+    call = await queued_call(ctx, phone, fake)
+    await call.press_in_queue("*")
+    await call.leave_queue("leave", EXIT_URL)
+    await call.press("1")
+    callback_id = (await ctx.redis.hgetall(ctx.keys.call(call.call_sid)))["cb"]
+    assert await callback_details_for(ctx, callback_id, "anne") is None  # still waiting
+    await engine.set_presence("anne", Presence.AVAILABLE)
+    assert await callback_details_for(ctx, callback_id, "paul") is None
+    details = await callback_details_for(ctx, callback_id, "anne")
+    assert details is not None and details.phone == CALLER
