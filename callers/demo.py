@@ -25,6 +25,9 @@ async def seed(runtime: Any) -> CallersDemoReport:
     report = CallersDemoReport(links=[("Chat for callers", "/aide")])
     if getattr(runtime.settings, "twilio_fake", False):
         report.links.append(("Fake Twilio: requests sent", "/fake-twilio/_fake/requests"))
+        report.logins.append(("fake Twilio", runtime.settings.twilio_account_sid
+                              or "AC00000000000000000000000000000000",
+                              runtime.settings.twilio_auth_token or "dev-auth-token"))
         report.notes.append(
             "Telephony uses the built-in fake Twilio (TWILIO_FAKE): REST calls are recorded, "
             "not placed. Set TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN/TWILIO_NUMBER for a real line."

@@ -276,8 +276,13 @@ def fake_twilio_router(fake: FakeTwilio) -> APIRouter:
         )
 
     @router.get("/_fake/requests")
-    async def recorded() -> JSONResponse:
-        """What the fake received (for the demo; it holds test numbers only)."""
+    async def recorded(request: Request) -> JSONResponse:
+        """What the fake received, for whoever holds the (fake) account's credentials."""
+        if not fake.authorised(request):
+            return JSONResponse(
+                {"code": 20003, "message": "Authenticate", "status": 401}, status_code=401,
+                headers={"WWW-Authenticate": 'Basic realm="fake-twilio"'},
+            )
         return JSONResponse(
             [{"method": r.method, "path": r.path, "form": r.form, "status": r.status}
              for r in fake.requests]

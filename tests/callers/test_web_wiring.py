@@ -75,5 +75,7 @@ async def test_a_call_through_the_whole_app_reaches_the_fake_twilio(app, http, e
     assert [r.form["To"] for r in fake.made("/Calls.json")] == ["client:anne"]
     assert fake.made(f"/Members/{sid}.json")[0].form["Url"] == (
         f"{PUBLIC}/twilio/voice/join?task={task.id}")
-    recorded = await http.get("/fake-twilio/_fake/requests")
+    assert (await http.get("/fake-twilio/_fake/requests")).status_code == 401
+    recorded = await http.get("/fake-twilio/_fake/requests",
+                              auth=("AC" + "2" * 32, "wiring-token"))
     assert len(recorded.json()) == 2
