@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,7 +27,8 @@ from web.coordination.live import AlertRules, Slots, build_state, day_start_ms
 
 log = logging.getLogger(__name__)
 
-REFRESH_S = 5.0  # rebuild even without events (midnight, schedule changes elsewhere)
+REFRESH_S = 5.0  # rebuild even without events (midnight, opening hours starting)
+READ_BLOCK_MS = 1000  # below any client socket timeout
 OCCUPANCY_LOOKBACK_MS = 12 * 3600 * 1000  # states carried into the day from the evening before
 NOTICES_MAXLEN = 1000
 
@@ -91,6 +93,7 @@ class DashboardHub:
         self._slots_until_ms = 0
         self._extra: dict[str, Any] = {}
         self._pending_reload = True
+        self._refreshed_at = 0.0
         self._state: dict[str, Any] | None = None
         self.version = 0
 
@@ -147,6 +150,7 @@ class DashboardHub:
             rules=self.rules,
         )
         self.version += 1
+        self._refreshed_at = time.monotonic()
         state["version"] = self.version
         self._state = state
         for sub in list(self._subscribers):
@@ -188,7 +192,7 @@ class DashboardHub:
         last = await self.redis.xrevrange(key, "+", "-", count=1)
         return last[0][0] if last else "0-0"
 
-    async def step(self, block_ms: int = 1000) -> int:
+    async def step(self, block_ms: int = READ_BLOCK_MS) -> int:
         """Wait for events (up to block_ms), fold them, push one rebuild; returns how many."""
         reply = await self.redis.xread(self._last_ids, count=1000, block=block_ms)
         n, reload = 0, False
@@ -200,7 +204,8 @@ class DashboardHub:
                     self.tracker.apply(Event.parse(entry_id, fields))
                 else:
                     reload = True
-        if self._subscribers:
+        stale = time.monotonic() - self._refreshed_at >= REFRESH_S
+        if self._subscribers and (n or stale):
             await self.refresh(reload=reload)
         elif reload:
             self._pending_reload = True  # done when a dashboard opens
@@ -213,7 +218,7 @@ class DashboardHub:
             try:
                 if not self._last_ids:
                     await self.seed()
-                await self.step(int(REFRESH_S * 1000))
+                await self.step()
                 failing = False
             except asyncio.CancelledError:
                 raise
