@@ -7,6 +7,7 @@ carries a CSRF token; the console socket checks the Origin and the role.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -18,8 +19,11 @@ from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request, W
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
+from routing.clock import Clock
 from routing.skills import LANGUAGES, SKILLS
 from routing.territory import load_territories
 from volunteers import accounts, ical, voice
@@ -42,6 +46,7 @@ from volunteers.errors import VolunteerError
 from volunteers.models import Account, OutboxMessage, RegistrationNotice
 from volunteers.profile import STRUCTURES, ProfileInput, clean_profile
 from volunteers.runtime import Volunteers
+from volunteers.scheduler import ShiftScheduler
 from volunteers.settings import VolunteersSettings
 from volunteers.slots import DAY_NAMES, day_label, hour_label, monday_of, paris, parse_slot_key
 from volunteers.wrapup import OUTCOMES, REFERRALS, TOPICS
@@ -92,10 +97,35 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     hub = ConsoleHub(vol)
     app.state.console_hub = hub
     hub.start()
+    shifts: ShiftScheduler | None = None
+    stop = asyncio.Event()
+    runner: asyncio.Task[None] | None = None
+    # APScheduler fires on the wall clock: a process whose engine runs on a test clock
+    # leaves the shift jobs to the tests (or to a `permanence scheduler` process).
+    if type(runtime.engine.clock) is Clock:
+        shifts = ShiftScheduler(vol, _jobstore_engine(runtime.db.engine, app.state.settings))
+        runner = asyncio.create_task(shifts.run(stop), name="shift-scheduler")
     try:
         yield
     finally:
+        stop.set()
+        if runner is not None:
+            await runner
+        if shifts is not None:
+            shifts.jobstore_engine.dispose()
         await hub.stop()
+
+
+def _jobstore_engine(async_engine: AsyncEngine, app_settings: Any) -> Engine:
+    """A blocking engine on the app's database for APScheduler's SQLAlchemyJobStore."""
+    url = async_engine.url
+    driver = {"sqlite+aiosqlite": "sqlite"}.get(url.drivername, url.drivername)
+    connect_args: dict[str, Any] = {}
+    if url.get_backend_name() == "sqlite":
+        connect_args = {"timeout": 30}
+    elif schema := getattr(app_settings, "database_schema", ""):
+        connect_args = {"options": f"-csearch_path={schema}"}
+    return create_engine(url.set(drivername=driver), connect_args=connect_args)
 
 
 def get_volunteers(request: Request) -> Volunteers:

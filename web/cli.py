@@ -174,6 +174,18 @@ def migrate(
 
 
 @cli.command()
+def scheduler() -> None:
+    """Run the shift scheduler (reminders, no-shows, slot ends); one leads among many."""
+    import asyncio
+
+    from web.shift_scheduler import run_scheduler
+
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    asyncio.run(run_scheduler(settings))
+
+
+@cli.command()
 def revision(message: Annotated[str, typer.Argument(help="what the migration does")]) -> None:
     """Write a new migration from the difference between the models and the migrations."""
     from web.migrate import new_revision
