@@ -45,6 +45,7 @@ POLICIES: dict[str, tuple[tuple[float, float, float] | None, bool]] = {
     "a national longest-idle": ((0, 0, 0), True),
     "a' all rings open, closest first": ((0, 0, 0), False),
     "b default": (None, False),  # RoutingConfig() as it stands
+    "c 2/5/15": ((2, 5, 15), False),
     "c 5/10/30": ((5, 10, 30), False),
     "c 10/20/60": ((10, 20, 60), False),
     "c 15/30/60": ((15, 30, 60), False),
