@@ -38,6 +38,7 @@ from routing.models import Channel, Task, TaskState
 log = logging.getLogger("callers.bridge")
 
 FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
+RECLAIM_IDLE_MS = 30_000  # an event unacknowledged this long: its process is presumed dead
 EventHook = Callable[[dict[str, str]], Awaitable[None]]
 
 
@@ -84,11 +85,38 @@ class Bridge:
             if block_ms is not None:
                 return handled
 
+    async def reclaim(self, consumer: str, idle_ms: int = RECLAIM_IDLE_MS) -> int:
+        """Handle events another process took but never acknowledged (it died meanwhile)."""
+        handled, start = 0, "0-0"
+        while True:
+            reply = await self.ctx.redis.xautoclaim(
+                self.ctx.engine.keys.events, self.ctx.keys.bridge_group, consumer,
+                min_idle_time=idle_ms, start_id=start, count=100,
+            )
+            start, entries = reply[0], reply[1]
+            for entry_id, fields in entries:
+                if fields:  # None: trimmed from the stream meanwhile
+                    try:
+                        await self.handle(fields)
+                    except Exception:
+                        log.exception("reclaimed event %s failed", entry_id)
+                await self.ctx.redis.xack(
+                    self.ctx.engine.keys.events, self.ctx.keys.bridge_group, entry_id
+                )
+                handled += 1
+            if start == "0-0":
+                return handled
+
     async def run(self, stop: asyncio.Event, consumer: str = "bridge") -> None:
         """The loop web/ runs in each process (one consumer name per process)."""
         await self.ensure_group()
+        loop = asyncio.get_running_loop()
+        next_reclaim = 0.0
         while not stop.is_set():
             try:
+                if loop.time() >= next_reclaim:
+                    next_reclaim = loop.time() + RECLAIM_IDLE_MS / 1000
+                    await self.reclaim(consumer)
                 await self.drain(consumer, block_ms=1000)
             except ResponseError as error:
                 if "NOGROUP" not in str(error):
@@ -200,13 +228,18 @@ class Bridge:
             return
         state = await get_call(self.ctx, call_sid)
         url = self.s.url("join", task=task_id)
-        try:
-            if state.get("inq") == "1" and state.get("qsid"):
+        if state.get("inq") == "1" and state.get("qsid"):
+            try:
                 await self.ctx.twilio.queues(state["qsid"]).members(call_sid).update_async(
                     url=url, method="POST"
                 )
-            else:
-                await self.ctx.twilio.calls(call_sid).update_async(url=url, method="POST")
+                await set_task(self.ctx, task_id, joined="1")
+                return
+            except TwilioRestException as error:
+                # Not in the queue any more (e.g. in the callback menu): redirect the call.
+                log.info("caller of %s not in the queue: %s", task_id, error.code)
+        try:
+            await self.ctx.twilio.calls(call_sid).update_async(url=url, method="POST")
         except TwilioRestException as error:
             # The caller is gone (hung up meanwhile): their status callback ends the task.
             log.info("caller of %s not redirected: %s", task_id, error.code)

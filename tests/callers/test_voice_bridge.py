@@ -214,3 +214,33 @@ async def test_callback_details_only_for_its_volunteer(ctx, engine, phone, fake)
     assert await callback_details_for(ctx, callback_id, "paul") is None
     details = await callback_details_for(ctx, callback_id, "anne")
     assert details is not None and details.phone == CALLER
+
+
+async def test_caller_no_longer_in_twilio_queue_is_redirected_by_call_update(
+    ctx, engine, phone, fake, bridge
+):
+    await volunteer_on_duty(engine, "anne", "05")
+    call = await queued_call(ctx, phone, fake)
+    task_id = await task_of(ctx, call)
+    fake.calls[call.call_sid].queue_sid = ""  # Twilio no longer has it in the queue
+    await engine.accept("anne", task_id)
+    await bridge.drain()
+    assert [r.status for r in fake.made(f"/Members/{call.call_sid}.json")] == [404]
+    update = fake.made(f"/Calls/{call.call_sid}.json")
+    assert [r.form["Url"] for r in update] == [
+        f"https://permanence.example.org/twilio/voice/join?task={task_id}"]
+
+
+async def test_events_left_by_a_dead_process_are_reclaimed(ctx, engine, phone, fake, bridge):
+    await volunteer_on_duty(engine, "anne", "05")
+    call = await queued_call(ctx, phone, fake)
+    await engine.accept("anne", await task_of(ctx, call))
+    # Another process read the events, then died before handling them.
+    taken = await ctx.redis.xreadgroup(ctx.keys.bridge_group, "dead-process",
+                                       {engine.keys.events: ">"}, count=1000)
+    assert taken and await bridge.drain("alive") == 0
+    assert fake.made("/Calls.json") == []
+    assert await bridge.reclaim("alive", idle_ms=0) == len(taken[0][1])
+    assert [r.form["To"] for r in fake.made("/Calls.json")] == ["client:anne"]
+    pending = await ctx.redis.xpending(engine.keys.events, ctx.keys.bridge_group)
+    assert pending["pending"] == 0
