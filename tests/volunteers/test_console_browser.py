@@ -1,0 +1,143 @@
+"""A volunteer's day in real Chromium: log in, book, go available, take an offer, wrap up.
+
+axe-core (checked in under volunteers/static/vendor/axe-core) is injected into each page
+and the test fails on any serious or critical violation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from routing.models import Channel, TaskSpec, TaskState
+from tests.volunteers.conftest import PASSWORD
+from volunteers.models import Booking, WrapUp
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+AXE = Path(__file__).resolve().parents[2] / "volunteers/static/vendor/axe-core/axe.min.js"
+
+pytestmark = pytest.mark.browser
+
+
+def require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("PERMANENCE_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{CHROMIUM} is required (PERMANENCE_REQUIRE_BROWSER=1): install chromium")
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    require_chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+async def check_accessibility(page, where: str) -> None:
+    """Run axe-core in the page; fail on serious or critical violations."""
+    await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate(
+        "async () => await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']})"
+    )
+    assert result["passes"], "axe-core ran no check"
+    bad = [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"accessibility problems on {where}:\n" + "\n".join(bad)
+
+
+async def test_volunteer_books_goes_available_accepts_and_wraps_up(
+    browser, live, make_account, engine, sessions, tmp_path
+):
+    from playwright.async_api import expect
+
+    anne = await make_account("Anne Martin")
+    context = await browser.new_context(base_url=live.base, locale="fr-FR")
+    page = await context.new_page()
+    try:
+        # Log in.
+        await page.goto("/benevole/console")
+        await expect(page).to_have_url(f"{live.base}/connexion?suite=/benevole/console")
+        await check_accessibility(page, "la connexion")
+        await page.get_by_label("Adresse e-mail").fill(anne.email)
+        await page.get_by_label("Mot de passe").fill(PASSWORD)
+        await page.get_by_role("button", name="Se connecter").click()
+        await expect(page).to_have_url(f"{live.base}/benevole/console")
+
+        # Book a slot in the week view (the test clock says Monday 23 November, 9 h).
+        await page.get_by_role("link", name="Créneaux").click()
+        await page.get_by_role("button", name="Réserver mardi 24 novembre, 13 h – 15 h").click()
+        await expect(page.get_by_role("status")).to_contain_text(
+            "Créneau réservé : mardi 24 novembre, 13 h – 15 h."
+        )
+        await expect(
+            page.get_by_role("button", name="Annuler mardi 24 novembre, 13 h – 15 h")
+        ).to_be_visible()
+        await check_accessibility(page, "les créneaux")
+        async with sessions() as session:
+            booked = list(await session.exec(select(Booking)))
+        assert [(b.account_id, b.status) for b in booked] == [(anne.id, "booked")]
+
+        # Go available in the console.
+        await page.get_by_role("link", name="Console").click()
+        await expect(page.locator("#console[data-ready='1']")).to_have_count(1)
+        await page.get_by_role("button", name="Me rendre disponible").click()
+        await expect(page.locator("#presence")).to_have_text("Disponible")
+
+        # A call from the Hautes-Alpes rings: details, countdown, accept.
+        await engine.enqueue(TaskSpec("web-call-1", Channel.VOICE, "05", skill="famille"))
+        offer = page.locator("#offer")
+        await expect(offer).to_be_visible()
+        await expect(page.locator("#offer-summary")).to_contain_text("Hautes-Alpes (05)")
+        await expect(page.locator("#offer-summary")).to_contain_text("Famille, CAF")
+        await expect(page.locator("#offer-countdown")).to_have_text(re.compile(r"^\d+$"))
+        await check_accessibility(page, "la console qui sonne")
+        await page.get_by_role("button", name="Accepter").click()
+        await expect(offer).to_be_hidden()
+        await expect(page.locator("article.task h3")).to_contain_text("Appel — Famille, CAF")
+        assert (await engine.task("web-call-1")).state is TaskState.ASSIGNED
+
+        # The caller hangs up: the wrap-up form opens; fill it in.
+        await engine.cancel("web-call-1")
+        form = page.locator("form.wrapup")
+        await expect(form).to_be_visible()
+        await check_accessibility(page, "la fiche de fin d'échange")
+        await form.get_by_label("Sujet").select_option("famille")
+        await form.get_by_label("Orienté vers un organisme").check()
+        await form.get_by_label("Orienté vers", exact=True).select_option("caf")
+        await form.get_by_label("Notes").fill("Aide pour la déclaration trimestrielle.")
+        await form.get_by_role("button", name="Enregistrer la fiche").click()
+        await expect(page.locator("#message")).to_have_text("Fiche enregistrée. Merci !")
+        await expect(page.locator("article.task")).to_have_count(0)
+        shots = Path(os.environ.get("PERMANENCE_ARTIFACTS", tmp_path))
+        shots.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, tiny
+        await page.screenshot(path=str(shots / "volunteer-console.png"), full_page=True)
+
+        async with sessions() as session:
+            rows = list(await session.exec(select(WrapUp)))
+        assert [(w.task_id, w.outcome, w.referral, w.notes) for w in rows] == [
+            ("web-call-1", "referred", "caf", "Aide pour la déclaration trimestrielle.")
+        ]
+        assert (await engine.task("web-call-1")).state is TaskState.ENDED
+    finally:
+        await context.close()
