@@ -248,3 +248,13 @@ async def test_the_pages_render_in_french_for_a_coordinator(
         assert coordinator.csrf in page.text  # every form carries the session's token
     bad = await client.get("/coordination/rapports?region=ZZ", headers=coordinator.cookies)
     assert bad.status_code == 400
+    for table, first in [("volumes", "Période;Contacts reçus"), ("benevoles", "Bénévole;"),
+                         ("comptes-rendus", "Type;Valeur;Nombre")]:
+        csv_reply = await client.get(f"/coordination/rapports.csv?periode=week&tableau={table}",
+                                     headers=coordinator.cookies)
+        assert csv_reply.status_code == 200 and csv_reply.headers["content-type"].startswith(
+            "text/csv")
+        assert csv_reply.text.lstrip("\ufeff").startswith(first)
+    unknown = await client.get("/coordination/rapports.csv?tableau=autre",
+                               headers=coordinator.cookies)
+    assert unknown.status_code == 400

@@ -17,28 +17,30 @@ from web.coordination.models import Contact, RoutingEvent
 from web.coordination.recorder import GROUP, Recorder
 
 
-async def a_morning(engine: Engine, clock: ManualClock) -> None:
+async def a_morning(
+    engine: Engine, clock: ManualClock, v1: str = "v1", v2: str = "v2"
+) -> None:
     """A few contacts of every kind, driven through the real engine."""
-    await engine.log_in(VolunteerProfile("v1", "05", name="Anne"))
-    await engine.log_in(VolunteerProfile("v2", "13", name="Bruno"))
-    await engine.set_presence("v1", Presence.AVAILABLE)
+    await engine.log_in(VolunteerProfile(v1, "05", name="Anne"))
+    await engine.log_in(VolunteerProfile(v2, "13", name="Bruno"))
+    await engine.set_presence(v1, Presence.AVAILABLE)
     await engine.enqueue(TaskSpec("c1", Channel.VOICE, "05"))  # offered to v1 at once
     clock.advance(8)
-    await engine.accept("v1", "c1")
+    await engine.accept(v1, "c1")
     await engine.enqueue(TaskSpec("c2", Channel.VOICE, "13"))  # nobody free: waits
     clock.advance(3)
     await engine.enqueue(TaskSpec("c3", Channel.VOICE, "84"))
     clock.advance(2)
     await engine.cancel("c3")  # a short abandon
     clock.advance(100)
-    await engine.complete("v1", "c1")
+    await engine.complete(v1, "c1")
     clock.advance(30)
-    await engine.finish_wrapup("v1", "c1")  # v1 free again: c2 (région) is offered to v1
+    await engine.finish_wrapup(v1, "c1")  # v1 free again: c2 (région) is offered to v1
     clock.advance(5)
-    await engine.decline("v1", "c2")
-    await engine.set_presence("v2", Presence.AVAILABLE)  # c2 goes to v2
+    await engine.decline(v1, "c2")
+    await engine.set_presence(v2, Presence.AVAILABLE)  # c2 goes to v2
     clock.advance(4)
-    await engine.accept("v2", "c2")
+    await engine.accept(v2, "c2")
     await engine.enqueue(TaskSpec("c4", Channel.CHAT, "75"))
     clock.advance(70)
     await engine.cancel("c4")  # a chat left after 70 s
@@ -50,8 +52,8 @@ async def a_morning(engine: Engine, clock: ManualClock) -> None:
     await engine.cancel("c2")  # the caller hangs up while talking: completed
     clock.advance(20)
     await engine.tick()
-    await engine.finish_wrapup("v2", "c2")
-    await engine.set_presence("v1", Presence.PAUSED, "repas")
+    await engine.finish_wrapup(v2, "c2")
+    await engine.set_presence(v1, Presence.PAUSED, "repas")
 
 
 async def history(db: AsyncEngine, line: str) -> tuple[list[tuple], int]:

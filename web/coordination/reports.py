@@ -180,15 +180,16 @@ async def build_report(
     th: Thresholds,
     *,
     volunteer_info: VolunteerInfo | None = None,
+    now_ms: int | None = None,
 ) -> Report:
-    """The report of a period for the contacts matching a filter."""
+    """The report of a period for the contacts matching a filter (time counted up to now)."""
     contacts = [c for c in await _contacts(session, line, period) if c.created_ms is not None]
     chosen = [c for c in contacts if flt.matches(c)]
     start, end = day_start_ms(period.days()[0]), day_end_ms(period.days()[-1])
     tracker = OccupancyTracker(start, end).apply_all(
         await _volunteer_events(session, line, start, end)
     )
-    times = tracker.totals(end)
+    times = tracker.totals(end if now_ms is None else min(end, now_ms))
     allowed = None
     if volunteer_info is not None and (flt.region or flt.departement):
         allowed = volunteer_info.in_territory(flt.region, flt.departement)

@@ -443,7 +443,7 @@ async def _report(request: Request) -> Any:
     async with runtime.db.session() as session:
         info = await volunteer_info(session, period, territories, runtime.engine.clock.now_ms())
         return await build_report(session, runtime.settings.line, period, flt, th,
-                                  volunteer_info=info)
+                                  volunteer_info=info, now_ms=runtime.engine.clock.now_ms())
 
 
 @router.get("/rapports", response_class=HTMLResponse)
