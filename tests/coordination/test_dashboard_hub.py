@@ -142,3 +142,24 @@ async def test_occupancy_today_is_folded_from_the_stream_and_resets_at_midnight(
     state = await hub.refresh()
     assert state["day"] != day and state["today"]["answered"] == 0
     assert state["today"]["occupancy"] == 0.0  # on duty since midnight, nothing handled yet
+
+
+async def test_a_broadcast_reaches_the_consoles_of_every_process_once(
+    engine: Engine, clock: ManualClock
+) -> None:
+    from web.coordination.controls import broadcast_key
+    from web.coordination.relay import BroadcastRelay
+
+    line = engine.keys.line
+    await engine.redis.xadd(broadcast_key(line), {"text": "ancien", "author": "X", "at": "1"})
+    inboxes: list[list[dict]] = [[], []]
+    relays = [BroadcastRelay(engine.redis, line, inbox.append) for inbox in inboxes]
+    for relay in relays:
+        await relay.start_position()  # only messages sent from now on
+    await engine.redis.xadd(broadcast_key(line),
+                            {"text": "Réunion à 14 h.", "author": "Claire", "at": "1795420800000"})
+    assert [await r.step(block_ms=1000) for r in relays] == [1, 1]
+    assert inboxes == [[{"type": "broadcast", "text": "Réunion à 14 h.", "from": "Claire",
+                         "at": 1795420800000}]] * 2
+    assert [await r.step(block_ms=10) for r in relays] == [0, 0]
+    await engine.redis.delete(broadcast_key(line))

@@ -37,6 +37,7 @@ from web.coordination.hub import DashboardHub, encode
 from web.coordination.live import CHANNEL_NAMES, Slots
 from web.coordination.people import load_slots, volunteer_info
 from web.coordination.recorder import Recorder
+from web.coordination.relay import BroadcastRelay
 from web.coordination.reports import Period, ReportFilter, build_report, report_csv
 from web.models import AuditLog
 from web.runtime import Runtime
@@ -108,6 +109,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         asyncio.create_task(recorder.run(stop), name="coordination-recorder"),
         asyncio.create_task(hub.run(stop), name="coordination-hub"),
     ]
+    consoles = getattr(app.state, "console_hub", None)  # the volunteers' console hub
+    if consoles is not None:
+        relay = BroadcastRelay(runtime.redis, runtime.settings.line, consoles.broadcast)
+        await relay.start_position()
+        tasks.append(asyncio.create_task(relay.run(stop), name="coordination-broadcasts"))
     try:
         yield
     finally:
