@@ -25,7 +25,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from routing.errors import RoutingError
-from routing.events import Event, EventReader, EventType
+from routing.events import Event, EventType
 from routing.models import Channel, Presence, TaskState
 from routing.skills import SKILLS
 from routing.territory import load_territories
@@ -60,6 +60,11 @@ if score and tonumber(score) <= tonumber(ARGV[2]) then
 end
 return 0
 """
+
+
+def broadcast_key(line: str) -> str:
+    """Stream of coordinators' messages to every console (field ``text``; XADD to it)."""
+    return f"perm:coord:{{{line}}}:broadcast"
 
 
 def _topic(skill: str) -> str:
@@ -131,14 +136,20 @@ class ConsoleHub:
             self._task = None
 
     async def run(self) -> None:
-        """Follow the event stream from now on; reap lost consoles between reads."""
-        reader = EventReader(self.vol.redis, self.engine.keys, "$")
+        """Follow the event stream and coordinators' broadcasts from now on; reap between."""
+        streams = {self.engine.keys.events: "$", broadcast_key(self.vol.line): "$"}
         loop = asyncio.get_running_loop()
         next_reap = loop.time()
         while True:
             try:
-                for event in await reader.read(block_ms=500):
-                    await self.deliver(event)
+                reply = await self.vol.redis.xread(streams, count=500, block=500)
+                for stream, entries in reply or []:
+                    for entry_id, fields in entries:
+                        streams[stream] = entry_id
+                        if stream == self.engine.keys.events:
+                            await self.deliver(Event.parse(entry_id, fields))
+                        else:
+                            self.broadcast({"type": "broadcast", "text": fields.get("text", "")})
                 if loop.time() >= next_reap:
                     next_reap = loop.time() + self.reap_every_s
                     await self.reap()

@@ -207,3 +207,15 @@ async def test_presence_pause_with_reason_and_bad_requests(live, make_account, e
     await console.ws.send("not json")
     assert (await console.next("result"))["error"]["message"] == "Message illisible."
     await console.close()
+
+
+async def test_coordinators_broadcast_reaches_every_console(live, make_account, redis):
+    from volunteers.console import broadcast_key
+
+    (_, con_a), (_, con_b) = await _on_duty(live, make_account, "Anne", "Bruno")
+    line = live.app.state.settings.line
+    await redis.xadd(broadcast_key(line), {"text": "Forte affluence : merci de rester dispo."})
+    for console in (con_a, con_b):
+        got = await console.next("broadcast")
+        assert got["text"] == "Forte affluence : merci de rester dispo."
+        await console.close()
