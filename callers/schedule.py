@@ -178,3 +178,29 @@ class ScheduleStore:
 def schedule_from_json(text: str) -> Schedule:
     """Parse a schedule a coordinator sent (raises pydantic.ValidationError)."""
     return Schedule.model_validate(json.loads(text))
+
+
+def _hour(text: str, unit: str) -> str:
+    hour, minute = text.split(":")
+    return f"{int(hour)} {unit}" + (f" {minute}" if minute != "00" else "")
+
+
+def opening_summary(schedule: Schedule, *, spoken: bool = False) -> str:
+    """The weekly hours in words: 'du lundi au vendredi, de 9 h à 18 h' ('9 heures' spoken)."""
+    unit = "heures" if spoken else "h"
+    groups: list[tuple[int, int, list[tuple[str, str]]]] = []
+    for day in range(7):
+        ranges = [tuple(r) for r in schedule.weekly.get(day, [])]
+        if not ranges:
+            continue
+        if groups and groups[-1][1] == day - 1 and groups[-1][2] == ranges:
+            groups[-1] = (groups[-1][0], day, groups[-1][2])
+        else:
+            groups.append((day, day, ranges))
+    parts = []
+    for first, last, ranges in groups:
+        days = (f"le {DAY_NAMES[first]}" if first == last
+                else f"du {DAY_NAMES[first]} au {DAY_NAMES[last]}")
+        hours = " et ".join(f"de {_hour(a, unit)} à {_hour(b, unit)}" for a, b in ranges)
+        parts.append(f"{days}, {hours}")
+    return " ; ".join(parts)

@@ -27,6 +27,7 @@ from fastapi.templating import Jinja2Templates
 from callers.chat.limits import ConnectionLimit, allow_ip
 from callers.chat.room import ChatError
 from callers.chat.service import ChatService, chat_topics
+from callers.schedule import opening_summary
 from callers.settings import CallersSettings
 
 log = logging.getLogger("callers.chat")
@@ -51,11 +52,14 @@ def chat_router(settings: CallersSettings, service: Callable[[], ChatService]) -
 
     @router.get("/aide", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request) -> HTMLResponse:
-        open_now = await service().line_open()
+        svc = service()
+        open_now = await svc.line_open()
         topics = [(key, label) for key, (label, _skill) in chat_topics().items()]
+        hours = opening_summary(await svc.ctx.schedule.get())
         return templates.TemplateResponse(
             request, "aide.html",
-            {"open_now": open_now, "topics": topics, "max_chars": settings.chat_max_chars},
+            {"open_now": open_now, "topics": topics, "max_chars": settings.chat_max_chars,
+             "hours": hours},
         )
 
     async def json_body(request: Request) -> dict[str, Any]:

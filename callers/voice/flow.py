@@ -16,7 +16,7 @@ from callers import callbacks
 from callers.context import Callers, national_departement
 from callers.identity import normalize_number, spoken_tail
 from callers.models import CallbackSource
-from callers.schedule import PARIS, ClosedReason, LineStatus, spoken_moment
+from callers.schedule import PARIS, ClosedReason, LineStatus, opening_summary, spoken_moment
 from callers.voice import prompts as P
 from callers.voice.state import (
     claim_call_field,
@@ -71,7 +71,7 @@ class VoiceFlow:
         self.s.say(r, status.emergency_message)
         if not status.open:
             await claim_call_field(self.ctx, sid, "mode", "request")
-            self.s.say(r, *self._closed_phrases(status))
+            self.s.say(r, *await self._closed_phrases(status))
             return self._offer_callback(r)
         if await self.ctx.on_duty() == 0:
             await claim_call_field(self.ctx, sid, "mode", "later")
@@ -97,9 +97,10 @@ class VoiceFlow:
             return {}
         return {k: raw.get(k, "") for k in ("topic", "skill", "dept", "national")}
 
-    def _closed_phrases(self, status: LineStatus) -> list[str]:
+    async def _closed_phrases(self, status: LineStatus) -> list[str]:
+        summary = opening_summary(await self.ctx.schedule.get(), spoken=True)
         phrases = {
-            ClosedReason.HOURS: [P.CLOSED_HOURS],
+            ClosedReason.HOURS: [P.CLOSED_HOURS, P.OPEN_HOURS.format(summary=summary)],
             ClosedReason.HOLIDAY: [P.CLOSED_HOLIDAY.format(name=status.holiday)],
             ClosedReason.CLOSURE: [P.CLOSED_CLOSURE, status.message],
         }[status.reason or ClosedReason.HOURS]

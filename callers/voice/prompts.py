@@ -5,10 +5,8 @@ from __future__ import annotations
 from routing.territory import Territories
 
 WELCOME = "Bonjour, et bienvenue à Permanence, l'aide gratuite pour vos démarches en ligne."
-CLOSED_HOURS = (
-    "La ligne est fermée pour le moment. "
-    "Nous sommes ouverts du lundi au vendredi, de 9 heures à 18 heures."
-)
+CLOSED_HOURS = "La ligne est fermée pour le moment."
+OPEN_HOURS = "Nous sommes ouverts {summary}."
 CLOSED_HOLIDAY = "Aujourd'hui, {name}, est un jour férié : la ligne est fermée."
 CLOSED_CLOSURE = "La ligne est exceptionnellement fermée."
 NEXT_OPEN = "Elle ouvrira {moment}."

@@ -155,6 +155,7 @@ async def test_offline_form_when_nobody_is_on_duty(live, browser, engine):
     page = await (await browser.new_context()).new_page()
     await page.goto(live + "/aide")
     await expect(page.locator("#offline")).to_be_visible()
+    await expect(page.locator("#offline")).to_contain_text("du lundi au vendredi, de 9 h à 18 h")
     await expect(page.locator("#start")).to_be_hidden()
     await page.locator("#off-topic").select_option("impots")
     await page.locator("#off-postal").fill("04000")

@@ -163,6 +163,7 @@ async def test_closed_outside_hours_takes_a_callback_request(ctx, engine, clock,
     twiml = await call.start()
     text = " ".join(call.heard)
     assert "fermée" in text and "lundi à 9 heures" in text
+    assert "ouverts du lundi au vendredi, de 9 heures à 18 heures" in text
     assert "tapez 1" in twiml.text()
     await call.press("1")
     await call.press("1")
@@ -245,3 +246,12 @@ async def test_retried_webhook_changes_nothing_twice(ctx, engine, phone):
     again = await call.request(confirm, Digits="1")  # Twilio retried
     assert first.first("Enqueue") is not None and again.first("Enqueue") is not None
     assert len(await engine.live_tasks()) == 1
+
+
+async def test_closed_message_follows_the_coordinators_hours(ctx, engine, clock, phone):
+    await ctx.schedule.save(Schedule(weekly={0: [("14:00", "17:30")], 2: [("14:00", "17:30")]}))
+    call = phone(CALLER)  # Monday 9:00: before the afternoon opening
+    await call.start()
+    text = " ".join(call.heard)
+    assert "ouverts le lundi, de 14 heures à 17 heures 30 ; le mercredi, de 14 heures" in text
+    assert "aujourd'hui à 14 heures" in text
