@@ -219,3 +219,35 @@ async def test_coordinators_broadcast_reaches_every_console(live, make_account, 
         got = await console.next("broadcast")
         assert got["text"] == "Forte affluence : merci de rester dispo."
         await console.close()
+
+
+async def test_transfer_to_a_colleague_and_to_a_skill(live, make_account, engine: Engine):
+    anne = await make_account("Anne")
+    bruno = await make_account("Bruno", skills="impots")
+    consoles = {}
+    for account in (anne, bruno):
+        client = await login(live.base, account.email, PASSWORD)
+        consoles[account.id] = await Console.open(live, client)
+    con_a, con_b = consoles[anne.id], consoles[bruno.id]
+    assert (await con_a.request("presence", state="available"))["ok"]
+    await engine.enqueue(TaskSpec("tr-1", Channel.CHAT, "05", skill="famille"))
+    await con_a.next("offer", task="tr-1")
+    assert (await con_a.request("accept", task="tr-1"))["ok"]
+    assert (await con_b.request("presence", state="available"))["ok"]
+
+    listed = await con_a.request("colleagues")
+    assert [(c["name"], c["skills"]) for c in listed["colleagues"]] == [("Bruno", ["Impôts"])]
+    refused = await con_a.request("transfer", task="tr-1")
+    assert refused["error"]["message"] == "Choisissez une compétence ou un collègue."
+    assert (await con_a.request("transfer", task="tr-1", to=bruno.public_id))["ok"]
+    await con_a.next("task", task="tr-1", status="transferred")
+    await con_b.next("offer", task="tr-1")
+    assert (await con_b.request("accept", task="tr-1"))["ok"]
+
+    # Bruno sends it on to anyone who knows "impôts": the task now asks for that skill
+    # and is back in the queue (no longer assigned to him).
+    assert (await con_b.request("transfer", task="tr-1", skill="impots"))["ok"]
+    task = await engine.task("tr-1")
+    assert task.skill == "impots" and task.state is not TaskState.ASSIGNED
+    await con_a.close()
+    await con_b.close()
