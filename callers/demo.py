@@ -24,6 +24,7 @@ async def seed(runtime: Any) -> CallersDemoReport:
         await store.save(await store.get())  # the default: Mon-Fri 9h-18h, holidays closed
     report = CallersDemoReport(links=[("Chat for callers", "/aide")])
     if getattr(runtime.settings, "twilio_fake", False):
+        report.links.append(("Demo telephone (calls the line)", "/fake-twilio/telephone"))
         report.links.append(("Fake Twilio: requests sent", "/fake-twilio/_fake/requests"))
         report.logins.append(("fake Twilio", runtime.settings.twilio_account_sid
                               or "AC00000000000000000000000000000000",

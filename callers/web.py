@@ -40,6 +40,7 @@ from callers.chat.router import chat_router, static_files
 from callers.chat.service import ChatService
 from callers.context import Callers
 from callers.fake_twilio import FakeTwilio, fake_twilio_app, fake_twilio_router
+from callers.phone_sim import PhoneSimulator, phone_router
 from callers.reach import softphone_by_id
 from callers.settings import DEFAULT_HOLD_MUSIC, CallersSettings
 from callers.texts import TwilioTexts
@@ -99,6 +100,7 @@ def setup(app: FastAPI, settings: Any) -> None:
         state.fake = FakeTwilio(cs.twilio_account_sid, cs.twilio_auth_token)
         app.include_router(fake_twilio_router(state.fake), prefix=FAKE_PREFIX,
                            include_in_schema=False)
+        app.include_router(phone_router(PhoneSimulator(cs, state.fake)), prefix=FAKE_PREFIX)
     app.state.callers = state
     app.include_router(voice_router(cs, lambda: state.need("flow"), lambda: state.need("bridge")))
     app.include_router(chat_router(cs, lambda: state.need("chat")))

@@ -79,3 +79,35 @@ async def test_a_call_through_the_whole_app_reaches_the_fake_twilio(app, http, e
     recorded = await http.get("/fake-twilio/_fake/requests",
                               auth=("AC" + "2" * 32, "wiring-token"))
     assert len(recorded.json()) == 2
+
+
+async def test_demo_telephone_walks_the_line_like_twilio(app, http, engine):
+    await volunteer_on_duty(engine, "anne", "05")
+    auth = ("AC" + "2" * 32, "wiring-token")
+    assert (await http.get("/fake-twilio/telephone")).status_code == 401
+    assert (await http.get("/fake-twilio/telephone", auth=auth)).status_code == 200
+
+    async def act(action: str, **body: str) -> dict:
+        reply = await http.post(f"/fake-twilio/telephone/api/{action}", json=body, auth=auth)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    view = await act("call", **{"from": "+33612345678"})
+    assert view["keys"] and any("bienvenue" in s for s in view["said"])
+    view = await act("press", call=view["call"], digits="4")
+    view = await act("press", call=view["call"], digits="05#")
+    assert any("Hautes-Alpes" in s for s in view["said"])
+    view = await act("press", call=view["call"], digits="1")
+    assert view["waiting"]
+    view = await act("wait", call=view["call"])
+    assert any("prochaine personne" in s or "dans un instant" in s for s in view["said"])
+    task = (await engine.live_tasks())[0]
+    await engine.accept("anne", task.id)
+    for _ in range(100):
+        view = await act("wait", call=view["call"])
+        if view["connected"]:
+            break
+        await asyncio.sleep(0.05)
+    assert view["connected"] and not view["waiting"]
+    view = await act("hangup", call=view["call"])
+    assert (await engine.require_task(task.id)).state is TaskState.WRAPUP
