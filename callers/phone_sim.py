@@ -72,17 +72,20 @@ class PhoneSimulator:
             extra = {}
             call.gather, call.fallthrough = None, ""
             next_url = ""
-            for verb in root:
+            verbs = list(root)
+            for index, verb in enumerate(verbs):
+                if call.gather is not None:
+                    # Twilio waits at a <Gather>: what follows runs only on silence.
+                    if verb.tag == "Redirect" and index == len(verbs) - 1:
+                        call.fallthrough = (verb.text or "").strip()
+                    break
                 if verb.tag == "Say":
                     call.said.append(verb.text or "")
                 elif verb.tag == "Gather":
                     call.said.extend(s.text or "" for s in verb.iter("Say"))
                     call.gather = dict(verb.attrib)
                 elif verb.tag == "Redirect":
-                    if call.gather is not None:
-                        call.fallthrough = (verb.text or "").strip()
-                    else:
-                        next_url = (verb.text or "").strip()
+                    next_url = (verb.text or "").strip()
                 elif verb.tag == "Enqueue":
                     call.wait_url = verb.attrib.get("waitUrl", "")
                     call.exit_url = verb.attrib.get("action", "")

@@ -72,11 +72,11 @@ class VoiceFlow:
         if not status.open:
             await claim_call_field(self.ctx, sid, "mode", "request")
             self.s.say(r, *await self._closed_phrases(status))
-            return self._offer_callback(r)
+            return self._offer_callback(r, 1)
         if await self.ctx.on_duty() == 0:
             await claim_call_field(self.ctx, sid, "mode", "later")
             self.s.say(r, P.NOBODY)
-            return self._offer_callback(r)
+            return self._offer_callback(r, 1)
         await claim_call_field(self.ctx, sid, "mode", "queue")
         answers = await self._resumable_answers(state.get("ck", ""))
         if answers:
@@ -109,17 +109,21 @@ class VoiceFlow:
             phrases.append(P.NEXT_OPEN.format(moment=spoken_moment(status.next_open, now)))
         return phrases
 
-    def _offer_callback(self, r: VoiceResponse) -> VoiceResponse:
-        for _ in range(2):  # said twice before goodbye: a slow caller gets a second chance
-            g = self.s.gather(r, "offer-callback", timeout=6)
-            self.s.say(g, P.OFFER_CALLBACK)
-        return self.s.goodbye(r, P.GOODBYE)
+    def _offer_callback(self, r: VoiceResponse, n: int) -> VoiceResponse:
+        g = self.s.gather(r, "offer-callback", timeout=6, **{"try": n})
+        self.s.say(g, P.OFFER_CALLBACK)
+        self.s.redirect(r, "offer-callback", **{"try": n})
+        return r
 
     async def offer_callback(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        """1: go on to the callback request; silence: offered once more, then goodbye."""
+        n, digit = _try(query), form.get("Digits", "")
         r = VoiceResponse()
-        if form.get("Digits") == "1":
+        if digit == "1":
             self.s.redirect(r, "topic")
             return r
+        if not digit and n < 2:  # a slow caller gets a second chance
+            return self._offer_callback(r, n + 1)
         return self.s.goodbye(r, P.GOODBYE)
 
     # Topic -------------------------------------------------------------------------

@@ -196,7 +196,11 @@ async def test_holiday_is_closed(ctx, engine, clock, phone):
     twiml = await call.start()
     assert any("Noël" in h and "férié" in h for h in call.heard)
     assert any("lundi à 9 heures" in h for h in call.heard)
-    assert twiml.first("Gather").attrib["action"].endswith("/offer-callback")
+    assert twiml.first("Gather").attrib["action"].endswith("/offer-callback?try=1")
+    twiml = await call.silence()  # nothing pressed: offered once more
+    assert "tapez 1" in twiml.text() and twiml.first("Gather") is not None
+    twiml = await call.silence()
+    assert twiml.verbs()[-1] == "Hangup" and "Au revoir" in twiml.text()
 
 
 async def test_closure_and_emergency_message(ctx, engine, clock, phone):
