@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     hold_music_url: str = Field(
         "", description="hold music played between announcements (a clip of about 40 s)"
     )
+    # Volunteers (volunteers/): the console's softphone and reminders by e-mail.
+    twilio_api_key: str = Field("", description="Twilio API key SID (SK...) for softphone tokens")
+    twilio_api_secret: str = Field("", description="secret of that API key")
+    twilio_twiml_app_sid: str = Field(
+        "", description="TwiML app (AP...) the softphone's outgoing calls use"
+    )
+    smtp_host: str = Field("", description="SMTP server for reminders; empty: outbox only")
+    smtp_port: int = Field(587, description="SMTP port")
+    smtp_user: str = Field("", description="SMTP login (empty: no login)")
+    smtp_password: str = Field("", description="SMTP password")
+    smtp_from: str = Field("permanence@localhost", description="From of reminder e-mails")
 
     @field_validator("line")
     @classmethod
