@@ -126,9 +126,7 @@ def volunteers_needed(forecast: Forecast, target: StaffingTarget) -> dict[tuple[
     return out
 
 
-def need_for_slot(
-    needs: Mapping[tuple[int, int], int], start: datetime, end: datetime
-) -> int:
+def need_for_slot(needs: Mapping[tuple[int, int], int], start: datetime, end: datetime) -> int:
     """Volunteers a booking slot needs: the most any of its half hours needs.
 
     start and end are local (Europe/Paris) times; a volunteer books the whole slot, so

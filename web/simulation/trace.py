@@ -17,7 +17,7 @@ from pathlib import Path
 
 HALF_HOUR_S = 1800
 # The shared reference data sits next to the project checkout.
-DEFAULT_TRACE = (Path(__file__).resolve().parents[3] / "shared" / "data" / "anonymous-bank")
+DEFAULT_TRACE = Path(__file__).resolve().parents[3] / "shared" / "data" / "anonymous-bank"
 DEFAULT_TRACE_FILE = DEFAULT_TRACE / "days-01-15.csv"
 REQUIRED_COLUMNS = {
     "customer_id", "priority", "date", "vru_exit", "q_start", "q_time", "outcome",
