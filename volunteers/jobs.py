@@ -254,7 +254,7 @@ def slot_jobs(vol: Volunteers, slot: Slot) -> list[tuple[str, str, datetime, lis
             f"slot:{key}:sweep",
             "volunteers.jobs:end_sweep",
             slot.end + timedelta(minutes=s.end_grace_min),
-            [END_REASON, CLOSE_REASON],
+            [f"{END_REASON};{CLOSE_REASON}"],
         ),
     ]
     return jobs
