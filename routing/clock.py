@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -34,8 +35,18 @@ class ManualClock(Clock):
         self._now = int(when.timestamp() * 1000)
 
 
+QUARTER_MS = 15 * 60 * 1000
+
+
 def buckets(now_ms: int) -> tuple[str, str]:
     """The day and 15-minute interval labels (Europe/Paris) of a moment."""
-    local = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(PARIS)
-    quarter = local.minute - local.minute % 15
-    return local.strftime("%Y-%m-%d"), f"{local:%Y-%m-%d}T{local.hour:02d}:{quarter:02d}"
+    # Paris has been a whole number of hours from UTC since 1911, so its quarter-hours are
+    # UTC quarter-hours: the labels change only every 15 minutes, and the engine asks for
+    # them on every transition (computing them was a tenth of its Python time).
+    return _quarter_buckets(now_ms // QUARTER_MS)
+
+
+@lru_cache(maxsize=256)
+def _quarter_buckets(quarter: int) -> tuple[str, str]:
+    local = datetime.fromtimestamp(quarter * QUARTER_MS / 1000, UTC).astimezone(PARIS)
+    return local.strftime("%Y-%m-%d"), f"{local:%Y-%m-%d}T{local:%H:%M}"

@@ -16,8 +16,15 @@ local function hgetall(key)
   return h
 end
 
-local CFG = {}
-for k, v in pairs(hgetall(K.cfg()) or {}) do CFG[k] = tonumber(v) or v end
+-- The line's parameters, each read on first use: a script needs a few, and loading them all
+-- (HGETALL, then tonumber on each) was a tenth of a task life cycle's cost in Redis.
+local CFG = setmetatable({}, {__index = function(cfg, name)
+  local v = redis.call('HGET', K.cfg(), name)
+  if not v then return nil end
+  v = tonumber(v) or v
+  rawset(cfg, name, v)
+  return v
+end})
 
 local function split(s)
   local out = {}
@@ -35,10 +42,16 @@ local function emit(kind, task_id, vol_id, ...)
     'type', kind, 'at', n2s(NOW), 'task', task_id or '', 'volunteer', vol_id or '', ...)
 end
 
+local STATS_TTL_SET = {} -- counter keys whose TTL this script has already set
 local function stat(field, n)
   for _, bucket in ipairs({DAY, SLOT}) do
-    redis.call('HINCRBY', K.stats(bucket), field, n or 1)
-    redis.call('PEXPIRE', K.stats(bucket), CFG.stats_ttl_ms)
+    local key = K.stats(bucket)
+    redis.call('HINCRBY', key, field, n or 1)
+    -- Once per key and script is enough (same deadline); a life cycle has ten counters.
+    if not STATS_TTL_SET[key] then
+      redis.call('PEXPIRE', key, CFG.stats_ttl_ms)
+      STATS_TTL_SET[key] = true
+    end
   end
 end
 
@@ -188,14 +201,14 @@ end
 
 -- First entry of a sorted set accepted by `ok`, scanning in pages.
 local function first_in(key, ok)
-  local start = 0
+  local start, size = 0, 4 -- the first entry is usually the one: a small page first
   while true do
-    local page = redis.call('ZRANGE', key, start, start + 49, 'WITHSCORES')
+    local page = redis.call('ZRANGE', key, start, start + size - 1, 'WITHSCORES')
     if #page == 0 then return nil end
     for i = 1, #page, 2 do
       if ok(page[i]) then return page[i], tonumber(page[i + 1]) end
     end
-    start = start + 50
+    start, size = start + size, 50
   end
 end
 
@@ -227,7 +240,9 @@ local function find_task(v)
   local scopes = vol_scopes(v)
   scopes[#scopes + 1] = 'p:' .. v.id
   for _, cls in ipairs({'voice', 'chat'}) do
-    if free_for(v, cls) then
+    -- Every waiting task is also in its class's 'all' set (wait_add, wait_remove): when that
+    -- is empty (no queue, the usual case when a volunteer frees up) no scope needs a scan.
+    if free_for(v, cls) and redis.call('EXISTS', K.wait(cls, 'all')) == 1 then
       for _, scope in ipairs(scopes) do
         local id, score = first_in(K.wait(cls, scope), function(tid) return eligible(load_task(tid), v) end)
         if better(id, score, best, best_score) then best, best_score = id, score end
