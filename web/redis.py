@@ -24,6 +24,8 @@ from typing import Literal
 
 import redis as redis_sync
 from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from web.settings import Settings
 
@@ -88,7 +90,7 @@ class EmbeddedRedis:
         """Whether a server answers PING on the socket (a loading server counts)."""
         if not self.socket_path.exists():
             return False
-        client = redis_sync.Redis(unix_socket_path=str(self.socket_path), socket_timeout=2)
+        client = self._probe_client()
         try:
             return bool(client.ping())
         except redis_sync.BusyLoadingError:
@@ -125,15 +127,11 @@ class EmbeddedRedis:
         process, self._process = self._process, None
         if process is None:
             return
-        client = redis_sync.Redis(unix_socket_path=str(self.socket_path), socket_timeout=10)
+        # SIGTERM makes redis-server shut down as SHUTDOWN does: fsync the append-only
+        # file, remove the pidfile and the socket.
+        process.terminate()
         try:
-            client.shutdown()
-        except (redis_sync.ConnectionError, OSError):
-            pass  # already gone
-        finally:
-            client.close()
-        try:
-            process.wait(timeout=15)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -144,6 +142,12 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _probe_client(self) -> redis_sync.Redis:
+        # No retries: a dead socket must answer "no" at once, not after a backoff.
+        return redis_sync.Redis(
+            unix_socket_path=str(self.socket_path), socket_timeout=2, retry=Retry(NoBackoff(), 0)
+        )
 
     def _config(self) -> str:
         lines = {
