@@ -287,19 +287,37 @@ local function requeue(t)
   dispatch_task(t)
 end
 
+-- The tasks of these waiting sets, each once, in queue order (priority, place, id): when several
+-- become offerable at the same instant, the one that has waited longest must be offered first,
+-- whatever its scope or channel.
+local function in_queue_order(keys)
+  local seen, list = {}, {}
+  for _, key in ipairs(keys) do
+    local flat = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+    for i = 1, #flat, 2 do
+      if not seen[flat[i]] then
+        seen[flat[i]] = true
+        list[#list + 1] = {id = flat[i], score = tonumber(flat[i + 1])}
+      end
+    end
+  end
+  table.sort(list, function(a, b) return a.score < b.score or (a.score == b.score and a.id < b.id) end)
+  return list
+end
+
 -- Widen every waiting task of these scopes whose ring just lost its last volunteer.
 local function skip_empty_rings(scopes)
+  local keys = {}
   for _, scope in ipairs(scopes) do
-    for _, cls in ipairs({'voice', 'chat'}) do
-      for _, tid in ipairs(redis.call('ZRANGE', K.wait(cls, scope), 0, -1)) do
-        local t = load_task(tid)
-        local level = target_level(t)
-        if level > tonumber(t.level) then
-          set_level(t, level)
-          schedule_task_timer(t)
-          dispatch_task(t)
-        end
-      end
+    for _, cls in ipairs({'voice', 'chat'}) do keys[#keys + 1] = K.wait(cls, scope) end
+  end
+  for _, queued in ipairs(in_queue_order(keys)) do
+    local t = load_task(queued.id)
+    local level = target_level(t)
+    if level > tonumber(t.level) then
+      set_level(t, level)
+      schedule_task_timer(t)
+      dispatch_task(t)
     end
   end
 end
@@ -315,14 +333,12 @@ end
 -- A preferred volunteer (returning caller's, named transfer) going off duty ends their turn
 -- at once: the preference applies only while they are on duty (DESIGN.md), then the rings.
 local function end_preferences(vid)
-  for _, cls in ipairs({'voice', 'chat'}) do
-    for _, tid in ipairs(redis.call('ZRANGE', K.wait(cls, 'p:' .. vid), 0, -1)) do
-      local t = load_task(tid)
-      forget_preference(t)
-      set_level(t, target_level(t))
-      schedule_task_timer(t)
-      dispatch_task(t)
-    end
+  for _, queued in ipairs(in_queue_order({K.wait('voice', 'p:' .. vid), K.wait('chat', 'p:' .. vid)})) do
+    local t = load_task(queued.id)
+    forget_preference(t)
+    set_level(t, target_level(t))
+    schedule_task_timer(t)
+    dispatch_task(t)
   end
 end
 
