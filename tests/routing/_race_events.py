@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from routing.events import Event, EventType
+from routing.models import NO_ANSWER_REASON
 
 ENDED_FROM = {
     "completed": {"wrapup"},
@@ -44,7 +45,7 @@ class Replay:
     tasks: dict[str, TaskStory] = field(default_factory=dict)
     vols: dict[str, VolunteerStory] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
-    types: Counter[str] = field(default_factory=Counter)
+    types: Counter[str] = field(default_factory=Counter)  # event types, auto-pauses, resumes
 
 
 def replay(events: list[Event], chat_capacity: dict[str, int]) -> Replay:
@@ -69,6 +70,8 @@ def replay(events: list[Event], chat_capacity: dict[str, int]) -> Replay:
         if e.type is EventType.VOLUNTEER_PRESENCE:
             v = vol(e.volunteer)
             v.presence = e.data["presence"]
+            if e.data.get("reason") == NO_ANSWER_REASON:
+                r.types["auto_pause"] += 1
             if v.presence != "available" and v.offer:
                 # Going off duty withdraws the offer: the task goes back to its place.
                 withdrawn = r.tasks[v.offer]
@@ -81,6 +84,8 @@ def replay(events: list[Event], chat_capacity: dict[str, int]) -> Replay:
             if e.task in r.tasks:
                 bad(e, "created twice")
             r.tasks[e.task] = TaskStory(cls="chat" if e.data["channel"] == "chat" else "voice")
+            if e.data.get("resumed") == "1":
+                r.types["resumed"] += 1
             continue
         t = r.tasks.get(e.task)
         if t is None:

@@ -5,7 +5,8 @@ Four worker processes run seeded random interleavings of every engine operation
 skills and returning callers, accept, decline, cancel, complete, wrap-up, transfer,
 callback, close, priority, tick) on shared volunteers and tasks, on the wall clock
 with short routing times, so ring timeouts, widening, delays and wrap-up timeouts
-fire in the middle of the race. A fifth process checks the invariants on atomic
+fire in the middle of the race (two volunteers never answer, so misses pile up to the
+automatic pause). A fifth process checks the invariants on atomic
 snapshots during the race. Afterwards: the invariants hold in full, every task is
 accounted for, and the event stream, replayed on its own, tells a coherent story
 (no task held by two volunteers, no volunteer over capacity or with two offers)
@@ -73,6 +74,8 @@ EXPECTED_EVENTS = (
     "task_ended",
     "task_transferred",
     "volunteer_presence",
+    "auto_pause",  # a volunteer paused "sans réponse" after missed offers
+    "resumed",  # a returning caller got their old place back
 )
 
 
