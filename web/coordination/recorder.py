@@ -169,10 +169,12 @@ class Recorder:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Record until stopped; on a failure, wait and retry from our pending entries."""
-        await self.ensure_group()
-        delay = 1.0
+        delay, grouped = 1.0, False
         while stop is None or not stop.is_set():
             try:
+                if not grouped:  # Redis may be down at start: keep trying
+                    await self.ensure_group()
+                    grouped = True
                 await self.step()
                 delay = 1.0
             except asyncio.CancelledError:

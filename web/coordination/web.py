@@ -8,7 +8,6 @@ dashboard hub (streams to websockets).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -111,8 +110,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     ]
     consoles = getattr(app.state, "console_hub", None)  # the volunteers' console hub
     if consoles is not None:
+        # Redis may be down at start: the relay finds its position when it first reads.
         relay = BroadcastRelay(runtime.redis, runtime.settings.line, consoles.broadcast)
-        await relay.start_position()
         tasks.append(asyncio.create_task(relay.run(stop), name="coordination-broadcasts"))
     try:
         yield
@@ -121,8 +120,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in tasks:  # both may sit in a blocking read: cancel rather than wait
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # a background loop's failure must not break shutdown
+                log.exception("%s ended with an error", task.get_name())
 
 
 def line_status_json(status: Any) -> dict[str, Any]:
