@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 LOST_REASON = "connexion perdue"
+STOP_GRACE_S = 5.0  # a blocking read lasts 0.5 s; past this, cancel
 CLOSE_BAD_VERSION = 4406
 CLOSE_NOT_ALLOWED = 4403
 CHANNEL_LABELS = {"voice": "Appel", "chat": "Discussion écrite", "callback": "Rappel"}
@@ -114,6 +115,7 @@ class ConsoleHub:
         self.reap_every_s = reap_every_s
         self._reap_script = volunteers.redis.register_script(_REAP_ONE)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     @property
     def seen_key(self) -> str:
@@ -129,18 +131,29 @@ class ConsoleHub:
             self._task = asyncio.get_running_loop().create_task(self.run(), name="console-hub")
 
     async def stop(self) -> None:
-        if self._task is not None:
+        """Stop following events; the loop notices within one blocking read.
+
+        Cancelling a task blocked in a redis-py read is not enough on its own: the
+        cancellation can be absorbed by the client and the loop goes on, so the loop
+        checks a flag and cancellation is only the fallback.
+        """
+        if self._task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE_S)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
+        self._task = None
 
     async def run(self) -> None:
         """Follow the event stream and coordinators' broadcasts from now on; reap between."""
         streams = {self.engine.keys.events: "$", broadcast_key(self.vol.line): "$"}
         loop = asyncio.get_running_loop()
         next_reap = loop.time()
-        while True:
+        while not self._stopping.is_set():
             try:
                 reply = await self.vol.redis.xread(streams, count=500, block=500)
                 for stream, entries in reply or []:
