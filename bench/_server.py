@@ -168,9 +168,21 @@ class Server:
 
 
 SETTING_NAMES = {
-    "DATA_DIR", "REDIS_URL", "DATABASE_URL", "DATABASE_SCHEMA", "SECRET_KEY",
-    "PUBLIC_BASE_URL", "LINE", "HOST", "PORT", "WORKERS", "LOG_LEVEL", "TWILIO_FAKE",
-    "TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_NUMBER",
+    "DATA_DIR",
+    "REDIS_URL",
+    "DATABASE_URL",
+    "DATABASE_SCHEMA",
+    "SECRET_KEY",
+    "PUBLIC_BASE_URL",
+    "LINE",
+    "HOST",
+    "PORT",
+    "WORKERS",
+    "LOG_LEVEL",
+    "TWILIO_FAKE",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_NUMBER",
 }
 
 
@@ -211,12 +223,18 @@ async def running_server(
         exe = Path(sys.executable).parent / "permanence"
         command = [str(exe)] if exe.exists() else [sys.executable, "-m", "web.cli"]
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [*command, "serve"], env=env, cwd=data_dir, stdout=log, stderr=subprocess.STDOUT,
+            # Blocking is fine here: once, before any load.
+            proc = subprocess.Popen(  # noqa: ASYNC220
+                [*command, "serve"],
+                env=env,
+                cwd=data_dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        server = Server(proc, base, base.replace("http", "ws", 1), env, data_dir, log_path,
-                        workers, line)
+        server = Server(
+            proc, base, base.replace("http", "ws", 1), env, data_dir, log_path, workers, line
+        )
         try:
             await _wait_healthy(server)
             yield server
@@ -319,27 +337,39 @@ async def seed_accounts(server: Server, volunteers: int, coordinators: int) -> S
     rows: list[tuple[Any, str]] = []
     async with open_runtime(settings) as runtime:
         await ScheduleStore(runtime.redis, settings.line).save(
-            Schedule(weekly={d: [("00:00", "23:59")] for d in range(7)},
-                     public_holidays_closed=False)
+            Schedule(
+                weekly={d: [("00:00", "23:59")] for d in range(7)}, public_holidays_closed=False
+            )
         )
         async with runtime.db.session() as session:
             for i in range(volunteers):
                 dep = departements[i % len(departements)]
                 account = Account(
-                    public_id=f"vb{i:05d}", email=f"benevole{i}@bench.invalid",
-                    password_hash=password, name=f"Bénévole {i}", role=Role.VOLUNTEER.value,
-                    status=AccountStatus.APPROVED.value, departement=dep,
-                    postal_code=(dep + "000")[:5] if dep.isdigit() else "", skills=skills,
-                    languages="fr", ical_token=secrets.token_urlsafe(24),
+                    public_id=f"vb{i:05d}",
+                    email=f"benevole{i}@bench.invalid",
+                    password_hash=password,
+                    name=f"Bénévole {i}",
+                    role=Role.VOLUNTEER.value,
+                    status=AccountStatus.APPROVED.value,
+                    departement=dep,
+                    postal_code=(dep + "000")[:5] if dep.isdigit() else "",
+                    skills=skills,
+                    languages="fr",
+                    ical_token=secrets.token_urlsafe(24),
                 )
                 session.add(account)
                 rows.append((account, dep))
             for i in range(coordinators):
                 account = Account(
-                    public_id=f"cb{i:05d}", email=f"coordination{i}@bench.invalid",
-                    password_hash=password, name=f"Coordination {i}",
-                    role=Role.COORDINATOR.value, status=AccountStatus.APPROVED.value,
-                    departement="75", postal_code="75001", ical_token=secrets.token_urlsafe(24),
+                    public_id=f"cb{i:05d}",
+                    email=f"coordination{i}@bench.invalid",
+                    password_hash=password,
+                    name=f"Coordination {i}",
+                    role=Role.COORDINATOR.value,
+                    status=AccountStatus.APPROVED.value,
+                    departement="75",
+                    postal_code="75001",
+                    ical_token=secrets.token_urlsafe(24),
                 )
                 session.add(account)
                 rows.append((account, ""))
@@ -391,8 +421,11 @@ class RssSampler:
         self.sample()
         mb = 1024 * 1024
         return {
-            role: {"start_mb": round(v[0] / mb, 1), "max_mb": round(max(v) / mb, 1),
-                   "end_mb": round(v[-1] / mb, 1)}
+            role: {
+                "start_mb": round(v[0] / mb, 1),
+                "max_mb": round(max(v) / mb, 1),
+                "end_mb": round(v[-1] / mb, 1),
+            }
             for role, v in sorted(self.samples.items())
         }
 
