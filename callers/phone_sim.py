@@ -59,11 +59,17 @@ class PhoneSimulator:
             "CallStatus": "in-progress", "Direction": "inbound", **extra,
         }
         headers = {"X-Twilio-Signature": self.validator.compute_signature(url, params)}
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
-            reply = await client.post(url, data=params, headers=headers)
+        reply = await self.send(app, url, params, headers)
         if reply.status_code != 200:
             raise RuntimeError(f"the app answered {reply.status_code}")
         return ET.fromstring(reply.text) if reply.text.strip() else ET.Element("Response")
+
+    async def send(
+        self, app: Any, url: str, params: dict[str, str], headers: dict[str, str]
+    ) -> httpx.Response:
+        """POST a signed webhook (in-process here; web.simulation.clients sends it over HTTP)."""
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
+            return await client.post(url, data=params, headers=headers)
 
     async def play(self, app: Any, call: SimCall, url: str, **extra: str) -> None:
         """Request a URL and run its TwiML until it waits for the caller."""

@@ -1,0 +1,474 @@
+"""Clients that drive a running Permanence from outside, the way the world does.
+
+- ``TwilioNetwork`` plays Twilio: it posts webhooks signed with the line's auth token
+  (``RequestValidator``, against PUBLIC_BASE_URL + path + query) and serves the Twilio
+  REST API the app calls back (point the app's ``TWILIO_API_BASE`` at ``rest_url``), so
+  a caller hears of being put through exactly as a Twilio call would: the app moves it
+  out of the queue with a queue-member update.
+- ``Caller``: one phone call walking the IVR into the queue, then talking or hanging up.
+- ``ChatCaller``: one web chat over the public page's HTTP API and websocket.
+- ``Console``: a volunteer's console (login with CSRF, websocket, heartbeat, requests).
+- ``Dashboard``: a coordinator's dashboard socket, every update timestamped.
+
+Timestamps are ``time.time()`` seconds taken when a message arrives or a request leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import uvicorn
+import websockets
+from fastapi import Request
+
+from callers.fake_twilio import FakeTwilio, fake_twilio_app
+from callers.phone_sim import PhoneSimulator
+from callers.phone_sim import SimCall as PhoneCall
+from callers.settings import CallersSettings
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+MEMBER_OR_CALL = re.compile(r"/(?:Members|Calls)/(CA[0-9a-f]+)\.json$")
+REQUEST_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Line:
+    """Where the app answers, and the Twilio account it trusts."""
+
+    base_url: str  # where requests are sent
+    account_sid: str = "AC00000000000000000000000000000000"
+    auth_token: str = "dev-auth-token"
+    number: str = "+33800000000"
+    public_base_url: str = ""  # what signatures are computed on; default base_url
+
+    @property
+    def public(self) -> str:
+        return (self.public_base_url or self.base_url).rstrip("/")
+
+    @property
+    def ws_base(self) -> str:
+        return re.sub(r"^http", "ws", self.base_url.rstrip("/"))
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server inside the caller's event loop that leaves Ctrl-C to the caller."""
+
+    def capture_signals(self):  # type: ignore[override]
+        return contextlib.nullcontext()
+
+
+class _RemotePhone(PhoneSimulator):
+    """The demo telephone's TwiML player, posting its signed webhooks over HTTP."""
+
+    def __init__(self, settings: CallersSettings, fake: FakeTwilio, line: Line,
+                 http: httpx.AsyncClient) -> None:  # fmt: skip
+        super().__init__(settings, fake)
+        self.line, self.http = line, http
+
+    async def send(self, app: Any, url: str, params: dict[str, str],
+                   headers: dict[str, str]) -> httpx.Response:  # fmt: skip
+        parts = urlsplit(url)  # signed on the public URL, sent to where the app listens
+        target = self.line.base_url.rstrip("/") + parts.path
+        return await self.http.post(target + (f"?{parts.query}" if parts.query else ""),
+                                    data=params, headers=headers)  # fmt: skip
+
+
+class TwilioNetwork:
+    """Twilio's side of every call: signed webhooks out, the REST API in (on ``rest_url``)."""
+
+    def __init__(self, line: Line, *, host: str = "127.0.0.1", port: int = 0,
+                 http: httpx.AsyncClient | None = None) -> None:  # fmt: skip
+        self.line = line
+        self.fake = FakeTwilio(line.account_sid, line.auth_token)
+        self.http = http or httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S)
+        settings = CallersSettings(
+            secret_key="unused", public_base_url=line.public, twilio_account_sid=line.account_sid,
+            twilio_auth_token=line.auth_token, twilio_number=line.number,
+        )  # fmt: skip
+        self.phone = _RemotePhone(settings, self.fake, line, self.http)
+        self.host, self.port = host, port
+        self._moved: dict[str, asyncio.Event] = {}
+        self._server: _QuietServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def rest_url(self) -> str:
+        """What the app's TWILIO_API_BASE must be."""
+        return f"http://{self.host}:{self.port}"
+
+    def moved(self, sid: str) -> asyncio.Event:
+        """Set when the app redirects this call (out of the queue, into a conference)."""
+        return self._moved.setdefault(sid, asyncio.Event())
+
+    async def start(self) -> None:
+        """Serve the fake REST API in this event loop."""
+        app = fake_twilio_app(self.fake)
+
+        @app.middleware("http")
+        async def notice(request: Request, call_next):  # the app moved a call: wake its caller
+            response = await call_next(request)
+            found = MEMBER_OR_CALL.search(request.url.path)
+            if request.method == "POST" and found and response.status_code == 200:
+                call = self.fake.calls.get(found.group(1))
+                if call is not None and call.url:
+                    self.moved(call.sid).set()
+            return response
+
+        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning",
+                                lifespan="off", access_log=False)  # fmt: skip
+        self._server = _QuietServer(config)
+        self._task = asyncio.get_running_loop().create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                raise RuntimeError(f"the fake Twilio could not listen on {self.host}:{self.port}")
+            await asyncio.sleep(0.01)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        await self.http.aclose()
+
+    def caller(self, from_: str) -> Caller:
+        return Caller(self, from_)
+
+
+@dataclass
+class Caller:
+    """One phone call: IVR, queue, then put through (or hangs up first)."""
+
+    net: TwilioNetwork
+    from_: str
+    call: PhoneCall | None = None
+    enqueue_sent_at: float | None = None  # when the webhook that enqueues left
+    answered_at: float | None = None  # when the app's redirect out of the queue arrived
+    task: str = ""  # the app's task id, learnt from that redirect
+    hung_up: bool = False
+
+    @property
+    def queued(self) -> bool:
+        return self.call is not None and bool(self.call.queue_sid)
+
+    async def dial(self, departement: str, topic: str = "4") -> bool:
+        """Call, choose the topic, key the département and confirm; True once in the queue."""
+        net, phone = self.net, self.net.phone
+        sid = net.fake.incoming_call(self.from_, net.line.number)
+        self.call = call = PhoneCall(sid, self.from_)
+        await phone.play(None, call, net.line.public + "/twilio/voice/incoming",
+                         CallStatus="ringing")  # fmt: skip
+        keys = {
+            "topic/answer": topic,
+            "dept/answer": "20" if departement in ("2A", "2B") else departement,
+            "dept/corse/answer": "1" if departement == "2A" else "2",
+            "dept/confirm/answer": "1",  # yes, the département read back is right
+            "known/answer": "1",  # a recognised caller keeps their last département
+        }
+        for _ in range(10):
+            if call.queue_sid:
+                break
+            if call.gather is None or call.ended:
+                return False  # closed line, nobody on duty, or a menu we do not expect
+            step = urlsplit(call.gather["action"]).path.split("/twilio/voice/", 1)[-1]
+            if step not in keys:
+                return False
+            self.enqueue_sent_at = time.time()
+            await phone.play(None, call, call.gather["action"], Digits=keys[step])
+        if not call.queue_sid:
+            return False
+        # Twilio fetches the wait URL at once: the app learns the queue SID it must update.
+        await phone.play(None, call, call.wait_url, QueueSid=call.queue_sid)
+        return True
+
+    async def wait_answer(
+        self, patience_s: float | None, hold_every_s: float | None = None
+    ) -> bool:
+        """Wait in the queue until put through (True) or patience runs out (False)."""
+        assert self.call is not None
+        moved = self.net.moved(self.call.sid)
+        deadline = None if patience_s is None else time.monotonic() + patience_s
+        while not moved.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            step = min(x for x in (left, hold_every_s, 3600.0) if x is not None)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(moved.wait(), step)
+            if not moved.is_set() and self.call.queue_sid and hold_every_s:
+                # the hold music ended: Twilio fetches the wait URL again
+                await self.net.phone.play(None, self.call, self.call.wait_url,
+                                          QueueSid=self.call.queue_sid)  # fmt: skip
+        self.answered_at = time.time()
+        url = self.net.fake.calls[self.call.sid].url
+        self.task = parse_qs(urlsplit(url).query).get("task", [""])[0]
+        await self.net.phone.wait(None, self.call)  # follow the redirect into the conference
+        return True
+
+    async def hang_up(self) -> None:
+        """The caller hangs up: Twilio posts the final status callback."""
+        if self.call is None or self.hung_up:
+            return
+        self.hung_up = True
+        fake_call = self.net.fake.calls.get(self.call.sid)
+        if fake_call is not None:  # gone from Twilio: later REST updates of it fail
+            fake_call.status, fake_call.queue_sid = "completed", ""
+        await self.net.phone.post(None, self.call, self.net.line.public + "/twilio/voice/status",
+                                  CallStatus="completed")  # fmt: skip
+
+
+@dataclass
+class ChatCaller:
+    """One web chat from the public page: start, wait for a volunteer, end."""
+
+    line: Line
+    http: httpx.AsyncClient
+    task_token: str = ""
+    started_at: float | None = None
+    answered_at: float | None = None
+    statuses: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+
+    async def start(self, postal_code: str, topic: str = "4", first_name: str = "") -> bool:
+        """POST the start form; False (with the French reason logged in statuses) if refused."""
+        self.started_at = time.time()
+        reply = await self.http.post(self.line.base_url.rstrip("/") + "/aide/api/start",
+                                     json={"topic": topic, "postal_code": postal_code,
+                                           "first_name": first_name})  # fmt: skip
+        if reply.status_code != 200:
+            self.statuses.append((time.time(), reply.json()))
+            return False
+        self.task_token = reply.json()["token"]
+        return True
+
+    async def wait_answer(self, patience_s: float | None) -> bool:
+        """Follow the chat socket until a volunteer talks (True) or patience runs out."""
+        url = f"{self.line.ws_base}/aide/ws?token={self.task_token}"
+        async with websockets.connect(url, origin=self.line.base_url) as ws:
+            try:
+                async with asyncio.timeout(patience_s):
+                    async for raw in ws:
+                        msg = json.loads(raw)
+                        status = msg.get("status", msg) if msg.get("type") == "hello" else msg
+                        if status.get("state"):
+                            self.statuses.append((time.time(), status))
+                        if status.get("state") == "talking":
+                            self.answered_at = time.time()
+                            return True
+                        if status.get("state") == "ended" or msg.get("type") == "ended":
+                            return False
+            except TimeoutError:
+                await ws.send(json.dumps({"type": "end"}))  # gives up: ends the chat
+            return False
+
+
+async def login(base_url: str, email: str, password: str) -> httpx.AsyncClient:
+    """An HTTP client holding a session cookie, logged in through the /connexion form."""
+    client = httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S)
+    page = await client.get("/connexion")
+    token = CSRF.search(page.text)
+    if token is None:
+        await client.aclose()
+        raise RuntimeError("the login page carries no CSRF token")
+    reply = await client.post(
+        "/connexion", data={"email": email, "password": password, "csrf_token": token.group(1)}
+    )
+    if reply.status_code != 303:
+        await client.aclose()
+        raise RuntimeError(f"login refused for {email} ({reply.status_code})")
+    return client
+
+
+def _cookie(client: httpx.AsyncClient) -> str:
+    return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+
+
+@dataclass
+class Offer:
+    message: dict[str, Any]
+    at: float  # arrival on the socket
+
+    @property
+    def task(self) -> str:
+        return str(self.message.get("task", ""))
+
+
+class Console:
+    """A volunteer's console over the real websocket (protocol v1, volunteers/PROTOCOL.md)."""
+
+    def __init__(self, http: httpx.AsyncClient, ws: Any) -> None:
+        self.http, self.ws = http, ws
+        self.welcome: dict[str, Any] = {}
+        self.offers: asyncio.Queue[Offer] = asyncio.Queue()
+        self.pushes: list[tuple[float, dict[str, Any]]] = []  # everything but offers/results
+        self._ref = 0
+        self._results: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def open(cls, base_url: str, email: str, password: str) -> Console:
+        """Log in, connect, read the welcome, and start heartbeats."""
+        http = await login(base_url, email, password)
+        ws_url = re.sub(r"^http", "ws", base_url.rstrip("/")) + "/benevole/console/ws?v=1"
+        try:
+            ws = await websockets.connect(ws_url, origin=base_url.rstrip("/"), max_queue=None,
+                                          additional_headers={"Cookie": _cookie(http)})  # fmt: skip
+            welcome = json.loads(await asyncio.wait_for(ws.recv(), REQUEST_TIMEOUT_S))
+        except BaseException:
+            await http.aclose()
+            raise
+        console = cls(http, ws)
+        console.welcome = welcome
+        loop = asyncio.get_running_loop()
+        console._tasks = [
+            loop.create_task(console._read()),
+            loop.create_task(console._heartbeat(welcome.get("heartbeat_s", 10))),
+        ]
+        return console
+
+    @property
+    def volunteer_id(self) -> str:
+        return str(self.welcome.get("volunteer", {}).get("id", ""))
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in self.ws:
+                at, msg = time.time(), json.loads(raw)
+                kind = msg.get("type")
+                if kind == "result" and msg.get("ref") in self._results:
+                    self._results.pop(msg["ref"]).set_result(msg)
+                elif kind == "offer":
+                    self.offers.put_nowait(Offer(msg, at))
+                elif kind != "pong":
+                    self.pushes.append((at, msg))
+        for future in self._results.values():
+            if not future.done():
+                future.set_exception(ConnectionError("console socket closed"))
+
+    async def _heartbeat(self, every_s: float) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                await asyncio.sleep(every_s)
+                await self.ws.send(json.dumps({"type": "ping"}))
+
+    async def request(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Send one request and return its result (``ok`` true or false)."""
+        self._ref += 1
+        ref = str(self._ref)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._results[ref] = future
+        await self.ws.send(json.dumps({"type": kind, "ref": ref, **fields}))
+        return await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
+
+    async def presence(self, state: str) -> dict[str, Any]:
+        return await self.request("presence", state=state)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.http.aclose()
+
+
+@dataclass
+class Handled:
+    """One offer as a volunteer lived it."""
+
+    task: str
+    offered_at: float
+    accepted: bool = False
+    accepted_at: float | None = None
+    completed_at: float | None = None
+    error: str = ""
+
+
+Delay = Callable[[], float]
+
+
+class Volunteer:
+    """A volunteer at work: available, accepts after a delay, talks, completes, wraps up."""
+
+    def __init__(self, console: Console, home: str = "") -> None:
+        self.console, self.home = console, home
+        self.available_at: float | None = None  # when "available" was last confirmed
+        self.handled: list[Handled] = []
+
+    async def go_available(self) -> None:
+        sent = time.time()
+        reply = await self.console.presence("available")
+        if not reply.get("ok"):
+            raise RuntimeError(f"cannot go available: {reply.get('error')}")
+        self.available_at = sent
+
+    async def work(self, accept_delay: Delay, service_s: Callable[[str], Awaitable[float]],
+                   wrapup_delay: Delay, topic: str = "autre") -> None:  # fmt: skip
+        """Answer offers until cancelled; ``service_s(task)`` says how long each call lasts."""
+        while True:
+            offer = await self.console.offers.get()
+            done = Handled(offer.task, offer.at)
+            self.handled.append(done)
+            await asyncio.sleep(accept_delay())
+            reply = await self.console.request("accept", task=offer.task)
+            if not reply.get("ok"):  # the caller hung up meanwhile, or it went elsewhere
+                done.error = reply.get("error", {}).get("code", "refused")
+                continue
+            done.accepted, done.accepted_at = True, time.time()
+            await asyncio.sleep(await service_s(offer.task))
+            await self.console.request("complete", task=offer.task)
+            done.completed_at = time.time()
+            await asyncio.sleep(wrapup_delay())
+            sent = time.time()  # the wrap-up hands the volunteer back to the queue
+            reply = await self.console.request("wrapup", task=offer.task, topic=topic,
+                                               outcome="resolved", consent=False)  # fmt: skip
+            if reply.get("ok"):
+                self.available_at = sent
+
+
+class Dashboard:
+    """A coordinator's live dashboard socket; ``updates`` holds (arrival, server now_ms)."""
+
+    def __init__(self, http: httpx.AsyncClient, ws: Any) -> None:
+        self.http, self.ws = http, ws
+        self.latest: dict[str, Any] = {}
+        self.updates: list[tuple[float, int]] = []
+        self.changed = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, base_url: str, email: str, password: str) -> Dashboard:
+        http = await login(base_url, email, password)
+        ws_url = re.sub(r"^http", "ws", base_url.rstrip("/")) + "/coordination/ws"
+        try:
+            ws = await websockets.connect(ws_url, origin=base_url.rstrip("/"), max_queue=None,
+                                          additional_headers={"Cookie": _cookie(http)})  # fmt: skip
+        except BaseException:
+            await http.aclose()
+            raise
+        board = cls(http, ws)
+        board._reader = asyncio.get_running_loop().create_task(board._read())
+        return board
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in self.ws:
+                at, state = time.time(), json.loads(raw)
+                self.latest = state
+                self.updates.append((at, int(state.get("now_ms", 0))))
+                self.changed.set()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self.http.aclose()
