@@ -19,10 +19,15 @@ from routing.clock import Clock, buckets
 from routing.config import RoutingConfig
 from routing.errors import (
     ERRORS_BY_CODE,
+    InvalidChatCapacity,
     InvalidPresence,
+    InvalidPriority,
     RoutingError,
+    TransferWithoutTarget,
+    UnknownChannel,
     UnknownSkill,
     UnknownTask,
+    VolunteerRequired,
 )
 from routing.keys import Keys
 from routing.metrics import Counts
@@ -101,8 +106,9 @@ class Engine:
         """Create or refresh a volunteer's routing profile (presence unchanged)."""
         territory = self.territories.territory(profile.departement)
         self._check_skills(profile.skills, profile.languages)
-        if profile.chat_capacity < 1:
-            raise ValueError("chat capacity must be at least 1")
+        capacity = profile.chat_capacity
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+            raise InvalidChatCapacity(str(capacity))
         await self._run(
             "log_in",
             profile.id,
@@ -137,12 +143,20 @@ class Engine:
 
     async def finish_wrapup(self, volunteer_id: str, task_id: str) -> None:
         """Submit the wrap-up: the capacity the task held comes back."""
-        await self._run("finish_wrapup", volunteer_id, task_id)
+        # An empty id is how the wrap-up timer speaks (tick); a caller must name who submits.
+        if not volunteer_id:
+            raise VolunteerRequired(task_id)
+        await self._run("finish_wrapup", volunteer_id, task_id, "")
 
     async def transfer(
         self, volunteer_id: str, task_id: str, *, skill: str = "", to_volunteer: str = ""
     ) -> None:
-        """Hand a task over to anyone with a skill, or to a named colleague first."""
+        """Hand a task over to anyone with a skill, or to a named colleague first.
+
+        Handed over to a skill alone, the task is never offered back to this volunteer.
+        """
+        if not skill and not to_volunteer:
+            raise TransferWithoutTarget(task_id)
         if skill:
             self._check_skills({skill}, ())
         await self._run("transfer", volunteer_id, task_id, skill, to_volunteer)
@@ -154,12 +168,11 @@ class Engine:
         territory = self.territories.territory(spec.departement)
         skill, language = spec.skill or "", spec.language or ""
         self._check_skills({skill} - {""}, {language} - {""})
-        if not 0 <= spec.priority <= 9:
-            raise ValueError("priority must be between 0 and 9")
+        self._check_priority(spec.priority)
         result = await self._run(
             "enqueue",
             spec.id,
-            Channel(spec.channel).value,
+            self._channel(spec.channel),
             territory.departement,
             territory.region,
             ",".join(territory.groups),
@@ -186,8 +199,7 @@ class Engine:
 
     async def set_priority(self, task_id: str, priority: int) -> None:
         """Move a waiting task up (9) or down (0) the queue."""
-        if not 0 <= priority <= 9:
-            raise ValueError("priority must be between 0 and 9")
+        self._check_priority(priority)
         await self._run("set_priority", task_id, priority)
 
     # Timers -------------------------------------------------------------------------
@@ -201,7 +213,7 @@ class Engine:
             kind, _, ident = member.partition(":")
             script = TIMER_KINDS.get(kind)
             if script == "finish_wrapup":
-                await self._run(script, "", ident)
+                await self._run(script, "", ident, "timer")
             elif script:
                 await self._run(script, ident)
         return len(due)
@@ -279,6 +291,18 @@ class Engine:
         return snap
 
     # Validation --------------------------------------------------------------------
+
+    @staticmethod
+    def _check_priority(priority: object) -> None:
+        if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 9:
+            raise InvalidPriority(str(priority))
+
+    @staticmethod
+    def _channel(channel: object) -> str:
+        try:
+            return Channel(channel).value
+        except ValueError:
+            raise UnknownChannel(str(channel)) from None
 
     @staticmethod
     def _check_skills(skills: Iterable[str], languages: Iterable[str]) -> None:

@@ -89,6 +89,31 @@ class TransferTargetUnavailable(RoutingError):
     message = "Ce collègue n'est pas connecté : le transfert est impossible."
 
 
+class VolunteerRequired(RoutingError):
+    code = "volunteer_required"
+    message = "Le bénévole qui fait la demande doit être indiqué."
+
+
+class TransferWithoutTarget(RoutingError):
+    code = "transfer_without_target"
+    message = "Indiquez une compétence ou un collègue : le transfert n'a pas de destinataire."
+
+
+class InvalidPriority(RoutingError):
+    code = "invalid_priority"
+    message = "La priorité doit être un nombre entier de 0 à 9."
+
+
+class InvalidChatCapacity(RoutingError):
+    code = "invalid_chat_capacity"
+    message = "Le nombre de discussions simultanées doit être d'au moins 1."
+
+
+class UnknownChannel(RoutingError):
+    code = "unknown_channel"
+    message = "Ce canal n'existe pas : appel, discussion ou rappel seulement."
+
+
 ERRORS_BY_CODE: dict[str, type[RoutingError]] = {
     cls.code: cls
     for cls in (
@@ -106,5 +131,10 @@ ERRORS_BY_CODE: dict[str, type[RoutingError]] = {
         InvalidPresence,
         TaskNotWaiting,
         TransferTargetUnavailable,
+        VolunteerRequired,
+        TransferWithoutTarget,
+        InvalidPriority,
+        InvalidChatCapacity,
+        UnknownChannel,
     )
 }

@@ -66,6 +66,8 @@ def eligible(task: dict[str, str], vol: dict[str, str], now: int) -> bool:
     """May this volunteer take this task now, by preference, territory, skill and language?"""
     if int(task["pref_until"]) > now:
         return task["pref"] == vol["id"]
+    if vol["id"] in _split(task.get("excl", "")):  # passed it on for a skill they lack
+        return False
     if ring_of(task, vol) > int(task["level"]):
         return False
     if int(task["need_until"]) > now:

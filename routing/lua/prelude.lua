@@ -189,8 +189,10 @@ local function ring_of(t, v)
 end
 
 -- While a preferred volunteer's turn lasts (returning caller, named transfer), only they may take it.
+-- Nor is a task offered to a volunteer who passed it on for a skill (excl).
 local function eligible(t, v)
   if tonumber(t.pref_until) > NOW then return t.pref == v.id end
+  if t.excl and t.excl ~= '' and has(t.excl, v.id) then return false end
   if ring_of(t, v) > tonumber(t.level) then return false end
   if tonumber(t.need_until) > NOW then
     if t.skill ~= '' and not has(v.skills, t.skill) then return false end
@@ -374,17 +376,21 @@ end
 local function waited_ms(t) return NOW - tonumber(t.created) end
 
 -- Store a new task, place it in its rings, and offer it at once if someone may take it.
-local function create_task(t)
+-- `replaces`: the call this callback replaces, already counted as offered (one contact).
+local function create_task(t, replaces)
   t.cls = t.channel == 'chat' and 'chat' or 'voice'
   local fields = {}
   for k, v in pairs(t) do fields[#fields + 1] = k; fields[#fields + 1] = v end
   redis.call('HSET', K.task(t.id), unpack(fields))
   redis.call('SADD', K.live(), t.id)
-  stat('offered')
-  stat('offered_' .. t.channel)
+  if not replaces then
+    stat('offered')
+    stat('offered_' .. t.channel)
+  end
   -- Announced before anything else is said of it (skipping rings at once emits task_widened).
   emit('task_created', t.id, '', 'channel', t.channel, 'dept', t.dept, 'region', t.region,
-    'skill', t.skill, 'priority', t.priority, 'resumed', t.resumed, 'preferred', t.pref)
+    'skill', t.skill, 'priority', t.priority, 'resumed', t.resumed, 'preferred', t.pref,
+    'replaces', replaces or '')
   wait_add(t, 0)
   set_level(t, target_level(t))
   schedule_task_timer(t)

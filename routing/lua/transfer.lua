@@ -5,6 +5,7 @@ local t = load_task(tid)
 if not t then return fail('unknown_task', tid) end
 if t.state == 'wrapup' or t.state == 'ended' then return fail('task_already_ended', tid) end
 if t.state ~= 'assigned' or t.vol ~= vid then return fail('task_not_assigned', tid) end
+if skill == '' and target == '' then return fail('transfer_without_target', tid) end
 if target ~= '' then
   if target == vid or redis.call('HGET', K.vol(target), 'presence') ~= 'available' then
     return fail('transfer_target_unavailable', target)
@@ -14,6 +15,11 @@ wait_remove(t)
 if skill ~= '' then
   t.skill, t.need_until = skill, n2s(NOW + CFG.skill_relax_ms)
   redis.call('HSET', K.task(tid), 'skill', skill, 'need_until', t.need_until)
+  -- Passed on for a skill they lack: never offered back to them, even once the skill relaxes.
+  if target == '' and not has(t.excl or '', vid) then
+    t.excl = (t.excl or '') == '' and vid or t.excl .. ',' .. vid
+    redis.call('HSET', K.task(tid), 'excl', t.excl)
+  end
 end
 if target ~= '' then
   t.pref, t.pref_until = target, n2s(NOW + CFG.transfer_wait_ms)

@@ -52,6 +52,7 @@ class MTask:
     answered: bool = False
     resumed: bool = False
     offered_at: int = 0
+    excl: tuple[str, ...] = ()  # volunteers who passed it on for a skill: never offered back
 
     @property
     def cls(self) -> str:
@@ -140,6 +141,8 @@ class Model:
     def eligible(self, t: MTask, v: MVolunteer) -> bool:
         if t.pref_until > self.now:  # a returning caller's or a named colleague's turn
             return t.pref == v.id
+        if v.id in t.excl:
+            return False
         if ring_of(t, v) > t.level:
             return False
         if t.need_until > self.now:
@@ -365,6 +368,8 @@ class Model:
         self.timers[f"x:{t.id}"] = self.now + self.ms["wrapup_ms"]
 
     def finish_wrapup(self, vid: str, tid: str) -> None:
+        if not vid:
+            raise Refused("volunteer_required")
         t = self._task(tid)
         if t.state != "wrapup" or t.vol != vid:
             raise Refused("not_in_wrapup")
@@ -372,6 +377,8 @@ class Model:
         self.release(self.vols[t.vol], t)
 
     def transfer(self, vid: str, tid: str, skill: str, target: str) -> None:
+        if not skill and not target:
+            raise Refused("transfer_without_target")
         t = self._task(tid)
         if t.state in ("ended", "wrapup"):
             raise Refused("task_already_ended")
@@ -383,6 +390,8 @@ class Model:
             raise Refused("transfer_target_unavailable")
         if skill:
             t.skill, t.need_until = skill, self.now + self.ms["skill_relax_ms"]
+            if not target and vid not in t.excl:
+                t.excl += (vid,)
         if target:
             t.pref, t.pref_until = target, self.now + self.ms["transfer_wait_ms"]
         # The task looks for someone else while the volunteer still holds it, then they let go.
@@ -483,6 +492,7 @@ class Model:
             self.now,
             level=t.level,
             need_until=t.need_until,
+            excl=t.excl,
         )
         self.create(c)
         if v:

@@ -191,6 +191,7 @@ class Racer:
         for tid, h in await self._some_tasks({"assigned"}):
             skill = self.rng.choice(SKILLS) if self.rng.random() < 0.4 else ""
             target = self.rng.choice(VOLUNTEER_IDS) if self.rng.random() < 0.3 else ""
+            skill = skill or ("" if target else SKILLS[0])  # one of the two is required
             await self.engine.transfer(h["vol"], tid, skill=skill, to_volunteer=target)
             return
 

@@ -14,7 +14,9 @@ import pytest
 
 from routing.clock import buckets
 from routing.errors import (
+    InvalidChatCapacity,
     InvalidPresence,
+    InvalidPriority,
     NotInWrapUp,
     OfferExpired,
     OfferNotYours,
@@ -24,12 +26,15 @@ from routing.errors import (
     TaskExists,
     TaskNotAssigned,
     TaskNotWaiting,
+    TransferWithoutTarget,
+    UnknownChannel,
     UnknownDepartement,
     UnknownSkill,
     UnknownTask,
     UnknownVolunteer,
+    VolunteerRequired,
 )
-from routing.models import Channel, Presence, TaskSpec, VolunteerProfile
+from routing.models import Presence, TaskSpec, TaskState, VolunteerProfile
 
 RING_S = 20
 
@@ -80,6 +85,11 @@ def french(message: str) -> bool:
         OverCapacity,
         InvalidPresence,
         TaskNotWaiting,
+        VolunteerRequired,
+        TransferWithoutTarget,
+        InvalidPriority,
+        InvalidChatCapacity,
+        UnknownChannel,
     ],
 )
 def test_every_error_speaks_french(error: type[RoutingError]) -> None:
@@ -260,17 +270,52 @@ async def test_queue_operations_on_a_task_being_handled(desk, engine) -> None:
     await refused(engine, TaskNotWaiting, engine.set_priority("busy-v1", 5))
 
 
-async def test_out_of_range_values_are_refused_before_anything_runs(engine) -> None:
-    before = await everything(engine)
-    with pytest.raises(ValueError):
-        await engine.enqueue(TaskSpec("t1", Channel.VOICE, "05", priority=10))
-    with pytest.raises(ValueError):
-        await engine.set_priority("t1", -1)
-    with pytest.raises(ValueError):
-        await engine.log_in(VolunteerProfile("v1", "05", chat_capacity=0))
-    with pytest.raises(ValueError):
-        await engine.enqueue(TaskSpec("t1", "fax", "05"))  # type: ignore[arg-type]
-    assert await everything(engine) == before
+async def test_out_of_range_values_are_refused_before_anything_runs(desk, engine) -> None:
+    await desk.busy("v1", "05")
+    await desk.call("t1", "05")  # waiting
+    for priority in (10, -1, "3", 2.5, True):
+        await refused(engine, InvalidPriority, desk.call("t2", "05", priority=priority))
+        await refused(engine, InvalidPriority, engine.set_priority("t1", priority))
+    for capacity in (0, -2, "2", 1.5):
+        profile = VolunteerProfile("v2", "05", chat_capacity=capacity)  # type: ignore[arg-type]
+        await refused(engine, InvalidChatCapacity, engine.log_in(profile))
+    for channel in ("fax", "", None, "VOICE"):
+        spec = TaskSpec("t2", channel, "05")  # type: ignore[arg-type]
+        await refused(engine, UnknownChannel, engine.enqueue(spec))
+
+
+async def test_finishing_a_wrapup_needs_a_volunteer(desk, engine) -> None:
+    """An empty id is the wrap-up timer's; through the API it must not end the wrap-up."""
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await engine.complete("v1", "t1")
+    err = await refused(engine, VolunteerRequired, engine.finish_wrapup("", "t1"))
+    assert err.detail == "t1"
+    await refused(engine, VolunteerRequired, engine.finish_wrapup("", "nope"))
+    await engine.finish_wrapup("v1", "t1")  # the volunteer's own submit still works
+    assert (await desk.task("t1")).reason == ""
+
+
+async def test_finishing_a_wrapup_with_an_empty_id_is_refused_by_the_script_too(
+    desk, engine
+) -> None:
+    """Below the Python check, the script itself only lets the timer end a wrap-up unnamed."""
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await engine.complete("v1", "t1")
+    await refused(engine, VolunteerRequired, engine._run("finish_wrapup", "", "t1", ""))
+
+
+async def test_a_transfer_needs_a_skill_or_a_colleague(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.volunteer("v2", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await refused(engine, TransferWithoutTarget, engine.transfer("v1", "t1"))
+    await refused(engine, TransferWithoutTarget, engine._run("transfer", "v1", "t1", "", ""))
+    assert (await desk.task("t1")).state is TaskState.ASSIGNED
 
 
 async def test_lowering_chat_capacity_counts_the_chat_ringing(desk, engine) -> None:

@@ -242,5 +242,30 @@ async def test_handle_wrapup_callback_and_closed_counters(desk, engine) -> None:
     await engine.close("t3", "line_closed")
     counts = await engine.counts(DAY)
     assert (counts.completed, counts.handle_ms, counts.wrapup_ms) == (1, 240_000, 120_000)
-    assert (counts.callback, counts.closed, counts.offered) == (1, 1, 4)
+    # Three contacts: the callback replaces t2, it is not a fourth one offered.
+    assert (counts.callback, counts.closed, counts.offered) == (1, 1, 3)
     assert counts.abandoned == 0  # converting to a callback or closing is not abandoning
+
+
+async def test_a_call_turned_into_a_callback_is_offered_once(desk, engine) -> None:
+    await desk.busy("v1", "05")
+    await desk.call("t1", "05")
+    await engine.to_callback("t1", "cb1")
+    raw = await engine.redis.hgetall(engine.keys.stats(DAY))
+    assert (raw.get("offered"), raw.get("offered_voice"), raw.get("offered_callback")) == (
+        "2",  # busy-v1 and t1; cb1 is t1 under another form
+        "2",
+        None,
+    )
+    created = [e for e in await desk.events() if e.type.value == "task_created"]
+    assert [(e.task, e.data["replaces"]) for e in created] == [
+        ("busy-v1", ""),
+        ("t1", ""),
+        ("cb1", "t1"),
+    ]
+    await engine.complete("v1", "busy-v1")
+    await engine.finish_wrapup("v1", "busy-v1")
+    await engine.accept("v1", "cb1")
+    counts = await engine.counts(DAY)
+    assert (counts.offered, counts.answered, counts.callback) == (2, 2, 1)
+    assert compute(counts).abandonment_rate == 0

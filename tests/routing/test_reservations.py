@@ -20,7 +20,7 @@ from routing.models import (
 )
 
 RING_S, DELAY_S, WRAPUP_S, RESUME_S = 20, 5, 120, 300
-KNOWN_S, TRANSFER_S = 20, 60
+KNOWN_S, TRANSFER_S, SKILL_RELAX_S = 20, 60, 60
 EPSILON = 0.001
 
 
@@ -412,6 +412,31 @@ async def test_transfer_to_a_skill_nobody_has_waits_without_the_one_who_passed_i
     assert (await engine.volunteer("v1")).reserved == ""
 
 
+async def test_a_skill_transfer_is_never_offered_back_to_who_passed_it_on(desk, engine) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await engine.transfer("v1", "t1", skill="retraite")
+    await desk.wait(SKILL_RELAX_S + 1)  # the skill relaxes; v1, idle and local, still passes
+    assert await desk.state("t1") is TaskState.WAITING
+    callback = await engine.to_callback("t1", "cb1")  # the callback inherits the exclusion
+    assert callback.state is TaskState.WAITING
+    await desk.volunteer("v2", "75")  # anyone else may take it once the rings allow
+    await desk.wait(90)
+    assert await desk.offered_to("cb1") == "v2"
+
+
+async def test_a_chat_transferred_to_a_skill_does_not_come_back_at_once(desk, engine) -> None:
+    await desk.volunteer("v1", "05", chat_capacity=2)  # room for the chat again at once
+    await desk.chat("c1", "05")
+    await engine.accept("v1", "c1")
+    await engine.transfer("v1", "c1", skill="retraite")
+    await desk.wait(SKILL_RELAX_S + 1)
+    assert (await desk.offered_to("c1"), await desk.state("c1")) == (None, TaskState.WAITING)
+    await desk.volunteer("v3", "05", skills=["retraite"])
+    assert await desk.offered_to("c1") == "v3"
+
+
 async def test_transfer_to_a_named_colleague(desk, engine, clock) -> None:
     await desk.volunteer("v1", "05")
     await desk.call("t1", "05")
@@ -658,14 +683,15 @@ async def test_timers_of_a_finished_task_do_nothing(desk, engine) -> None:
 async def test_transferring_a_chat_with_room_for_more_keeps_the_books_straight(
     desk, engine
 ) -> None:
-    """The chat may ring again for its own volunteer (they have room and the skill); their
-    offer, load and free sets must then agree (the desk's teardown checks the invariants)."""
+    """The chat is not offered back to its own volunteer, even though they have room and the
+    skill; their load and free sets must agree (the desk's teardown checks the invariants)."""
     await desk.volunteer("v1", "05", skills=["sante"], chat_capacity=2)
     await desk.chat("c1", "05")
     await engine.accept("v1", "c1")
     await engine.transfer("v1", "c1", skill="sante")
     vol = await engine.volunteer("v1")
-    assert (vol.reserved, vol.load_chat) == ("c1", 0)
-    assert await desk.offered_to("c1") == "v1"
-    await desk.chat("c2", "05")  # v1 has an offer ringing: nothing more for them meanwhile
-    assert await desk.offered_to("c2") is None
+    assert (vol.reserved, vol.load_chat) == ("", 0)
+    assert await desk.state("c1") is TaskState.WAITING
+    await desk.chat("c2", "05")  # a new chat is theirs to take
+    assert await desk.offered_to("c2") == "v1"
+    assert await desk.state("c1") is TaskState.WAITING
