@@ -28,6 +28,7 @@ from volunteers.models import (
 from volunteers.settings import VolunteersSettings
 from volunteers.slots import DAY_NAMES, Slot, SlotPlan, hour_label, paris
 from volunteers.sql import first
+from volunteers.targets import ForecastProvider, SlotGoal, TargetSource, slot_goals
 
 ACTIVE = (BookingStatus.BOOKED.value, BookingStatus.STANDBY.value)
 
@@ -62,26 +63,39 @@ class SlotNeed:
     booked: int
     standby: int
     mine: str  # '' | 'booked' | 'standby'
+    source: TargetSource = TargetSource.FALLBACK
+    capacity: int = 0  # the slot's maximum (0: no maximum)
+
+    @property
+    def reachable(self) -> int:
+        """The target as far as bookings can reach it (a forecast may exceed the maximum)."""
+        return min(self.target, self.capacity) if self.capacity else self.target
 
     @property
     def missing(self) -> int:
-        return max(0, self.target - self.booked)
+        return max(0, self.reachable - self.booked)
 
     @property
     def level(self) -> str:
         """'urgent' (half or less of the target), 'besoin', or 'complet'."""
-        if self.booked >= self.target:
+        if self.booked >= self.reachable:
             return "complet"
-        return "urgent" if self.booked * 2 <= self.target else "besoin"
+        return "urgent" if self.booked * 2 <= self.reachable else "besoin"
 
 
 class Bookings:
     """Booking services over one SQL session."""
 
-    def __init__(self, session: AsyncSession, settings: VolunteersSettings) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: VolunteersSettings,
+        forecast: ForecastProvider | None = None,
+    ) -> None:
         self.session = session
         self.settings = settings
         self.plan = SlotPlan(settings)
+        self.forecast = forecast  # volunteers needed per slot, from web/ (see targets.py)
 
     # Reading ---------------------------------------------------------------------------
 
@@ -102,9 +116,15 @@ class Bookings:
             or 0
         )
 
+    async def goals(self, slots: list[Slot]) -> dict[datetime, SlotGoal]:
+        """The slots' targets and where they come from (override, forecast, fallback)."""
+        return await slot_goals(self.session, slots, self.settings.slot_target, self.forecast)
+
     async def target(self, start: datetime) -> int:
-        row = await self.session.get(SlotTarget, start)
-        return row.target if row else self.settings.slot_target
+        slot = self.plan.slot_at(start)
+        if slot is None:
+            return self.settings.slot_target
+        return (await self.goals([slot]))[slot.start].target
 
     async def mine(self, account_id: int, since: datetime) -> list[Booking]:
         """A volunteer's active bookings ending after ``since``, in time order."""
@@ -156,21 +176,16 @@ class Bookings:
             counts[(start, b.status)] = counts.get((start, b.status), 0) + 1
             if account_id is not None and b.account_id == account_id:
                 own[start] = b.status
-        targets = {
-            _utc(t.slot_start): t.target
-            for t in await self.session.exec(
-                select(SlotTarget).where(
-                    SlotTarget.slot_start >= first, SlotTarget.slot_start <= last
-                )
-            )
-        }
+        goals = await self.goals(slots)
         return [
             SlotNeed(
                 slot=s,
-                target=targets.get(s.start, self.settings.slot_target),
+                target=goals[s.start].target,
                 booked=counts.get((s.start, BookingStatus.BOOKED.value), 0),
                 standby=counts.get((s.start, BookingStatus.STANDBY.value), 0),
                 mine=own.get(s.start, ""),
+                source=goals[s.start].source,
+                capacity=self.settings.slot_max,
             )
             for s in slots
         ]
@@ -396,6 +411,15 @@ class Bookings:
         else:
             row.target = target
         await self.session.commit()
+
+    async def clear_target(self, start: datetime) -> bool:
+        """A coordinator hands the slot back to the forecast; False if it had no override."""
+        row = await self.session.get(SlotTarget, start)
+        if row is None:
+            return False
+        await self.session.delete(row)
+        await self.session.commit()
+        return True
 
 
 def recurring_label(rule: RecurringBooking, plan: SlotPlan) -> str:

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from routing.engine import Engine
 from volunteers.credentials import Sealer
 from volunteers.settings import VolunteersSettings
+from volunteers.targets import ForecastProvider
 
 SessionFactory = Callable[[], AbstractAsyncContextManager[Any]]
 
@@ -45,6 +46,7 @@ class Volunteers:
     sessions: SessionFactory  # () -> async context manager yielding an AsyncSession
     sms: TextSender | None = None
     chat: ChatBridge | None = None
+    slot_forecast: ForecastProvider | None = None  # volunteers needed per slot (web/ installs)
     sealer: Sealer = field(init=False)
 
     def __post_init__(self) -> None:

@@ -40,7 +40,7 @@ from volunteers.access import (
     require_volunteer,
     session_data,
 )
-from volunteers.bookings import Bookings, recurring_label
+from volunteers.bookings import Bookings, SlotNeed, recurring_label
 from volunteers.console import PAUSE_REASONS, ConsoleHub, ConsoleSession
 from volunteers.errors import VolunteerError
 from volunteers.models import Account, OutboxMessage, RegistrationNotice
@@ -92,6 +92,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sessions=runtime.db.session,
         sms=getattr(app.state, "volunteers_sms", None),
         chat=getattr(app.state, "chat_bridge", None),  # set by callers/' lifespan
+        slot_forecast=getattr(app.state, "slot_forecast", None),  # web/slot_forecast.py
     )
     app.state.volunteers = vol
     hub = ConsoleHub(vol)
@@ -409,7 +410,7 @@ async def slots_page(
     except ValueError:
         monday = monday_of(paris(now).date())
     async with vol.sessions() as session:
-        book = Bookings(session, vol.settings)
+        book = Bookings(session, vol.settings, vol.slot_forecast)
         needs = await book.week(monday, user.account_id)
         mine = await book.mine(user.account_id, now)
         rules = await book.recurring_of(user.account_id)
@@ -432,13 +433,20 @@ async def slots_page(
                 "hours": f"{hour_label(need.slot.start)} – {hour_label(need.slot.end)}",
                 "booked": need.booked,
                 "target": need.target,
+                "missing": need.missing,
                 "standby": need.standby,
                 "level": need.level,
+                "level_label": NEED_LABELS[need.level],
                 "mine": need.mine,
                 "full": need.booked >= vol.settings.slot_max,
                 "bookable": need.slot.start > now and user.approved,
             }
         )
+    most_needed = [
+        {"key": n.slot.key, "label": n.slot.label, "missing": n.missing, "level": n.level,
+         "booked": n.booked, "target": n.target}
+        for n in most_needed_slots(needs, now)
+    ]
     starts = sorted({s for wd in range(7) for s in book.plan.weekly_starts(wd)})
     weekdays = [(n, DAY_NAMES[n]) for n in range(7) if vol.settings.weekly_hours.get(n)]
     return render(
@@ -449,6 +457,7 @@ async def slots_page(
         mine=[_booking_item(b) for b in mine],
         recurring=[{"id": r.id, "label": recurring_label(r, book.plan)} for r in rules],
         days=list(days.values()),
+        most_needed=most_needed,
         monday=monday.isoformat(),
         week_label=day_label(monday),
         prev=(monday - timedelta(days=7)).isoformat(),
@@ -456,6 +465,16 @@ async def slots_page(
         starts=starts,
         weekdays=weekdays,
     )
+
+
+NEED_LABELS = {"urgent": "Besoin urgent", "besoin": "Besoin", "complet": "Complet"}
+MOST_NEEDED_SHOWN = 3
+
+
+def most_needed_slots(needs: list[SlotNeed], now: datetime) -> list[SlotNeed]:
+    """The upcoming slots of the week still short of volunteers, most short first."""
+    open_ = [n for n in needs if n.slot.start > now and n.missing > 0 and not n.mine]
+    return sorted(open_, key=lambda n: (-n.missing, n.slot.start))[:MOST_NEEDED_SHOWN]
 
 
 def _week_redirect(semaine: str) -> RedirectResponse:

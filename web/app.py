@@ -20,6 +20,7 @@ from web import health, pages
 from web.auth import install_auth
 from web.runtime import open_runtime
 from web.settings import Settings, get_settings
+from web.slot_forecast import install_slot_forecast
 from web.timers import run_timers
 from web.volunteers_glue import install_volunteer_reach
 
@@ -86,6 +87,7 @@ def create_app(
         secure=settings.public_base_url.startswith("https://"),
     )
     install_volunteer_reach(app)
+    install_slot_forecast(app)
     app.include_router(health.router)
     links: list[tuple[str, str]] = []
     for module in modules:

@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     territories_refresh_s: float = Field(
         30, gt=0, description="how often each process reloads territory groups from SQL"
     )
+    slot_target: int = Field(
+        3, ge=0, le=100,
+        description="volunteers wanted per slot when no coordinator set it and no forecast "
+        "can be made (no history and no reference trace)",
+    )
+    staffing_refresh_s: float = Field(
+        300, gt=0,
+        description="each process recomputes the slot forecast from the contact history at "
+        "most this often",
+    )
     routing: RoutingConfig = Field(
         default_factory=RoutingConfig,
         description="defaults written to Redis for parameters the line does not have yet",

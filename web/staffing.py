@@ -8,8 +8,14 @@ coverage view) take ``Demand.for_slot``; a coordinator's SlotTarget still overri
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -27,7 +33,10 @@ from routing.forecast import (
 from web.coordination.models import Contact
 from web.simulation.trace import DEFAULT_TRACE_FILE, daily_counts, load_trace
 
+log = logging.getLogger(__name__)
+
 MIN_HISTORY_DAYS = 14  # two weeks: every weekday seen twice
+RETRY_AFTER_FAILURE_S = 30.0  # a failing computation is retried this soon, not on every page
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,14 @@ class Demand:
     def for_slot(self, start: datetime, end: datetime) -> int:
         """Volunteers a booking slot needs (its busiest half hour), times in any zone."""
         return need_for_slot(self.needs, start.astimezone(PARIS), end.astimezone(PARIS))
+
+
+@lru_cache(maxsize=4)
+def _trace_shape(trace: Path) -> tuple[dict[date, list[int]], float]:
+    """The trace's daily counts and mean service time, parsed once per process (read-only)."""
+    days = load_trace(trace)
+    answered = [c.service_s for d in days.values() for c in d.calls if c.answered]
+    return daily_counts(days), sum(answered) / len(answered)
 
 
 async def history_counts(
@@ -98,17 +115,84 @@ async def demand(
             day += timedelta(days=1)
         source = "history"
     else:
-        days = load_trace(trace)
-        daily = daily_counts(days)
-        answered = [c.service_s for d in days.values() for c in d.calls if c.answered]
-        aht = sum(answered) / len(answered)
+        daily, aht = await asyncio.to_thread(_trace_shape, trace)
         source = "trace"
-    forecast = seasonal_smoothing(daily)
     sized = StaffingTarget(
         aht_s=aht,
         service_level=target.service_level,
         threshold_s=target.threshold_s,
         patience_s=target.patience_s,
     )
-    needs = volunteers_needed(forecast, sized)
+    # Erlang sizing of a whole week is ~0.3 s of pure Python: off the event loop, so the
+    # process's sockets keep being served meanwhile (the GIL is handed back regularly).
+    forecast, needs = await asyncio.to_thread(_size, daily, sized)
     return Demand(source=source, forecast=forecast, needs=needs, aht_s=aht)
+
+
+def _size(
+    daily: dict[date, list[int]], target: StaffingTarget
+) -> tuple[Forecast, dict[tuple[int, int], int]]:
+    forecast = seasonal_smoothing(daily)
+    return forecast, volunteers_needed(forecast, target)
+
+
+class DemandCache:
+    """The line's Demand, recomputed at most every ``ttl_s`` in this process.
+
+    Computing it reads weeks of contact history (or parses the trace) and runs Erlang
+    sizing, about half a second: far too much for every page view and dashboard
+    refresh, while the forecast moves by the day, not the minute. Concurrent callers
+    share one computation (a lock, checked again inside). A failure keeps the last good
+    forecast (or None: targets fall back) and is retried after RETRY_AFTER_FAILURE_S.
+    """
+
+    def __init__(
+        self,
+        sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+        line: str,
+        now_ms: Callable[[], int],
+        *,
+        ttl_s: float = 300.0,
+        target: StaffingTarget | None = None,
+        trace: Path = DEFAULT_TRACE_FILE,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sessions = sessions
+        self.line = line
+        self.now_ms = now_ms
+        self.ttl_s = ttl_s
+        self.target = target
+        self.trace = trace
+        self.timer = timer
+        self.computations = 0  # how many times the history was read (tests, logs)
+        self._value: Demand | None = None
+        self._next_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    def invalidate(self) -> None:
+        """Recompute on the next read (e.g. after a bulk import of history)."""
+        self._next_at = float("-inf")
+
+    async def get(self) -> Demand | None:
+        if self.timer() < self._next_at:
+            return self._value
+        async with self._lock:
+            if self.timer() < self._next_at:  # another caller computed it meanwhile
+                return self._value
+            now = datetime.fromtimestamp(self.now_ms() / 1000, UTC)
+            try:
+                async with self.sessions() as session:
+                    value = await demand(
+                        session, self.line, now, target=self.target, trace=self.trace
+                    )
+            except Exception:
+                log.exception("could not compute the staffing forecast; keeping the last one")
+                self._next_at = self.timer() + min(self.ttl_s, RETRY_AFTER_FAILURE_S)
+                return self._value
+            self.computations += 1
+            self._value, self._next_at = value, self.timer() + self.ttl_s
+            return value
+
+    async def __call__(self) -> Demand | None:
+        """So the cache itself is the ForecastProvider volunteers/ expects."""
+        return await self.get()
