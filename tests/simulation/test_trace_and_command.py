@@ -102,5 +102,8 @@ def test_simulate_command_refuses_bad_input(redis_url: str) -> None:
     assert bad_day.exit_code == 2 and "unknown trace day" in bad_day.output
     bad_widen = runner.invoke(cli, ["simulate", "--widen", "10,x", "--redis-url", redis_url])
     assert bad_widen.exit_code == 2
-    live = runner.invoke(cli, ["simulate", "--mode", "live"])
-    assert live.exit_code == 2 and "not written yet" in live.output
+    unknown_mode = runner.invoke(cli, ["simulate", "--mode", "warp"])
+    assert unknown_mode.exit_code == 2
+    blind_live = runner.invoke(cli, ["simulate", "--live", "--national", "--poisson", "10",
+                                     "--volunteers", "1", "--hours", "1"])  # fmt: skip
+    assert blind_live.exit_code == 2 and "territory" in blind_live.output

@@ -73,9 +73,11 @@ class _RemotePhone(PhoneSimulator):
                  http: httpx.AsyncClient) -> None:  # fmt: skip
         super().__init__(settings, fake)
         self.line, self.http = line, http
+        self.sent = 0  # webhooks posted
 
     async def send(self, app: Any, url: str, params: dict[str, str],
                    headers: dict[str, str]) -> httpx.Response:  # fmt: skip
+        self.sent += 1
         parts = urlsplit(url)  # signed on the public URL, sent to where the app listens
         target = self.line.base_url.rstrip("/") + parts.path
         return await self.http.post(target + (f"?{parts.query}" if parts.query else ""),
@@ -400,6 +402,7 @@ class Volunteer:
     def __init__(self, console: Console, home: str = "") -> None:
         self.console, self.home = console, home
         self.available_at: float | None = None  # when "available" was last confirmed
+        self.available_times: list[float] = []  # every time it was sent (presence, wrap-up)
         self.handled: list[Handled] = []
 
     async def go_available(self) -> None:
@@ -408,6 +411,7 @@ class Volunteer:
         if not reply.get("ok"):
             raise RuntimeError(f"cannot go available: {reply.get('error')}")
         self.available_at = sent
+        self.available_times.append(sent)
 
     async def work(self, accept_delay: Delay, service_s: Callable[[str], Awaitable[float]],
                    wrapup_delay: Delay, topic: str = "autre") -> None:  # fmt: skip
@@ -431,6 +435,7 @@ class Volunteer:
                                                outcome="resolved", consent=False)  # fmt: skip
             if reply.get("ok"):
                 self.available_at = sent
+                self.available_times.append(sent)
 
 
 class Dashboard:

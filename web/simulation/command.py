@@ -1,7 +1,9 @@
 """``permanence simulate``: traffic through the routing engine, from a trace or Poisson load.
 
-Fast mode (the only one so far) drives the engine in-process on a manual clock, on a
-throwaway Redis (or --redis-url / REDIS_URL, on a fresh line deleted afterwards).
+Fast mode drives the engine in-process on a manual clock, on a throwaway Redis (or
+--redis-url / REDIS_URL, on a fresh line deleted afterwards). Live mode (--live) drives
+a running server from outside: signed Twilio webhooks, volunteers' consoles, a
+coordinator's dashboard (web/simulation/live.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from routing.config import RoutingConfig
+from web.simulation.clients import Line
 from web.simulation.fast import SimOptions, SimResult
+from web.simulation.live import LiveOptions, LiveTarget, live_table, simulate_live
 from web.simulation.report import build, table
 from web.simulation.runner import default_territories, scratch_redis, simulate
 from web.simulation.scenario import (
@@ -105,15 +109,35 @@ def simulate_command(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="write the JSON report to this file")
     ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="drive a running server (same as --mode live)")
+    ] = False,
+    url: Annotated[str, typer.Option(help="live: the server's base URL")] = (
+        "http://127.0.0.1:8000"
+    ),
+    public_url: Annotated[
+        str | None, typer.Option(help="live: its PUBLIC_BASE_URL (default: --url)")
+    ] = None,
+    twilio_listen: Annotated[
+        str,
+        typer.Option(
+            help="live: HOST:PORT of the simulator's Twilio REST API; "
+            "start the server with TWILIO_API_BASE=http://HOST:PORT"
+        ),
+    ] = "127.0.0.1:8765",  # fmt: skip
+    speedup: Annotated[float, typer.Option(help="live: scenario seconds per real second")] = 10.0,
+    drain: Annotated[
+        float, typer.Option(help="live: real seconds to let the queue empty at the end")
+    ] = 120.0,
+    open_line: Annotated[
+        bool, typer.Option(help="live: set the line's hours to every day, all day (test servers)")
+    ] = False,
 ) -> None:
     """Simulate a day of calls through the routing engine and report how it went."""
-    if mode != "fast":
-        typer.echo(
-            "only --mode fast exists so far: the live mode (signed Twilio webhooks, chat "
-            "and console websockets against a running server) is not written yet",
-            err=True,
-        )
-        raise typer.Exit(2)
+    if live:
+        mode = "live"
+    if mode not in ("fast", "live"):
+        raise typer.BadParameter("fast or live", param_hint="--mode")
     if homes not in DISTRIBUTIONS:
         raise typer.BadParameter(f"choose from {', '.join(DISTRIBUTIONS)}", param_hint="--homes")
     config = RoutingConfig()
@@ -132,11 +156,20 @@ def simulate_command(
     except (ScenarioError, TraceError) as exc:
         typer.echo(f"simulate: {exc}", err=True)
         raise typer.Exit(2) from None
-    options = SimOptions(seed=seed, territory_blind=national)
-    result = _run(scenario, config, options, redis_url)
-    report = build(result)
-    report["config"] = config.model_dump()
-    typer.echo(table(report, default_territories()))
+    if mode == "live":
+        if national:
+            raise typer.BadParameter("the live server routes by territory", param_hint="--national")
+        report = _run_live(scenario, url, public_url, twilio_listen, speedup, drain, open_line,
+                           seed, (config.widen_group_s, config.widen_region_s,
+                                  config.widen_national_s) if widen else None)  # fmt: skip
+        typer.echo(table(report, default_territories()))
+        typer.echo(live_table(report["live"]))
+    else:
+        options = SimOptions(seed=seed, territory_blind=national)
+        result = _run(scenario, config, options, redis_url)
+        report = build(result)
+        report["config"] = config.model_dump()
+        typer.echo(table(report, default_territories()))
     if json_out:
         json_out.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
         typer.echo(f"JSON report written to {json_out}")
@@ -155,3 +188,45 @@ def _run(
 
         return asyncio.run(simulate(redis_url, scenario, config, options,
                                     on_progress=on_progress))  # fmt: skip
+
+
+def _run_live(
+    scenario: Scenario,
+    url: str,
+    public_url: str | None,
+    listen: str,
+    speedup: float,
+    drain: float,
+    open_line: bool,
+    seed: int,
+    widen: tuple[float, float, float] | None,
+) -> dict:
+    """Accounts go to the database of this environment's settings (the server's own)."""
+    from web.settings import Settings
+
+    if speedup <= 0:
+        raise typer.BadParameter("must be > 0", param_hint="--speedup")
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise typer.BadParameter("HOST:PORT", param_hint="--twilio-listen")
+    settings = Settings()
+    line = Line(
+        base_url=url.rstrip("/"),
+        public_base_url=(public_url or url).rstrip("/"),
+        # The server's own fallbacks when TWILIO_* are unset (callers/web.py).
+        account_sid=settings.twilio_account_sid or "AC00000000000000000000000000000000",
+        auth_token=settings.twilio_auth_token or "dev-auth-token",
+        number=settings.twilio_number or "+33800000000",
+    )
+    options = LiveOptions(seed=seed, speedup=speedup, drain_s=drain, widen=widen,
+                          open_line=open_line)  # fmt: skip
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, transient=True) as progress:
+        bar = progress.add_task("appels simulés (serveur réel)", total=len(scenario.calls))
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total)
+
+        return asyncio.run(simulate_live(LiveTarget(line, host, int(port)), scenario, options,
+                                         settings=settings, on_progress=on_progress))  # fmt: skip

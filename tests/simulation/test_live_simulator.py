@@ -1,0 +1,89 @@
+"""The live simulator against the real app served by uvicorn: signed webhooks, consoles,
+the coordinator's dashboard, and the app's Twilio REST calls coming back to the simulator."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from routing.clock import PARIS, Clock
+from tests.callers.live import free_port, serve
+from web.cli import cli
+from web.settings import Settings
+from web.simulation.scenario import poisson
+
+TOKEN = "live-simulation-token"
+ACCOUNT = "AC" + "5" * 32
+NUMBER = "+33800555666"
+
+
+class OpenHoursClock(Clock):
+    """Real time, shifted to a Monday morning so the line is open whenever the test runs."""
+
+    def __init__(self, at: datetime) -> None:
+        self.offset_ms = int(at.timestamp() * 1000) - int(time.time() * 1000)
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000) + self.offset_ms
+
+
+@pytest.fixture
+async def live_app(app_settings: Settings, redis, monkeypatch: pytest.MonkeyPatch):
+    """The app on a free port, its Twilio REST API pointed at the simulator's port."""
+    port, twilio_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = app_settings.model_copy(update={
+        "public_base_url": base, "port": port, "twilio_fake": False,
+        "twilio_api_base": f"http://127.0.0.1:{twilio_port}", "twilio_account_sid": ACCOUNT,
+        "twilio_auth_token": TOKEN, "twilio_number": NUMBER,
+    })  # fmt: skip
+    # The command seeds its accounts in the database of its environment: the app's.
+    for name, value in {
+        "DATA_DIR": str(settings.data_dir), "DATABASE_URL": settings.database_url,
+        "DATABASE_SCHEMA": settings.database_schema, "SECRET_KEY": settings.secret_key,
+        "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_NUMBER": NUMBER,
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monday = OpenHoursClock(datetime(2026, 11, 23, 10, 0, tzinfo=PARIS))
+    with serve(settings, monday, port):
+        yield base, twilio_port
+    async for key in redis.scan_iter(match=f"*{{{settings.line}}}*", count=1000):
+        await redis.delete(key)
+
+
+POISSON = {"calls_per_hour": 400, "hours": 0.02, "aht_s": 40, "patience_s": 150,
+           "volunteers_on_duty": 3, "seed": 4}  # fmt: skip
+
+
+def test_live_run_accounts_for_every_call(live_app, tmp_path: Path) -> None:
+    base, twilio_port = live_app
+    out = tmp_path / "live.json"
+    result = CliRunner().invoke(cli, [
+        "simulate", "--live", "--url", base, "--twilio-listen", f"127.0.0.1:{twilio_port}",
+        "--poisson", str(POISSON["calls_per_hour"]), "--hours", str(POISSON["hours"]),
+        "--aht", str(POISSON["aht_s"]), "--patience", str(POISSON["patience_s"]),
+        "--volunteers", str(POISSON["volunteers_on_duty"]), "--seed", str(POISSON["seed"]),
+        "--speedup", "20", "--widen", "20,40,60", "--drain", "120", "--json", str(out),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Service level" in result.output and "Dispatch latency" in result.output
+    report = json.loads(out.read_text(encoding="utf-8"))
+    placed = len(poisson(**POISSON, start_s=8 * 3600).calls)
+    m, live = report["metrics"], report["live"]
+    assert placed >= 3
+    assert live["refused"] == 0  # the line was open and volunteers on duty
+    assert report["calls"] == placed == m["offered"]
+    assert m["answered"] + m["abandoned"] + report["closed_at_end"] == m["offered"]
+    assert m["answered"] >= 1
+    lat = live["dispatch_latency_ms"]
+    assert lat["count"] >= 1 and 0 <= lat["p50"] <= lat["max"]
+    # The thresholds were set on the server through the coordinators' routing page.
+    assert live["routing_config_on_server"]["widen_national_s"] == pytest.approx(3.0)
+    # The coordinator's dashboard saw the same offered calls the callers placed.
+    assert live["dashboard_updates"] >= 1
+    assert live["server_today"]["offered"] == m["offered"]

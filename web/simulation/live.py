@@ -1,0 +1,465 @@
+"""The live simulator: a scenario played against a running Permanence, from outside.
+
+Callers phone through ``TwilioNetwork`` (signed webhooks; the app's REST calls come back
+to it, so the app's TWILIO_API_BASE must be its ``rest_url``), volunteers work from real
+consoles, a coordinator's dashboard watches. Scenario time runs ``speedup`` times faster
+than the wall clock: arrivals, patience, service, human delays and shifts are divided by
+it. The server's own timers (widening, ring time) run in real seconds unless ``--widen``
+sets them (divided by the speed-up too).
+
+What the report says is what the world saw: waits from the caller's side (enqueued →
+moved out of the queue), territory from the volunteer who took the call, dispatch
+latency from the simulator's own action that made a match possible (the enqueueing
+webhook, a volunteer's availability or wrap-up, a widening threshold) to the offer's
+arrival on the volunteer's socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from routing.config import RoutingConfig
+from routing.metrics import Counts
+from routing.territory import Territories
+from web.simulation.clients import (
+    CSRF,
+    Caller,
+    Console,
+    Dashboard,
+    Handled,
+    Line,
+    TwilioNetwork,
+    Volunteer,
+    login,
+)
+from web.simulation.fast import CallRecord, SimOptions, SimResult
+from web.simulation.report import percentile
+from web.simulation.runner import default_territories
+from web.simulation.scenario import HALF_HOUR_S, Scenario, SimCall
+from web.simulation.seed import Login, seed_accounts
+
+ROUTING_INPUT = re.compile(r'name="(widen_group_s|widen_region_s|widen_national_s|ring_s)" '
+                           r'value="([0-9.]+)"')  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """How the world behaves, in scenario seconds (divided by ``speedup`` when played)."""
+
+    seed: int = 1
+    speedup: float = 10.0
+    accept_delay_s: tuple[float, float] = (1.0, 4.0)
+    wrapup_s: tuple[float, float] = (5.0, 20.0)
+    hold_every_s: float = 45.0  # Twilio fetches the wait URL again after each music play
+    drain_s: float = 120.0  # real seconds to wait for the queue to empty after the last arrival
+    widen: tuple[float, float, float] | None = None  # set on the server (scenario seconds)
+    open_line: bool = False  # set the line's hours to every day, all day (a test server)
+
+
+@dataclass
+class LiveCall:
+    sim: SimCall
+    caller: Caller | None = None
+    matchable: bool = False
+    outcome: str = "pending"  # answered | abandoned | closed | refused
+    served: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class LiveSimulator:
+    """Plays one scenario against the app at ``line.base_url``."""
+
+    def __init__(self, line: Line, net: TwilioNetwork, scenario: Scenario,
+                 volunteers: list[Login], coordinator: Login | None,
+                 options: LiveOptions, territories: Territories | None = None) -> None:  # fmt: skip
+        if len(volunteers) < len(scenario.volunteer_departements):
+            raise ValueError(f"the scenario needs {len(scenario.volunteer_departements)} "
+                             f"volunteer accounts, {len(volunteers)} given")  # fmt: skip
+        self.line, self.net, self.scenario, self.options = line, net, scenario, options
+        self.logins = volunteers[: len(scenario.volunteer_departements)]
+        self.coordinator = coordinator
+        self.territories = territories or default_territories()
+        self.rng = random.Random(options.seed)
+        self.calls = [LiveCall(c) for c in scenario.calls]
+        self.by_task: dict[str, LiveCall] = {}
+        self.task_known: dict[str, asyncio.Event] = {}
+        self.workers: list[Volunteer] = []
+        self.rostered: set[int] = set()
+        self.dashboard: Dashboard | None = None
+        self.config = RoutingConfig()
+        self.requests = 0
+        self._numbers: dict[str, str] = {}
+        self.on_progress: Callable[[int, int], None] | None = None
+        first_slot = next((i for i, n in enumerate(scenario.staffing) if n), 0)
+        first_call = min((c.arrival_s for c in scenario.calls), default=0.0)
+        self.sim_start_s = min(first_slot * HALF_HOUR_S, first_call)
+        self.t0 = 0.0
+
+    # Time ----------------------------------------------------------------------------
+
+    def real(self, scenario_s: float) -> float:
+        """Scenario seconds as real seconds."""
+        return scenario_s / self.options.speedup
+
+    async def until(self, scenario_at_s: float) -> None:
+        delay = self.t0 + self.real(scenario_at_s - self.sim_start_s) - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def scenario_ms(self, wall: float) -> int:
+        return int(round((self.sim_start_s + (wall - self.t0) * self.options.speedup) * 1000))
+
+    def _uniform(self, bounds: tuple[float, float]) -> float:
+        return self.real(self.rng.uniform(*bounds))
+
+    # Coordinator's settings -------------------------------------------------------------
+
+    async def _coordinate(self) -> None:
+        """Read (or set, with --widen) the routing thresholds; open the line if asked."""
+        if self.coordinator is None:
+            return
+        async with contextlib.AsyncExitStack() as stack:
+            http = await login(self.line.base_url, self.coordinator.email,
+                               self.coordinator.password)  # fmt: skip
+            stack.push_async_callback(http.aclose)
+            if self.options.open_line:
+                page = await http.get("/coordination/horaires")
+                form = {f"jour_{d}": "00:00-23:59" for d in range(7)}
+                form.update(csrf_token=_csrf(page.text), message_accueil="")
+                await _posted(http, "/coordination/horaires", form)
+            page = await http.get("/coordination/routage")
+            values = {k: float(v) for k, v in ROUTING_INPUT.findall(page.text)}
+            if self.options.widen is not None:
+                group, region, nat = (self.real(x) for x in self.options.widen)
+                values.update(widen_group_s=group, widen_region_s=region, widen_national_s=nat)
+                await _posted(http, "/coordination/routage",
+                              {**{k: str(v) for k, v in values.items()},
+                               "csrf_token": _csrf(page.text)})  # fmt: skip
+            self.config = RoutingConfig(**values)
+
+    # Volunteers -----------------------------------------------------------------------
+
+    async def _open_consoles(self) -> None:
+        consoles = await asyncio.gather(
+            *(Console.open(self.line.base_url, v.email, v.password) for v in self.logins)
+        )
+        for console, account in zip(consoles, self.logins, strict=True):
+            if not console.welcome.get("can_work"):
+                raise RuntimeError(f"{account.email} cannot work: {console.welcome.get('why')}")
+            self.workers.append(Volunteer(console, account.departement))
+        await asyncio.gather(*(w.console.presence("logged_out") for w in self.workers))
+
+    async def _service_s(self, task: str) -> float:
+        """How long this call lasts: the caller learns its task id when put through."""
+        event = self.task_known.setdefault(task, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), 10)
+        call = self.by_task.get(task)
+        return self.real(call.sim.service_s) if call else self.real(180)
+
+    async def _shifts(self) -> None:
+        for slot in range(48):
+            await self.until(slot * HALF_HOUR_S)
+            wanted = self.scenario.staffing[slot]
+            off = sorted(set(range(len(self.workers))) - self.rostered)
+            while len(self.rostered) < wanted and off:
+                i = off.pop(self.rng.randrange(len(off)))
+                self.rostered.add(i)
+                await self.workers[i].go_available()
+            while len(self.rostered) > wanted:
+                i = sorted(self.rostered)[self.rng.randrange(len(self.rostered))]
+                self.rostered.discard(i)
+                await self.workers[i].console.presence("logged_out")
+
+    async def _work(self, i: int) -> None:
+        await self.workers[i].work(
+            lambda: self._uniform(self.options.accept_delay_s),
+            self._service_s,
+            lambda: self._uniform(self.options.wrapup_s),
+        )
+
+    # Callers ------------------------------------------------------------------------------
+
+    def _number(self, call: SimCall) -> str:
+        """One phone number per caller: a returning caller (trace) calls from the same one."""
+        key = call.caller_key or call.id
+        if key not in self._numbers:
+            self._numbers[key] = f"+3361{len(self._numbers):07d}"
+        return self._numbers[key]
+
+    async def _call(self, index: int, live: LiveCall) -> None:
+        call = live.sim
+        await self.until(call.arrival_s)
+        on_duty = {self.workers[i].home for i in self.rostered}
+        live.matchable = self.territories.territory(call.departement).departement in on_duty
+        caller = live.caller = self.net.caller(self._number(call))
+        try:
+            if not await caller.dial(call.departement):
+                live.outcome = "refused"
+                return
+            patience = None if call.patience_s is None else self.real(call.patience_s)
+            if await caller.wait_answer(patience, self.real(self.options.hold_every_s)):
+                live.outcome = "answered"
+                self.by_task[caller.task] = live
+                self.task_known.setdefault(caller.task, asyncio.Event()).set()
+                await asyncio.sleep(self.real(call.service_s))
+            else:
+                live.outcome = "abandoned"
+            await caller.hang_up()
+        except asyncio.CancelledError:
+            live.outcome = "closed" if live.outcome == "pending" else live.outcome
+            with contextlib.suppress(Exception):
+                await asyncio.shield(caller.hang_up())
+            raise
+        finally:
+            live.served.set()
+
+    # Run ---------------------------------------------------------------------------------
+
+    async def run(self) -> SimResult:
+        wall = time.perf_counter()
+        await self._coordinate()
+        if self.coordinator is not None:
+            self.dashboard = await Dashboard.open(self.line.base_url, self.coordinator.email,
+                                                  self.coordinator.password)  # fmt: skip
+        await self._open_consoles()
+        self.t0 = time.time()
+        loop = asyncio.get_running_loop()
+        shifts = loop.create_task(self._shifts())
+        work = [loop.create_task(self._work(i)) for i in range(len(self.workers))]
+        callers = [loop.create_task(self._call(i, c)) for i, c in enumerate(self.calls)]
+        progress = loop.create_task(self._progress())
+        try:
+            last = max((c.arrival_s for c in self.scenario.calls), default=self.sim_start_s)
+            await self.until(last)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(c.served.wait() for c in self.calls)), self.options.drain_s
+                )
+        finally:
+            for task in [*callers, shifts, progress]:
+                task.cancel()
+            await asyncio.gather(*callers, shifts, progress, return_exceptions=True)
+            for task in work:
+                task.cancel()
+            await asyncio.gather(*work, return_exceptions=True)
+            await self._close()
+        if self.on_progress:
+            self.on_progress(len(self.calls), len(self.calls))
+        return self._result(time.perf_counter() - wall)
+
+    async def _progress(self) -> None:
+        while True:
+            if self.on_progress:
+                self.on_progress(sum(c.served.is_set() for c in self.calls), len(self.calls))
+            await asyncio.sleep(0.5)
+
+    async def _close(self) -> None:
+        for worker in self.workers:
+            with contextlib.suppress(Exception):
+                await worker.console.presence("logged_out")
+            self.requests += worker.console._ref
+            await worker.console.close()
+        if self.dashboard is not None:
+            await self.dashboard.close()
+
+    # Results -------------------------------------------------------------------------
+
+    def _ring(self, departement: str, home: str) -> int:
+        caller, vol = self.territories.territory(departement), self.territories.territory(home)
+        if caller.departement == vol.departement:
+            return 0
+        if set(caller.groups) & set(vol.groups):
+            return 1
+        return 2 if caller.region == vol.region else 3
+
+    def _result(self, wall_s: float) -> SimResult:
+        taken: dict[str, tuple[Volunteer, Handled]] = {}
+        for worker in self.workers:
+            for h in worker.handled:
+                if h.accepted:
+                    taken[h.task] = (worker, h)
+        records, counts = [], Counts()
+        sl_ms, short_ms = self.config.service_level_s * 1000, self.config.short_abandon_s * 1000
+        for live in self.calls:
+            c, caller = live.sim, live.caller
+            terr = self.territories.territory(c.departement)
+            if live.outcome in ("refused", "pending") or caller is None:
+                continue
+            start = caller.enqueue_sent_at or self.t0
+            rec = CallRecord(
+                id=c.id,
+                departement=terr.departement,
+                region=terr.region,
+                arrival_ms=int(c.arrival_s * 1000),
+                matchable=live.matchable,
+            )
+            counts.offered += 1
+            if live.outcome == "answered" and caller.answered_at is not None:
+                wait = self.scenario_ms(caller.answered_at) - self.scenario_ms(start)
+                rec.outcome, rec.wait_ms = "answered", max(0, wait)
+                worker, handled = taken.get(caller.task, (None, None))
+                if worker is not None:
+                    rec.volunteer = worker.console.volunteer_id
+                    rec.ring = self._ring(c.departement, worker.home)
+                    setattr(counts, f"answered_ring{rec.ring}",
+                            getattr(counts, f"answered_ring{rec.ring}") + 1)  # fmt: skip
+                counts.answered += 1
+                counts.wait_ms += rec.wait_ms
+                counts.answered_within_sl += rec.wait_ms <= sl_ms
+                if handled is not None and handled.completed_at and handled.accepted_at:
+                    counts.completed += 1
+                    counts.handle_ms += self.scenario_ms(handled.completed_at) - \
+                        self.scenario_ms(handled.accepted_at)  # fmt: skip
+            else:
+                rec.outcome = "abandoned" if live.outcome == "abandoned" else "closed"
+                rec.wait_ms = int(1000 * (c.patience_s or 0)) if rec.outcome == "abandoned" \
+                    else None  # fmt: skip
+                if rec.outcome == "abandoned":
+                    counts.abandoned += 1
+                    counts.abandoned_short += (rec.wait_ms or 0) < short_ms
+                else:
+                    counts.closed += 1
+            records.append(rec)
+        result = SimResult(
+            scenario=self.scenario.name + f" (live, ×{self.options.speedup:g})",
+            records=records,
+            counts=counts,
+            wall_s=wall_s,
+            engine_calls=self.requests + self.net.phone.sent,
+            options=SimOptions(seed=self.options.seed),
+            staffing=list(self.scenario.staffing),
+        )
+        return result
+
+    def dispatch_latencies_ms(self) -> list[float]:
+        """Offer arrival minus the latest of what made the match possible (see module doc)."""
+        thresholds = [0.0, self.config.widen_group_s, self.config.widen_region_s,
+                      self.config.widen_national_s]  # fmt: skip
+        out = []
+        for worker in self.workers:
+            times = sorted(worker.available_times)
+            for h in worker.handled:
+                live = self.by_task.get(h.task)
+                if live is None or live.caller is None or live.caller.enqueue_sent_at is None:
+                    continue
+                enq = live.caller.enqueue_sent_at
+                candidates = [enq] + [t for t in times if t <= h.offered_at]
+                widened = enq + thresholds[self._ring(live.sim.departement, worker.home)]
+                if widened <= h.offered_at:
+                    candidates.append(widened)
+                out.append(max(0.0, (h.offered_at - max(candidates)) * 1000))
+        return out
+
+    def live_section(self) -> dict[str, Any]:
+        """What only the live mode reports: latencies, refusals, the server's own view."""
+        lat = self.dispatch_latencies_ms()
+        board = self.dashboard
+        return {
+            "speedup": self.options.speedup,
+            "dispatch_latency_ms": {
+                "count": len(lat),
+                "p50": percentile(lat, 50),
+                "p90": percentile(lat, 90),
+                "p99": percentile(lat, 99),
+                "max": max(lat, default=None),
+            },
+            "refused": sum(c.outcome == "refused" for c in self.calls),
+            "routing_config_on_server": {k: getattr(self.config, k) for k in (
+                "widen_group_s", "widen_region_s", "widen_national_s", "ring_s")},
+            "dashboard_updates": len(board.updates) if board else None,
+            "server_today": board.latest.get("today") if board else None,
+        }  # fmt: skip
+
+
+def _csrf(html: str) -> str:
+    found = CSRF.search(html)
+    if found is None:
+        raise RuntimeError("no CSRF token on a coordination page (is this a coordinator?)")
+    return found.group(1)
+
+
+async def _posted(http: httpx.AsyncClient, path: str, form: dict[str, str]) -> None:
+    reply = await http.post(path, data=form)
+    if reply.status_code >= 400 or "erreur=" in reply.headers.get("location", ""):
+        raise RuntimeError(f"{path} refused the change: {reply.headers.get('location', '')}")
+
+
+def live_table(section: dict[str, Any]) -> str:
+    """The live mode's extra lines under the shared table."""
+    lat = section["dispatch_latency_ms"]
+
+    def ms(x: float | None) -> str:
+        return "   -" if x is None else f"{x:7.1f} ms"
+
+    lines = [
+        f"  Dispatch latency p50/p90  {ms(lat['p50'])} / {ms(lat['p90'])}"
+        f"  (p99 {ms(lat['p99'])}, {lat['count']} offers)",
+    ]
+    if section["refused"]:
+        lines.append(f"  ({section['refused']} calls found the line closed or nobody on duty)")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LiveTarget:
+    """The running app, its Twilio account, and where its TWILIO_API_BASE points."""
+
+    line: Line
+    twilio_host: str = "127.0.0.1"
+    twilio_port: int = 8765
+
+
+def run_id(homes: list[str]) -> str:
+    """Accounts are reused by runs that need the same homes, in the same order."""
+    return hashlib.sha256(",".join(homes).encode()).hexdigest()[:8]
+
+
+def sim_password(secret_key: str, run: str) -> str:
+    """A password nobody has to type, that the simulator finds again on the next run."""
+    return hmac.new(secret_key.encode(), f"simulation:{run}".encode(), "sha256").hexdigest()[:32]
+
+
+async def simulate_live(
+    target: LiveTarget,
+    scenario: Scenario,
+    options: LiveOptions,
+    *,
+    settings: Any,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Seed the run's accounts in ``settings``' database, play the scenario, return the report."""
+    from web.db import Database
+    from web.simulation.report import build
+
+    homes = list(scenario.volunteer_departements)
+    run = run_id(homes)
+    db = Database(settings)
+    try:
+        logins, coordinator = await seed_accounts(
+            db, settings.secret_key, run, homes, sim_password(settings.secret_key, run)
+        )
+    finally:
+        await db.dispose()
+    net = TwilioNetwork(target.line, host=target.twilio_host, port=target.twilio_port)
+    await net.start()
+    try:
+        sim = LiveSimulator(target.line, net, scenario, logins, coordinator, options)
+        sim.on_progress = on_progress
+        result = await sim.run()
+    finally:
+        await net.stop()
+    report = build(result)
+    report["config"] = sim.config.model_dump()
+    report["live"] = sim.live_section()
+    return report
