@@ -240,6 +240,9 @@ async def running_server(
             yield server
         finally:
             await _stop(server)
+            keep = os.environ.get("BENCH_KEEP_LOG")
+            if keep:  # the temporary DATA_DIR goes away: copy the server's log out first
+                Path(keep).write_bytes(log_path.read_bytes())  # noqa: ASYNC240 - once, at exit
             if env["REDIS_URL"]:
                 await _delete_line_keys(env["REDIS_URL"], line)
 
