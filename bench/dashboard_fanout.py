@@ -166,7 +166,7 @@ async def main(args: argparse.Namespace, loop: str) -> dict[str, Any]:
             await asyncio.sleep(1.0)  # the first full state reached every dashboard
             base_t0 = clock()
             probing = asyncio.create_task(prober.run(args.probe_every_s, stop))
-            await asyncio.sleep(args.baseline_s)
+            idle = await dl.idle_cpu(server, args.baseline_s)  # probes only: the idle figure
             base_t1 = clock()
             print(
                 f"load: {args.rate:g} calls/s for {args.duration:g} s, IVR {args.ivr}, "
@@ -222,7 +222,7 @@ async def main(args: argparse.Namespace, loop: str) -> dict[str, Any]:
             f"failed calls: {hooks['calls_failed'] or 0}; dashboards closed by the server: "
             f"{closed}"
         )
-        common = dl.print_common(args, server, load, rss_mb, loop)
+        common = dl.print_common(args, server, load, rss_mb, loop, idle)
     p99 = under["p99_ms"]
     met = p99 is not None and load_missed == 0 and p99 <= STALENESS_GOAL_S * 1000
     print(

@@ -104,6 +104,14 @@ async def start_consoles(
     return ok
 
 
+async def idle_cpu(server: Server, seconds: float) -> dict[str, float]:
+    """Share of one core each server process uses with everyone connected and no calls."""
+    cpu0, t0 = cpu_times(server), clock()
+    await asyncio.sleep(seconds)
+    cpu1, t1 = cpu_times(server), clock()
+    return {k: (cpu1[k] - cpu0.get(k, 0.0)) / (t1 - t0) for k in cpu1}
+
+
 async def health_sampler(server: Server, load: Load, stop: asyncio.Event, every_s: float) -> None:
     """GET /healthz one at a time while the load runs: the trivial-request baseline."""
     import aiohttp
@@ -250,7 +258,12 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def print_common(
-    args: argparse.Namespace, server: Server, load: Load, rss: dict[str, Any], loop: str
+    args: argparse.Namespace,
+    server: Server,
+    load: Load,
+    rss: dict[str, Any],
+    loop: str,
+    idle: dict[str, float],
 ) -> dict[str, Any]:
     """Server resources, client health: printed, and returned for the JSON."""
     window = load.end - load.start
@@ -263,8 +276,16 @@ def print_common(
         cpu = load.server_cpu_s.get(role, 0.0)
         print(
             f"  {role:9} {v['start_mb']:7.1f} → {v['max_mb']:7.1f} → {v['end_mb']:7.1f}"
-            f"   CPU {cpu / window:5.0%} of one core during the arrivals"
+            f"   CPU {cpu / window:5.0%} of one core during the arrivals "
+            f"({idle.get(role, 0.0):.0%} idle)"
         )
+    extra = sum(load.server_cpu_s.values()) - sum(idle.values()) * window
+    per_call_ms = 1000 * extra / max(1, len(load.calls))
+    print(
+        f"server CPU per call (all processes, above idle): {per_call_ms:.0f} ms; "
+        f"{2000 / per_call_ms if per_call_ms > 0 else float('inf'):.0f} calls/s would fill "
+        "two cores"
+    )
     lag = summary(load.pacer_lag_s)
     client_cpu = load.client_cpu_s / window if window else 0.0
     print(
@@ -276,6 +297,8 @@ def print_common(
         "rss_mb": rss,
         "rss_max_worker_mb": worst,
         "server_cpu_share": {k: round(v / window, 3) for k, v in load.server_cpu_s.items()},
+        "server_cpu_share_idle": {k: round(v, 3) for k, v in idle.items()},
+        "server_cpu_ms_per_call": round(per_call_ms, 1),
         "client_cpu_share": round(client_cpu, 3),
         "client_loop": loop,
         "arrival_lag": lag,
@@ -299,6 +322,7 @@ async def main(args: argparse.Namespace, loop: str) -> dict[str, Any]:
         rss = RssSampler(server)
         rss.start()
         try:
+            idle = await idle_cpu(server, args.idle_s)
             print(
                 f"load: {args.rate:g} calls/s for {args.duration:g} s, IVR {args.ivr}; volunteers "
                 f"accept at once, talk {args.handle_s:g} s, wrap up after {args.wrapup_s:g} s"
@@ -332,7 +356,7 @@ async def main(args: argparse.Namespace, loop: str) -> dict[str, Any]:
             f"offers gone: {dict(stats.offers_gone) or 0}; refused requests: "
             f"{dict(stats.refused) or 0}; consoles closed by the server: {stats.closed}"
         )
-        common = print_common(args, server, load, rss_mb, loop)
+        common = print_common(args, server, load, rss_mb, loop, idle)
     p99 = dispatch["all"]["p99_ms"]
     rss_worst = common["rss_max_worker_mb"]
     p99_met = p99 is not None and p99 <= P99_GOAL_MS
@@ -382,6 +406,7 @@ def parser(doc: str = __doc__) -> argparse.ArgumentParser:
     p.add_argument("--wrapup-s", type=float, default=0.5, help="time before the wrap-up")
     p.add_argument("--ping-s", type=float, default=10.0, help="console heartbeat period")
     p.add_argument("--health-every-s", type=float, default=0.05, help="/healthz sampling")
+    p.add_argument("--idle-s", type=float, default=3.0, help="idle CPU measured before")
     p.add_argument("--warmup-s", type=float, default=2.0, help="first seconds not counted")
     p.add_argument("--drain-s", type=float, default=30.0, help="wait for the queue to empty")
     p.add_argument("--seed", type=int, default=2020)
