@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from callers.chat.room import ChatRoom
 from callers.keys import CallerKeys
-from routing.models import Presence
+from routing.models import Presence, TaskState
 from tests.callers.helpers import volunteer_on_duty
 from tests.callers.live import CHROMIUM, CHROMIUM_ARGS, free_port, require_chromium, serve
 from tests.conftest import make_settings
@@ -143,6 +143,11 @@ async def test_a_second_caller_sees_position_and_wait_announced(live, browser, e
     await expect(status).to_contain_text("prochaine personne")
     await expect(status).to_contain_text("environ 8 minutes")
     await first.get_by_role("button", name="Terminer la discussion").click()
+
+    async def ended_by_caller() -> bool:  # the click reaches the server in its own time
+        return (await engine.require_task(task.id)).state is TaskState.WRAPUP
+
+    await until(ended_by_caller)
     await engine.finish_wrapup("anne", task.id)
     await expect(status).to_contain_text("environ 1 minute")  # now ringing for Anne
     waiting = [t for t in await engine.live_tasks() if t.id != task.id]
