@@ -219,6 +219,11 @@ async def running_server(
             "ROUTING__WIDEN_NATIONAL_S": "0",
             **(extra_env or {}),
         }
+        schema = ""
+        if env["DATABASE_URL"].startswith("postgres") and not env["DATABASE_SCHEMA"]:
+            # A schema of our own on a shared server, dropped afterwards.
+            schema = env["DATABASE_SCHEMA"] = "bench_" + uuid.uuid4().hex[:10]
+            _pg(env["DATABASE_URL"], f"CREATE SCHEMA {schema}")
         log_path = data_dir / "server.log"
         exe = Path(sys.executable).parent / "permanence"
         command = [str(exe)] if exe.exists() else [sys.executable, "-m", "web.cli"]
@@ -245,6 +250,17 @@ async def running_server(
                 Path(keep).write_bytes(log_path.read_bytes())  # noqa: ASYNC240 - once, at exit
             if env["REDIS_URL"]:
                 await _delete_line_keys(env["REDIS_URL"], line)
+            if schema:
+                _pg(env["DATABASE_URL"], f"DROP SCHEMA {schema} CASCADE")
+
+
+def _pg(url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as c:
+        c.execute(sql)  # type: ignore[arg-type]
 
 
 async def _wait_healthy(server: Server) -> None:
