@@ -65,6 +65,7 @@ class SlotNeed:
     mine: str  # '' | 'booked' | 'standby'
     source: TargetSource = TargetSource.FALLBACK
     capacity: int = 0  # the slot's maximum (0: no maximum)
+    forecast: int | None = None  # what the forecast alone asks (None: no forecast)
 
     @property
     def reachable(self) -> int:
@@ -186,6 +187,7 @@ class Bookings:
                 mine=own.get(s.start, ""),
                 source=goals[s.start].source,
                 capacity=self.settings.slot_max,
+                forecast=goals[s.start].forecast,
             )
             for s in slots
         ]

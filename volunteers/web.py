@@ -443,8 +443,14 @@ async def slots_page(
             }
         )
     most_needed = [
-        {"key": n.slot.key, "label": n.slot.label, "missing": n.missing, "level": n.level,
-         "booked": n.booked, "target": n.target}
+        {
+            "key": n.slot.key,
+            "label": n.slot.label,
+            "missing": n.missing,
+            "level": n.level,
+            "booked": n.booked,
+            "target": n.target,
+        }
         for n in most_needed_slots(needs, now)
     ]
     starts = sorted({s for wd in range(7) for s in book.plan.weekly_starts(wd)})

@@ -156,3 +156,38 @@ async def test_capacity_caps_what_a_slot_asks_of_volunteers(
         await book.book(await make_account(name), at(24, 13), NOW.astimezone(UTC))
     need = next(n for n in await book.week(MONDAY) if n.slot.start == at(24, 13))
     assert (need.target, need.booked, need.missing, need.level) == (5, 2, 0, "complet")
+
+
+async def test_week_view_shows_where_volunteers_are_needed_most(
+    web_client, web_app, make_account, db_session: AsyncSession, line: str
+) -> None:
+    """The volunteers' page, through the whole app: same targets, in French."""
+    from tests.volunteers.test_access import _login
+    from web.staffing import demand
+
+    anne = await make_account("Anne")
+    settings = web_app.state.volunteers.settings  # slot_max 6 by default
+    book = Bookings(db_session, settings)
+    await book.set_target(at(24, 11), 2)  # a coordinator's override
+    await book.book(await make_account("Bruno"), at(24, 11), NOW.astimezone(UTC))
+    await _login(web_client, anne.email)
+    page = await web_client.get("/benevole/creneaux", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    html = page.text
+
+    expected = await demand(db_session, line, datetime(2026, 11, 23, 9, 0, tzinfo=PARIS))
+    tuesday_9 = max(1, expected.for_slot(at(24, 9), at(24, 11)))
+    assert f"{0} / {tuesday_9} bénévoles" in html  # from the forecast (the trace)
+    assert "1 / 2 bénévoles" in html  # the override wins
+    assert "Besoin urgent : il manque 1 bénévole<" in html
+
+    section = html[html.index("Où nous avons le plus besoin de vous") :]
+    section = section[: section.index("</section>")]
+    items = section.count("<li")
+    assert items == 3
+    # Most short first: the clock says Monday 9 h, so Monday 11 h is the first upcoming
+    # slot, and every forecast slot asks for more than the slot's maximum of 6.
+    first = section[section.index("<li") :]
+    assert "lundi 23 novembre, 11 h – 13 h" in first[: first.index("</li>")]
+    assert "il manque 6 bénévoles" in first[: first.index("</li>")]
+    assert "mardi 24 novembre, 11 h – 13 h" not in section  # short of only one

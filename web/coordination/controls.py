@@ -20,6 +20,10 @@ from routing.engine import Engine
 from routing.errors import RoutingError
 from routing.models import Presence
 from volunteers import accounts
+from volunteers.bookings import Bookings
+from volunteers.errors import VolunteerError
+from volunteers.settings import VolunteersSettings
+from volunteers.slots import SlotPlan, parse_slot_key
 from web import audit
 from web.coordination.hub import notify
 
@@ -151,6 +155,48 @@ async def set_registration(
         extra = f" {len(waiting)} personne(s) avaient demandé à être prévenues." if waiting else ""
         return "Les inscriptions de bénévoles sont ouvertes." + extra
     return "Les inscriptions de bénévoles sont fermées."
+
+
+# Slot targets -------------------------------------------------------------------------------
+
+
+async def set_slot_target(
+    redis: Redis, session: AsyncSession, user: Any, line: str, settings: VolunteersSettings,
+    slot_key: str, value: str,
+) -> str:
+    """Override how many volunteers a slot needs, or (empty value) hand it back to the
+    forecast; volunteers.targets makes the override win everywhere."""
+    try:
+        start = parse_slot_key(slot_key)
+    except ValueError:
+        raise ControlError("Ce créneau n'existe pas.") from None
+    slot = SlotPlan(settings).slot_at(start)
+    if slot is None:
+        raise ControlError("Ce créneau n'existe pas.")
+    book = Bookings(session, settings)
+    value = value.strip()
+    if value:
+        try:
+            target = int(value)
+        except ValueError:
+            raise ControlError("L'objectif doit être un nombre entier de bénévoles.") from None
+        audit.record(session, _actor(user), "slot.target", slot.key,
+                     {**_who(user), "slot": slot.label, "target": target})
+        try:
+            await book.set_target(slot.start, target)  # commits the audit entry with it
+        except VolunteerError as exc:
+            await session.rollback()
+            raise ControlError(exc.message) from None
+        done = f"Objectif du créneau {slot.label} fixé à {target} bénévole(s)."
+    else:
+        audit.record(session, _actor(user), "slot.target_cleared", slot.key,
+                     {**_who(user), "slot": slot.label})
+        if not await book.clear_target(slot.start):
+            await session.rollback()
+            raise ControlError("Ce créneau suit déjà la prévision.")
+        done = f"Le créneau {slot.label} suit de nouveau la prévision."
+    await notify(redis, line, "slots")
+    return done
 
 
 # The line: close now, reopen, hours and closures ------------------------------------------

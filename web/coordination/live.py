@@ -51,6 +51,8 @@ class Slots:
     target: int = 0
     booked_volunteers: dict[str, str] = field(default_factory=dict)  # engine id -> name
     day: list[dict[str, Any]] = field(default_factory=list)  # every slot of today
+    target_source: str = ""  # coordinator | forecast | fallback (volunteers.targets)
+    target_source_label: str = ""
 
 
 def day_start_ms(day: str) -> int:
@@ -189,6 +191,8 @@ async def build_state(
             "current_end_ms": slots.current_end_ms,
             "booked": slots.booked,
             "target": slots.target,
+            "target_source": slots.target_source,
+            "target_source_label": slots.target_source_label,
             "missing": missing,
             "day": slots.day,
         },

@@ -9,7 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.territory import Territories
-from volunteers.models import Account, Booking, BookingStatus, SlotTarget, WrapUp
+from volunteers.models import Account, Booking, BookingStatus, WrapUp
+from volunteers.slots import Slot as VolunteerSlot
+from volunteers.slots import SlotPlan
+from volunteers.targets import ForecastProvider, slot_goals
 from web.coordination.history import run
 from web.coordination.live import Slots, day_end_ms, day_start_ms
 from web.coordination.reports import Period, VolunteerInfo
@@ -25,11 +28,22 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-async def load_slots(session: AsyncSession, now_ms: int, day: str, default_target: int) -> Slots:
-    """Today's slots: booked vs target each, and who is booked in the current one."""
+async def load_slots(
+    session: AsyncSession,
+    now_ms: int,
+    day: str,
+    plan: SlotPlan,
+    fallback: int,
+    forecast: ForecastProvider | None = None,
+) -> Slots:
+    """Today's slots, booked vs target each, and who is booked in the current one.
+
+    Every slot of the day's opening hours is listed, booked or not (an empty slot is
+    what a coordinator most needs to see); targets come from volunteers.targets.
+    """
     start, end = _dt(day_start_ms(day)), _dt(day_end_ms(day))
     rows = (
-        await run(session, 
+        await run(session,
             select(Booking.slot_start, Booking.slot_end, Account.public_id, Account.name)
             .join(Account, Account.id == Booking.account_id)
             .where(
@@ -39,36 +53,38 @@ async def load_slots(session: AsyncSession, now_ms: int, day: str, default_targe
             )
         )
     ).all()
-    targets = {
-        _ms(t.slot_start): t.target
-        for t in (
-            await run(session, 
-                select(SlotTarget).where(SlotTarget.slot_start >= start,
-                                         SlotTarget.slot_start < end)
-            )
-        ).scalars()
-    }
-    slots: dict[int, dict] = {}
-    people: dict[int, dict[str, str]] = defaultdict(dict)
+    planned = {s.start: s for s in plan.slots_on(datetime.strptime(day, "%Y-%m-%d").date())}
+    booked: Counter[datetime] = Counter()
+    people: dict[datetime, dict[str, str]] = defaultdict(dict)
     for slot_start, slot_end, public_id, name in rows:
-        s, e = _ms(slot_start), _ms(slot_end)
-        slots.setdefault(s, {"start_ms": s, "end_ms": e, "booked": 0})
-        slots[s]["booked"] += 1
+        s = _dt(_ms(slot_start))
+        # Bookings outside today's plan (hours changed since) still show.
+        planned.setdefault(s, VolunteerSlot(s, _dt(_ms(slot_end))))
+        booked[s] += 1
         people[s][public_id] = name
-    for s in targets:
-        slots.setdefault(s, {"start_ms": s, "end_ms": s + 2 * 3600 * 1000, "booked": 0})
-    day_slots = []
-    for s in sorted(slots):
-        info = slots[s]
-        info["target"] = targets.get(s, default_target)
-        day_slots.append(info)
+    slots = [planned[s] for s in sorted(planned)]
+    goals = await slot_goals(session, slots, fallback, forecast)  # type: ignore[arg-type]
+    day_slots = [
+        {
+            "start_ms": _ms(s.start),
+            "end_ms": _ms(s.end),
+            "booked": booked[s.start],
+            "target": goals[s.start].target,
+            "target_source": goals[s.start].source.value,
+            "target_source_label": goals[s.start].source_label,
+            "forecast": goals[s.start].forecast,
+        }
+        for s in slots
+    ]
     current = next((x for x in day_slots if x["start_ms"] <= now_ms < x["end_ms"]), None)
     if current is None:
         upcoming = [x["start_ms"] for x in day_slots if x["start_ms"] > now_ms]
         return Slots(None, min(upcoming) if upcoming else None, 0, 0, {}, day_slots)
     return Slots(
         current["start_ms"], current["end_ms"], current["booked"], current["target"],
-        people[current["start_ms"]], day_slots,
+        people[_dt(current["start_ms"])], day_slots,
+        target_source=current["target_source"],
+        target_source_label=current["target_source_label"],
     )
 
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -29,6 +29,10 @@ from routing.skills import SKILLS
 from volunteers import accounts
 from volunteers.access import SessionUser, csrf_token, require_coordinator, require_csrf
 from volunteers.access import require_same_origin as same_origin_dependency
+from volunteers.bookings import Bookings
+from volunteers.slots import SlotPlan, day_label, hour_label, monday_of, paris
+from volunteers.targets import SOURCE_LABELS, ForecastProvider, current_forecast
+from volunteers.web import settings_from as volunteers_settings
 from web.coordination import controls
 from web.coordination.controls import ControlError
 from web.coordination.history import Thresholds
@@ -46,7 +50,6 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 MAP_SVG = HERE / "static" / "vendor" / "france-departements" / "france.departments.svg"
-DEFAULT_SLOT_TARGET = 3
 OUTCOME_NAMES = {"resolved": "Résolu", "referred": "Orienté", "callback": "À rappeler"}
 
 Coordinator = Annotated[SessionUser, Depends(require_coordinator)]
@@ -75,14 +78,18 @@ def setup(app: FastAPI, settings: Settings) -> None:
     )
 
 
-def _make_hub(runtime: Runtime) -> DashboardHub:
+def _make_hub(runtime: Runtime, forecast: ForecastProvider | None = None) -> DashboardHub:
     engine = runtime.engine
     store = ScheduleStore(runtime.redis, engine.keys.line)
     registration: dict[str, bool | None] = {"open": None}
+    vsettings = volunteers_settings(runtime.settings)
+    plan = SlotPlan(vsettings)
 
     async def slots_loader(now_ms: int) -> Slots | None:
         async with runtime.db.session() as session:
-            return await load_slots(session, now_ms, buckets(now_ms)[0], DEFAULT_SLOT_TARGET)
+            return await load_slots(
+                session, now_ms, buckets(now_ms)[0], plan, vsettings.slot_target, forecast
+            )
 
     async def extras(reload: bool) -> dict[str, Any]:
         if reload or registration["open"] is None:
@@ -100,7 +107,7 @@ def _make_hub(runtime: Runtime) -> DashboardHub:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Run this process's recorder and dashboard hub while the app runs."""
     runtime: Runtime = app.state.runtime
-    hub = _make_hub(runtime)
+    hub = _make_hub(runtime, getattr(app.state, "slot_forecast", None))
     recorder = Recorder(runtime.redis, runtime.db.engine, line=runtime.settings.line)
     app.state.coordination = Coordination(hub, recorder)
     stop = asyncio.Event()
@@ -167,13 +174,15 @@ def _wants_json(request: Request) -> bool:
 def _done(request: Request, message: str, back: str) -> Response:
     if _wants_json(request):
         return JSONResponse({"ok": True, "message": message})
-    return RedirectResponse(f"{back}?fait={quote(message)}", status_code=303)
+    sep = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{sep}fait={quote(message)}", status_code=303)
 
 
 def _refused(request: Request, error: ControlError, back: str) -> Response:
     if _wants_json(request):
         return JSONResponse({"ok": False, "message": error.message}, status_code=400)
-    return RedirectResponse(f"{back}?erreur={quote(error.message)}", status_code=303)
+    sep = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{sep}erreur={quote(error.message)}", status_code=303)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -331,6 +340,83 @@ async def reopen_line(request: Request, user: Coordinator):
         except ControlError as exc:
             return _refused(request, exc, "/coordination")
     return _done(request, message, "/coordination")
+
+
+# Slots: coverage against the target, and the coordinators' overrides ---------------------
+
+FORECAST_BASIS = {
+    "history": "d'après les contacts reçus ces dernières semaines",
+    "trace": "d'après une trace de référence (pas encore deux semaines d'historique)",
+}
+
+
+@router.get("/creneaux", response_class=HTMLResponse)
+async def slots_page(request: Request, user: Coordinator, semaine: str = ""):
+    """The week's slots: booked vs target, where each target comes from, overrides."""
+    runtime = _runtime(request)
+    vsettings = volunteers_settings(runtime.settings)
+    forecast = getattr(request.app.state, "slot_forecast", None)
+    now = datetime.fromtimestamp(runtime.engine.clock.now_ms() / 1000, UTC)
+    try:
+        monday = monday_of(date.fromisoformat(semaine) if semaine else paris(now).date())
+    except ValueError:
+        monday = monday_of(paris(now).date())
+    async with runtime.db.session() as session:
+        week = await Bookings(session, vsettings, forecast).week(monday)
+    demand = await current_forecast(forecast)
+    basis = FORECAST_BASIS.get(getattr(demand, "source", ""), "")
+    days: dict[date, list[dict[str, Any]]] = {}
+    for need in week:
+        days.setdefault(paris(need.slot.start).date(), []).append({
+            "key": need.slot.key,
+            "label": need.slot.label,
+            "hours": f"{hour_label(need.slot.start)} – {hour_label(need.slot.end)}",
+            "booked": need.booked,
+            "standby": need.standby,
+            "target": need.target,
+            "source": need.source.value,
+            "source_label": SOURCE_LABELS[need.source],
+            "forecast": need.forecast,
+            "short": need.booked < need.target,
+            "past": need.slot.end <= now,
+        })
+    q = request.query_params
+    return _page(
+        request, "slots.html", user,
+        days=[(day_label(d).capitalize(), rows) for d, rows in sorted(days.items())],
+        week_label=day_label(monday), monday=monday.isoformat(),
+        prev=(monday - timedelta(days=7)).isoformat(),
+        next=(monday + timedelta(days=7)).isoformat(),
+        basis=basis, fallback=vsettings.slot_target, slot_max=vsettings.slot_max,
+        done=q.get("fait", ""), error=q.get("erreur", ""),
+    )
+
+
+@router.post("/creneaux/objectif", dependencies=csrf)
+async def slot_target(request: Request, user: Coordinator):
+    form = await _form(request)
+    runtime = _runtime(request)
+    back = "/coordination/creneaux"
+    if (week := form.get("semaine", "")) and _is_day(week):
+        back += f"?semaine={week}"
+    async with runtime.db.session() as session:
+        try:
+            message = await controls.set_slot_target(
+                runtime.redis, session, user, runtime.settings.line,
+                volunteers_settings(runtime.settings), form.get("creneau", ""),
+                form.get("objectif", ""),
+            )
+        except ControlError as exc:
+            return _refused(request, exc, back)
+    return _done(request, message, back)
+
+
+def _is_day(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 # Hours and closures -------------------------------------------------------------------------

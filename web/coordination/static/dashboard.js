@@ -221,18 +221,21 @@
       return;
     }
     if (slots.current_start_ms) {
-      text("creneau-actuel", `Créneau en cours (${clock(slots.current_start_ms)}–${clock(slots.current_end_ms)}) : ${slots.booked} inscrits pour un objectif de ${slots.target}.`);
+      const source = slots.target_source_label ? ` (${slots.target_source_label})` : "";
+      text("creneau-actuel", `Créneau en cours (${clock(slots.current_start_ms)}–${clock(slots.current_end_ms)}) : ${slots.booked} inscrits pour un objectif de ${slots.target}${source}.`);
     } else {
       text("creneau-actuel", slots.current_end_ms ? `Pas de créneau en cours ; prochain à ${clock(slots.current_end_ms)}.` : "Pas de créneau en cours.");
     }
     $("absents-bloc").hidden = slots.missing.length === 0;
     $("absents").replaceChildren(...slots.missing.map((m) => el("li", { text: m.name })));
     syncRows($("creneaux").tBodies[0], slots.day, (d) => String(d.start_ms),
-      () => el("tr", {}, [el("th", { scope: "row" }), el("td"), el("td")]),
+      () => el("tr", {}, [el("th", { scope: "row" }), el("td"), el("td"), el("td")]),
       (row, d) => {
         setCell(row.cells[0], `${clock(d.start_ms)}–${clock(d.end_ms)}`);
         setCell(row.cells[1], d.booked);
         setCell(row.cells[2], d.target);
+        const forecast = d.target_source === "coordinator" && d.forecast !== null ? ` (prévision : ${d.forecast})` : "";
+        setCell(row.cells[3], (d.target_source_label || "") + forecast);
         row.className = d.booked < d.target ? "short" : "";
       });
   }
