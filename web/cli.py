@@ -46,6 +46,11 @@ def setup_logging(level: str) -> None:
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # APScheduler logs every job added and every run at INFO: dozens of lines per slot.
+    # Missed jobs and errors are warnings, so they still show.
+    if logging.getLogger().level > logging.DEBUG:
+        for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @cli.command()

@@ -46,7 +46,7 @@ async def seed_territories(runtime: Runtime) -> DemoReport:
     async with runtime.db.transaction() as session:
         added = await seed_default_groups(session, actor="demo")
     await runtime.reload_territories()
-    report = DemoReport()
+    report = DemoReport(links=[("Tableau de bord (coordination)", "/coordination")])
     if added:
         report.notes.append(f"territory groups added: {', '.join(added)}")
     return report
