@@ -42,7 +42,7 @@ async def test_a_day_report_gives_the_live_counters_numbers(
     assert {k: v for k, v in total.as_dict().items() if k != "occupancy"} == {
         k: v for k, v in live.as_dict().items() if k != "occupancy"}
     assert [r.label for r in report.rows] == ["09 h"]
-    assert report.rows[0].metrics.offered == 6
+    assert report.rows[0].metrics.offered == 5  # c5's callback is c5, offered once
     # From the recorded presence and assignment events: v1 is on duty from 09:00 until the
     # pause 262 s later and holds c1 from 8 s to the end of its wrap-up at 143 s; v2 is on
     # duty from 148 s to the end (114 s) and holds c2 from 152 s to 262 s (110 s).
@@ -74,7 +74,7 @@ async def test_filters_by_channel_departement_and_region(
     async with database.session() as session:
         week = await build_report(session, engine.keys.line, Period.of("week", MONDAY),
                                   ReportFilter(), Thresholds())
-    assert len(week.rows) == 7 and week.rows[0].metrics.offered == 6
+    assert len(week.rows) == 7 and week.rows[0].metrics.offered == 5
     assert sum(r.metrics.offered for r in week.rows[1:]) == 0
 
 
@@ -110,7 +110,7 @@ async def test_wrapups_bookings_and_the_csv_carry_the_same_numbers(
     assert total[0] == "Total"
     got = dict(zip(header, total, strict=True))
     m = report.total.metrics
-    assert int(got["Contacts reçus"]) == m.offered == 6
+    assert int(got["Contacts reçus"]) == m.offered == 5
     assert int(got["Répondus"]) == m.answered and int(got["Abandons"]) == m.abandoned
     assert float(got["Niveau de service"]) == pytest.approx(m.service_level, abs=1e-4)
     assert float(got["Attente moyenne avant réponse (s)"]) == pytest.approx(m.asa_s)

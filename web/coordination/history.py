@@ -134,11 +134,16 @@ class Thresholds:
 
 def contact_counts(contacts: Iterable[Contact], th: Thresholds) -> Counts:
     """Reduce contact rows to the additive counts the live counters also keep."""
+    contacts = list(contacts)
+    # A callback that replaced a waiting call is that contact under another form: offered
+    # once, as the live counters count it (the call's row names its callback in `reason`).
+    replaced_by = {k.reason for k in contacts if k.outcome == "callback"}
     c = Counts()
     for k in contacts:
         if k.created_ms is None:
             continue  # its creation is not recorded (yet): not a contact of this period
-        c.offered += 1
+        if k.task_id not in replaced_by:
+            c.offered += 1
         c.transferred += k.transfers
         if k.assigned_ms is not None:
             wait = k.wait_ms or 0
