@@ -62,8 +62,13 @@ class TwilioCaller:
     three that change state (incoming, topic answer, département confirmed).
     """
 
-    def __init__(self, base_url: str, public_base_url: str, *, ivr: str = "full") -> None:
+    def __init__(
+        self, base_url: str, public_base_url: str, *, ivr: str = "full", fake: Any = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        # Twilio's REST side (callers.fake_twilio.FakeTwilio) when the bench serves it: the
+        # calls are made known to it, so the app's queue-member updates find them.
+        self.fake = fake
         self.public = public_base_url.rstrip("/")
         self.validator = RequestValidator(AUTH_TOKEN)
         self.ivr = ivr
@@ -103,7 +108,7 @@ class TwilioCaller:
         return {
             "CallSid": call.sid,
             "AccountSid": ACCOUNT_SID,
-            "From": "+3360" + call.sid[-8:],
+            "From": "+33600" + str(int(call.sid[-6:], 16) % 1000000).zfill(6),
             "To": "+33800000000",
             "CallStatus": "in-progress",
             "Direction": "inbound",
@@ -113,7 +118,11 @@ class TwilioCaller:
 
     async def call(self, departement: str, topic: str) -> CallRecord:
         """One call from the given département about a topic (keypad digit) into the queue."""
-        call = CallRecord("CA" + secrets.token_hex(16), departement)
+        if self.fake is not None:
+            sid = self.fake.incoming_call(f"+336{secrets.randbelow(10**8):08d}", "+33800000000")
+        else:
+            sid = "CA" + secrets.token_hex(16)
+        call = CallRecord(sid, departement)
         try:
             if self.ivr == "short":
                 await self._short(call, topic)
@@ -152,10 +161,12 @@ class TwilioCaller:
             enqueue = root.find("Enqueue")
             if enqueue is not None:
                 # Twilio fetches the wait URL as soon as the call is in the queue.
+                queue = enqueue.text or "permanence"
+                qsid = self.fake.enter_queue(call.sid, queue) if self.fake else "QU" + "0" * 32
                 await self.post(
                     call,
                     enqueue.attrib["waitUrl"],
-                    self.params(call, QueueSid="QU" + "0" * 32, QueuePosition="1"),
+                    self.params(call, QueueSid=qsid, QueuePosition="1"),
                 )
                 return
             gather = root.find("Gather")

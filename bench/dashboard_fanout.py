@@ -142,7 +142,10 @@ async def open_dashboards(server: Server, seeded: Seeded) -> list[DashboardClien
 
 async def main(args: argparse.Namespace, loop: str) -> dict[str, Any]:
     print(f"machine: {machine()}")
-    async with running_server(args.workers) as server:
+    async with (
+        dl.twilio_side(args) as (twilio_env, fake),
+        running_server(args.workers, extra_env=twilio_env) as server,
+    ):
         backend = (
             f"Redis {'REDIS_URL' if server.env['REDIS_URL'] else 'embedded'}, "
             f"database {'DATABASE_URL' if server.env['DATABASE_URL'] else 'SQLite'}"
@@ -172,7 +175,7 @@ async def main(args: argparse.Namespace, loop: str) -> dict[str, Any]:
                 f"load: {args.rate:g} calls/s for {args.duration:g} s, IVR {args.ivr}, "
                 f"probes every {args.probe_every_s:g} s"
             )
-            load = await dl.run_load(server, seeded, args, stats)
+            load = await dl.run_load(server, seeded, args, stats, fake)
             stop.set()
             await probing
             await asyncio.sleep(2.0)  # let the last probes reach every dashboard

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,8 @@ from _clients import (  # noqa: E402
     connect_all,
 )
 from _server import (  # noqa: E402
+    ACCOUNT_SID,
+    AUTH_TOKEN,
     Pacer,
     RssSampler,
     Seeded,
@@ -131,13 +135,39 @@ async def health_sampler(server: Server, load: Load, stop: asyncio.Event, every_
             await asyncio.sleep(every_s)
 
 
+@contextlib.asynccontextmanager
+async def twilio_side(args: argparse.Namespace) -> AsyncIterator[tuple[dict[str, str], Any]]:
+    """Where the app's Twilio REST calls go: (server environment, the fake's state or None).
+
+    "network": web/simulation/clients.py's TwilioNetwork serves Twilio's REST API from
+    this process over HTTP, as Twilio would from outside; "inprocess": the app's own
+    fake (TWILIO_FAKE), answered inside each worker, whose log of requests then grows in
+    the workers' memory.
+    """
+    if args.twilio == "inprocess":
+        yield {"TWILIO_FAKE": "true"}, None
+        return
+    from web.simulation.clients import Line, TwilioNetwork
+
+    net = TwilioNetwork(Line("http://127.0.0.1", account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN))
+    await net.start()
+    try:
+        yield {"TWILIO_FAKE": "false", "TWILIO_API_BASE": net.rest_url}, net.fake
+    finally:
+        await net.stop()
+
+
 async def run_load(
-    server: Server, seeded: Seeded, args: argparse.Namespace, stats: ConsoleStats
+    server: Server,
+    seeded: Seeded,
+    args: argparse.Namespace,
+    stats: ConsoleStats,
+    fake: Any = None,
 ) -> Load:
     """Calls at --rate for --duration seconds, then wait for the queue to empty."""
     rng = random.Random(args.seed + 1)
     departements = sorted({dep for _v, dep, _c in seeded.volunteers})
-    caller = TwilioCaller(server.base_url, server.base_url, ivr=args.ivr)
+    caller = TwilioCaller(server.base_url, server.base_url, ivr=args.ivr, fake=fake)
     await caller.start()
     pacer = Pacer(args.rate, args.duration)
     load = Load(start=clock(), end=0.0)
@@ -308,12 +338,18 @@ def print_common(
 
 async def main(args: argparse.Namespace, loop: str) -> dict[str, Any]:
     print(f"machine: {machine()}")
-    async with running_server(args.workers) as server:
+    async with (
+        twilio_side(args) as (twilio_env, fake),
+        running_server(args.workers, extra_env=twilio_env) as server,
+    ):
         backend = (
             f"Redis {'REDIS_URL' if server.env['REDIS_URL'] else 'embedded'}, "
             f"database {'DATABASE_URL' if server.env['DATABASE_URL'] else 'SQLite'}"
         )
-        print(f"server: permanence serve, {args.workers} workers, {backend}, line {server.line}")
+        print(
+            f"server: permanence serve, {args.workers} workers, {backend}, line {server.line}, "
+            f"Twilio REST {args.twilio}"
+        )
         t0 = clock()
         seeded = await seed_accounts(server, args.consoles, 0)
         print(f"{args.consoles:,} volunteer accounts written to SQL in {clock() - t0:.1f} s")
@@ -327,7 +363,7 @@ async def main(args: argparse.Namespace, loop: str) -> dict[str, Any]:
                 f"load: {args.rate:g} calls/s for {args.duration:g} s, IVR {args.ivr}; volunteers "
                 f"accept at once, talk {args.handle_s:g} s, wrap up after {args.wrapup_s:g} s"
             )
-            load = await run_load(server, seeded, args, stats)
+            load = await run_load(server, seeded, args, stats, fake)
         finally:
             rss_mb = rss.stop()
             await asyncio.gather(*(c.close() for c in consoles))
@@ -402,6 +438,9 @@ def parser(doc: str = __doc__) -> argparse.ArgumentParser:
     p.add_argument("--ivr", choices=("full", "short"), default="full",
                    help="full: every webhook Twilio sends (8 per call); short: the 3 that "
                    "change state")  # fmt: skip
+    p.add_argument("--twilio", choices=("network", "inprocess"), default="network",
+                   help="Twilio's REST API: served by this process (web/simulation/clients.py's "
+                   "TwilioNetwork) or the app's in-process fake (TWILIO_FAKE)")  # fmt: skip
     p.add_argument("--handle-s", type=float, default=1.0, help="talk time after accepting")
     p.add_argument("--wrapup-s", type=float, default=0.5, help="time before the wrap-up")
     p.add_argument("--ping-s", type=float, default=10.0, help="console heartbeat period")
