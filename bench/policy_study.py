@@ -2,7 +2,9 @@
 
 Compares (a) national longest-idle with no territory (what the 2020 line did),
 (a') every ring open at once but closest volunteer first among idle ones,
-(b) Permanence's current RoutingConfig widening, and (c) thresholds around it, on:
+(b) Permanence's current RoutingConfig (every ring open, the closest ring's task first for a
+freed volunteer until a task has waited local_first_max_wait_s), (b') other local-first caps,
+and (c) widening thresholds (the former default 15/30/90 among them), on:
 
 - "trace": weekdays of the Anonymous Bank trace, volunteers on duty per half hour =
   the trace's distinct agents (~10 at the peak, so most départements have nobody);
@@ -13,7 +15,7 @@ For each: service level, ASA, abandonment, share answered at département level,
 share answered locally among locally matchable calls, worst région p90 / national p90.
 
 Usage: .venv/bin/python bench/policy_study.py [--jobs 2] [--seed 1] [--quick]
-       [--write-readme]
+       [--days 2010-08-04,...] [--policy NAME ...] [--write-readme]
 The last line printed is one JSON object.
 """
 
@@ -40,17 +42,22 @@ from web.simulation.runner import scratch_redis, simulate  # noqa: E402
 from web.simulation.scenario import from_trace  # noqa: E402
 from web.simulation.trace import Patience, load_trace  # noqa: E402
 
-# name -> (group, région, national) thresholds in seconds, and territory-blind or not
-POLICIES: dict[str, tuple[tuple[float, float, float] | None, bool]] = {
-    "a national longest-idle": ((0, 0, 0), True),
-    "a' all rings open, closest first": ((0, 0, 0), False),
-    "b default": (None, False),  # RoutingConfig() as it stands
-    "c 2/5/15": ((2, 5, 15), False),
-    "c 5/10/30": ((5, 10, 30), False),
-    "c 10/20/60": ((10, 20, 60), False),
-    "c 15/30/60": ((15, 30, 60), False),
-    "c 30/60/120": ((30, 60, 120), False),
-    "c 60/120/240": ((60, 120, 240), False),
+# name -> ((group, région, national) thresholds in s, territory-blind, local_first_max_wait_s);
+# None = RoutingConfig()'s own value. local_first 0: a freed volunteer takes strictly the
+# longest-waiting task, as every policy did before the local-first choice existed.
+POLICIES: dict[str, tuple[tuple[float, float, float] | None, bool, float | None]] = {
+    "a national longest-idle": ((0, 0, 0), True, 0),
+    "a' all rings open, closest first": ((0, 0, 0), False, 0),
+    "b default": (None, False, None),  # RoutingConfig() as it stands
+    "b' local first 30 s": ((0, 0, 0), False, 30),
+    "b' local first 120 s": ((0, 0, 0), False, 120),
+    "c 15/30/90 (former default)": ((15, 30, 90), False, 0),
+    "c 2/5/15": ((2, 5, 15), False, 0),
+    "c 5/10/30": ((5, 10, 30), False, 0),
+    "c 10/20/60": ((10, 20, 60), False, 0),
+    "c 30/60/120": ((30, 60, 120), False, 0),
+    "c 60/120/240": ((60, 120, 240), False, 0),
+    "c 15/30/90 + local first 60 s": ((15, 30, 90), False, 60),
 }
 SCENARIOS: dict[str, list[list[str]]] = {
     # each inner list is one simulated day (several trace days overlaid)
@@ -66,11 +73,14 @@ START, END = "<!-- policy_study:start -->", "<!-- policy_study:end -->"
 
 
 def policy_config(name: str) -> RoutingConfig:
-    thresholds, _blind = POLICIES[name]
-    if thresholds is None:
-        return RoutingConfig()
-    group, region, national = thresholds
-    return RoutingConfig(widen_group_s=group, widen_region_s=region, widen_national_s=national)
+    thresholds, _blind, local_first = POLICIES[name]
+    values: dict[str, float] = {}
+    if thresholds is not None:
+        names = ("widen_group_s", "widen_region_s", "widen_national_s")
+        values.update(zip(names, thresholds, strict=True))
+    if local_first is not None:
+        values["local_first_max_wait_s"] = local_first
+    return RoutingConfig(**values)
 
 
 def combine(results: list[SimResult]) -> SimResult:
@@ -109,6 +119,7 @@ def run_one(job: tuple[str, list[list[str]], str, int]) -> dict[str, object]:
         "scenario": scenario_name,
         "policy": policy,
         "thresholds": [config.widen_group_s, config.widen_region_s, config.widen_national_s],
+        "local_first_max_wait_s": config.local_first_max_wait_s,
         "calls": report["calls"],
         "service_level": m["service_level"],
         "asa_s": m["asa_s"],
@@ -174,10 +185,19 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="processes in parallel")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="one day per scenario")
+    parser.add_argument(
+        "--days", help="trace days for the 'trace' scenario (comma-separated), to shorten a run"
+    )
+    parser.add_argument(
+        "--policy", action="append", choices=list(POLICIES), help="only these (repeatable)"
+    )
     parser.add_argument("--write-readme", action="store_true", help="update bench/README.md")
     args = parser.parse_args()
-    scenarios = QUICK if args.quick else SCENARIOS
-    jobs = [(s, days, p, args.seed) for s, days in scenarios.items() for p in POLICIES]
+    scenarios = dict(QUICK if args.quick else SCENARIOS)
+    if args.days:
+        scenarios["trace"] = [[d] for d in args.days.split(",")]
+    policies = args.policy or list(POLICIES)
+    jobs = [(s, days, p, args.seed) for s, days in scenarios.items() for p in policies]
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         rows = []
@@ -195,11 +215,13 @@ def main() -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     machine = f"{platform.node()} ({platform.machine()}, python {platform.python_version()})"
     if args.write_readme:
-        write_readme(f"Measured {stamp} on {machine}, seed {args.seed}"
-                     f"{' (quick)' if args.quick else ''}.\n\n{table}")  # fmt: skip
+        days = " | ".join(",".join(d) for d in scenarios["trace"])
+        quick = " (quick)" if args.quick else ""
+        write_readme(f"Measured {stamp} on {machine}, seed {args.seed}{quick}; "
+                     f"trace days {days}.\n\n{table}")  # fmt: skip
     wall = round(time.perf_counter() - started, 1)
     summary = {"bench": "policy_study", "date": stamp, "machine": machine, "seed": args.seed,
-               "quick": args.quick, "wall_s": wall, "rows": rows}  # fmt: skip
+               "quick": args.quick, "days": scenarios, "wall_s": wall, "rows": rows}  # fmt: skip
     print(json.dumps(summary))
 
 

@@ -6,11 +6,22 @@ from pydantic import BaseModel, Field
 
 
 class RoutingConfig(BaseModel):
-    """Times in seconds. Defaults chosen as DESIGN.md suggests; tune by simulation."""
+    """Times in seconds.
 
-    widen_group_s: float = Field(15, ge=0, description="wait before the group ring")
-    widen_region_s: float = Field(30, ge=0, description="wait before the région ring")
-    widen_national_s: float = Field(90, ge=0, description="wait before the national ring")
+    Every ring opens at once (widening 0/0/0) and a freed volunteer takes the closest
+    ring's task first for up to 60 s: the policy study (bench/README.md, 2026-11-30) found
+    that any widening threshold makes callers wait while volunteers elsewhere idle.
+    """
+
+    widen_group_s: float = Field(0, ge=0, description="wait before the group ring")
+    widen_region_s: float = Field(0, ge=0, description="wait before the région ring")
+    widen_national_s: float = Field(0, ge=0, description="wait before the national ring")
+    local_first_max_wait_s: float = Field(
+        60,
+        ge=0,
+        description="a freed volunteer takes the closest ring's task first, unless a task of "
+        "the same priority has waited this long (0: always the longest waiting)",
+    )
     skill_relax_s: float = Field(60, ge=0, description="wait before a skill is no longer required")
     ring_s: float = Field(20, gt=0, description="how long an offer rings")
     max_no_answer: int = Field(3, ge=1, description="missed offers in a row before a pause")

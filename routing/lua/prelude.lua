@@ -236,22 +236,48 @@ local function find_volunteer(t)
   return nil
 end
 
--- Highest priority, then longest waiting, among tasks this volunteer may take now.
+-- The volunteer's scopes with their closeness: their own callers first ('p:', the known
+-- volunteer's turn), then département, groups, région, national.
+local function ranked_scopes(v)
+  local out = {{'p:' .. v.id, -1}, {'d:' .. v.dept, 0}}
+  for _, g in ipairs(split(v.groups)) do out[#out + 1] = {'g:' .. g, 1} end
+  out[#out + 1] = {'r:' .. v.region, 2}
+  out[#out + 1] = {'n', 3}
+  return out
+end
+
+local function before(a, b) return a.score < b.score or (a.score == b.score and a.id < b.id) end
+
+-- Among the tasks this volunteer may take now: highest priority first, always. Within it,
+-- the closest ring, then the longest waiting; but once the longest waiting of that priority
+-- has waited local_first_max_wait (from its place), strictly the longest waiting, so that
+-- nobody waits for ever behind closer callers. local_first_max_wait 0: always the longest.
 local function find_task(v)
-  local best, best_score = nil, nil
-  local scopes = vol_scopes(v)
-  scopes[#scopes + 1] = 'p:' .. v.id
+  local found = {} -- the first task each scope offers (scopes overlap: a task may come twice)
   for _, cls in ipairs({'voice', 'chat'}) do
     -- Every waiting task is also in its class's 'all' set (wait_add, wait_remove): when that
     -- is empty (no queue, the usual case when a volunteer frees up) no scope needs a scan.
     if free_for(v, cls) and redis.call('EXISTS', K.wait(cls, 'all')) == 1 then
-      for _, scope in ipairs(scopes) do
-        local id, score = first_in(K.wait(cls, scope), function(tid) return eligible(load_task(tid), v) end)
-        if better(id, score, best, best_score) then best, best_score = id, score end
+      for _, sr in ipairs(ranked_scopes(v)) do
+        local id, score = first_in(K.wait(cls, sr[1]), function(tid) return eligible(load_task(tid), v) end)
+        if id then found[#found + 1] = {id = id, score = score, rank = sr[2]} end
       end
     end
   end
-  return best
+  local head = nil
+  for _, c in ipairs(found) do if head == nil or before(c, head) then head = c end end
+  if head == nil then return nil end
+  -- task_score: (9 - priority) * 1e13 + place
+  local band = math.floor(head.score / 1e13)
+  local cap = CFG.local_first_max_wait_ms or 0
+  if cap <= 0 or NOW - (head.score - band * 1e13) >= cap then return head.id end
+  local pick = head
+  for _, c in ipairs(found) do
+    if math.floor(c.score / 1e13) == band and (c.rank < pick.rank or (c.rank == pick.rank and before(c, pick))) then
+      pick = c
+    end
+  end
+  return pick.id
 end
 
 local function reserve(t, v)

@@ -171,13 +171,24 @@ class Model:
         return min(free, key=lambda v: (ring_of(t, v), v.idle_since, v.id), default=None)
 
     def best_task(self, v: MVolunteer) -> MTask | None:
-        """Highest priority, then earliest place, then id, among what they may take now."""
+        """Highest priority always. Within it: the closest (their own caller, then ring),
+        then earliest place, then id; but strictly earliest place once the earliest has
+        waited local_first_max_wait (or when that is 0)."""
         waiting = [
             t
             for t in self.tasks.values()
             if t.state == "waiting" and self.free_for(v, t.cls) and self.eligible(t, v)
         ]
-        return min(waiting, key=MTask.score, default=None)
+        head = min(waiting, key=MTask.score, default=None)
+        cap = self.ms["local_first_max_wait_ms"]
+        if head is None or cap <= 0 or self.now - head.enq >= cap:
+            return head
+        top = [t for t in waiting if t.priority == head.priority]
+
+        def closeness(t: MTask) -> int:
+            return -1 if t.pref == v.id else ring_of(t, v)
+
+        return min(top, key=lambda t: (closeness(t), t.enq, t.id))
 
     # Moves shared by the transitions ----------------------------------------------------
 

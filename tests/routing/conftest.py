@@ -6,12 +6,32 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from routing.clock import ManualClock
+from routing.config import RoutingConfig
 from routing.engine import Engine
 from routing.events import Event, read_range
 from routing.invariants import check_invariants
 from routing.models import Channel, Presence, Task, TaskSpec, TaskState, VolunteerProfile
+
+# The behavioural tests are written against widening thresholds of 15 s (group), 30 s (région)
+# and 90 s (national): the rings are what they test, whatever RoutingConfig's defaults are
+# (0/0/0 since the policy study of 2026-11-30, bench/README.md).
+WIDEN_S = (15, 30, 90)
+TEST_CONFIG = RoutingConfig(
+    widen_group_s=WIDEN_S[0], widen_region_s=WIDEN_S[1], widen_national_s=WIDEN_S[2]
+)
+
+
+@pytest.fixture
+async def engine(redis: Redis, line: str, clock: ManualClock, territories) -> AsyncIterator[Engine]:
+    """The shared fixture's engine, with the thresholds these tests are written against."""
+    eng = Engine(redis, line=line, territories=territories, clock=clock)
+    await eng.configure(TEST_CONFIG)
+    yield eng
+    async for key in redis.scan_iter(match=eng.keys.pattern(), count=1000):
+        await redis.delete(key)
 
 
 class Desk:

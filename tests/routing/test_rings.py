@@ -1,6 +1,6 @@
 """Territory-first matching: rings, widening on a timer, ring skipping, choice of volunteer/task.
 
-Default thresholds (RoutingConfig): group 15 s, région 30 s, national 90 s, skills 60 s.
+Thresholds (tests/routing/conftest.py): group 15 s, région 30 s, national 90 s, skills 60 s.
 Territories include the Massif alpin group (04 05 06 26 38 73 74 83 84); 05 and 13 are in
 PACA (93), 38 in Auvergne-Rhône-Alpes (84), 75 in Île-de-France (11). Time only moves with
 ``desk.wait``, which runs the timers that fell due, as the app's tick loop would.

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from routing.config import RoutingConfig
 from web.db import async_url, sync_url
 from web.settings import SECRET_KEY_FILE, Settings
 
@@ -59,7 +60,7 @@ def test_values_are_read_from_prefix_free_names(env: pytest.MonkeyPatch) -> None
     assert (settings.line, settings.port, settings.workers) == ("alpes", 9000, 4)
     assert settings.routing.ring_s == 25
     assert settings.routing.widen_region_s == 45
-    assert settings.routing.widen_national_s == 90  # untouched defaults stay
+    assert settings.routing.widen_national_s == RoutingConfig().widen_national_s  # untouched
     assert not (settings.data_dir / SECRET_KEY_FILE).exists()
 
 

@@ -73,6 +73,14 @@ async def simulate(
 
 
 def national_config(base: RoutingConfig | None = None) -> RoutingConfig:
-    """The same parameters with no territorial wait: every ring is open at once."""
+    """The same parameters with no territorial wait: every ring is open at once, and a freed
+    volunteer takes strictly the longest-waiting task (no local-first choice): one FCFS queue."""
     base = base or RoutingConfig()
-    return base.model_copy(update={"widen_group_s": 0, "widen_region_s": 0, "widen_national_s": 0})
+    return base.model_copy(
+        update={
+            "widen_group_s": 0,
+            "widen_region_s": 0,
+            "widen_national_s": 0,
+            "local_first_max_wait_s": 0,
+        }
+    )
