@@ -1,8 +1,8 @@
 """A local stand-in for Twilio's REST API, used by the tests and the demo.
 
 It answers the few endpoints the line uses (calls, queue members, conference
-participants) the way Twilio does — same paths, form-encoded parameters, basic auth,
-JSON bodies, 404/401 error documents — and records every request so tests can assert
+participants, messages) the way Twilio does — same paths, form-encoded parameters,
+basic auth, JSON bodies, 404/401 error documents — and records every request so tests can assert
 what would have reached Twilio. State is in memory: it is a fake, one per process.
 """
 
@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+import phonenumbers
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -130,6 +131,25 @@ def _error(status: int, code: int, message: str) -> JSONResponse:
         },
         status_code=status,
     )
+
+
+def _message_problem(form: Any) -> JSONResponse | None:
+    """Twilio's refusal of a message, if it would refuse it at once."""
+    to, body = str(form.get("To", "")), str(form.get("Body", ""))
+    if not to:
+        return _error(400, 21604, "A 'To' phone number is required.")
+    if not body:
+        return _error(400, 21602, "Message body is required.")
+    try:
+        kind = phonenumbers.number_type(phonenumbers.parse(to, None))
+    except phonenumbers.NumberParseException:
+        return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+    kinds = phonenumbers.PhoneNumberType
+    if kind not in (kinds.MOBILE, kinds.FIXED_LINE_OR_MOBILE):
+        # Like Twilio, an SMS to a landline is refused (volunteers in phone mode often
+        # give one); its message quotes the number, as Twilio's does.
+        return _error(400, 21614, f"'To' number {to} is not a valid mobile number")
+    return None
 
 
 def fake_twilio_router(fake: FakeTwilio) -> APIRouter:
@@ -248,14 +268,10 @@ def fake_twilio_router(fake: FakeTwilio) -> APIRouter:
 
     @router.post(API + "/Messages.json")
     async def create_message(account: str, request: Request) -> JSONResponse:
-        denied = check(request, account)
-        form = await record(request, denied.status_code if denied else 201)
-        if denied:
-            return denied
-        if not form.get("To"):
-            return _error(400, 21604, "A 'To' phone number is required.")
-        if not form.get("Body"):
-            return _error(400, 21602, "Message body is required.")
+        refused = check(request, account) or _message_problem(await request.form())
+        form = await record(request, refused.status_code if refused else 201)
+        if refused:
+            return refused
         sid = _sid("SM")
         return JSONResponse(
             {

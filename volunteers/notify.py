@@ -3,8 +3,14 @@
 Every message is first recorded in ``volunteer_outbox`` under a dedup key (one
 reminder per booking and kind, one alert per slot...), so a job that runs twice
 never writes twice. Then it is sent: by SMS through the telephony client when one
-is configured and the person gave a phone number, else by e-mail when SMTP is
-configured, else it stays in the outbox (status "pending") for coordinators.
+is configured (web/ injects it as ``Volunteers.sms``) and the person gave a phone
+number, else by e-mail when SMTP is configured, else it stays in the outbox (status
+"pending") for coordinators. A send that fails falls back down the same chain: a
+refused SMS is tried by e-mail, and what nobody could send waits in the outbox with
+the reason, where coordinators see it.
+
+Phone numbers are sealed at rest: one is opened only to hand it to the SMS sender,
+and neither it nor a provider's error text (which may quote it) is logged or stored.
 """
 
 from __future__ import annotations
@@ -58,14 +64,10 @@ class Notifier:
         )
         if existing is not None:
             return None
-        phone = self.vol.sealer.open(account.phone_sealed) if account else ""
         address = account.email if account else email
-        if self.vol.sms is not None and phone:
-            channel = "sms"
-        elif self.vol.settings.smtp_host and address:
-            channel = "email"
-        else:
-            channel = "outbox"
+        wants_sms = self.vol.sms is not None and account is not None and bool(account.phone_sealed)
+        can_mail = bool(self.vol.settings.smtp_host and address)
+        channel = "sms" if wants_sms else "email" if can_mail else "outbox"
         row = OutboxMessage(
             dedup_key=dedup_key,
             account_id=account.id if account else None,
@@ -83,17 +85,48 @@ class Notifier:
             return None
         if channel == "outbox":
             return row
-        try:
-            if channel == "sms":
-                assert self.vol.sms is not None
-                await self.vol.sms.send_sms(phone, body)
-            else:
+        problems: list[str] = []
+        if channel == "sms":
+            assert account is not None
+            problem = await self._try_sms(account, body)
+            if problem is None:
+                return await self._sent(session, row, "sms")
+            log.warning("sms %s not sent: %s", dedup_key, problem)
+            problems.append(problem)
+        if can_mail:
+            try:
                 await asyncio.to_thread(self._send_mail, address, subject, body)
-        except Exception as exc:  # the message stays readable in the outbox
-            log.warning("could not send %s %s: %s", channel, dedup_key, exc)
-            row.status, row.error = OutboxStatus.FAILED.value, str(exc)[:300]
-        else:
-            row.status, row.sent_at = OutboxStatus.SENT.value, datetime.now(UTC)
+            except Exception as exc:
+                log.warning("e-mail %s not sent: %s", dedup_key, type(exc).__name__)
+                problems.append(f"e-mail non envoyé ({type(exc).__name__})")
+            else:
+                return await self._sent(session, row, "email")
+        # Nobody could send it: it waits in the outbox, with why, for coordinators.
+        row.channel, row.status = "outbox", OutboxStatus.PENDING.value
+        row.error = " ; ".join(problems)[:300]
+        await session.commit()
+        return row
+
+    async def _try_sms(self, account: Account, body: str) -> str | None:
+        """Send by SMS; None when it went, else why not (in French, without the number)."""
+        assert self.vol.sms is not None
+        phone = self.vol.sealer.open(account.phone_sealed)
+        if not phone:
+            return "numéro illisible (clé changée) : SMS non envoyé"
+        try:
+            await self.vol.sms.send_sms(phone, body)
+        except ValueError:
+            return "SMS non envoyé (numéro ou texte refusé)"
+        except Exception as exc:
+            # A provider's message may quote the number: keep only its error code.
+            code = getattr(exc, "code", None)
+            if isinstance(code, int):
+                return f"SMS non envoyé (erreur Twilio {code})"
+            return f"SMS non envoyé ({type(exc).__name__})"
+        return None
+
+    async def _sent(self, session: AsyncSession, row: OutboxMessage, channel: str) -> OutboxMessage:
+        row.channel, row.status, row.sent_at = channel, OutboxStatus.SENT.value, datetime.now(UTC)
         await session.commit()
         return row
 

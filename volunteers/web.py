@@ -698,6 +698,8 @@ async def coordination_page(
             "status": {"pending": "À envoyer", "sent": "Envoyé", "failed": "Échec"}.get(
                 m.status, m.status
             ),
+            "channel": {"sms": "SMS", "email": "e-mail"}.get(m.channel, ""),
+            "problem": m.error,
         }
         for m in messages
     ]

@@ -22,7 +22,7 @@ from web.runtime import open_runtime
 from web.settings import Settings, get_settings
 from web.slot_forecast import install_slot_forecast
 from web.timers import run_timers
-from web.volunteers_glue import install_volunteer_reach
+from web.volunteers_glue import install_volunteer_reach, install_volunteer_sms
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ def create_app(
         secure=settings.public_base_url.startswith("https://"),
     )
     install_volunteer_reach(app)
+    install_volunteer_sms(app, settings)
     install_slot_forecast(app)
     app.include_router(health.router)
     links: list[tuple[str, str]] = []

@@ -16,6 +16,7 @@ from volunteers.web import settings_from
 from web.db import create_sync_engine
 from web.runtime import open_runtime
 from web.settings import Settings
+from web.volunteers_glue import standalone_texts
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,12 @@ async def run_scheduler(settings: Settings, stop: asyncio.Event | None = None) -
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    async with open_runtime(settings) as runtime:
+    async with open_runtime(settings) as runtime, standalone_texts(settings) as texts:
         vol = Volunteers(
-            settings=settings_from(settings), engine=runtime.engine, sessions=runtime.db.session
+            settings=settings_from(settings),
+            engine=runtime.engine,
+            sessions=runtime.db.session,
+            sms=texts,
         )
         jobstore = create_sync_engine(settings)
         try:
