@@ -214,7 +214,7 @@ class ConsoleClient:
         self.wrapup_s = 0.0
         self._ref = 0
         self._results: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._pings: deque[float] = deque()
+        self._pings: deque[tuple[float, bool]] = deque()
         self._offers: asyncio.Queue[tuple[dict[str, Any], float]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
         self.on_push: Callable[[dict[str, Any], float], None] | None = None
@@ -250,7 +250,9 @@ class ConsoleClient:
                     self._offers.put_nowait((msg, at))
                 elif kind == "pong":
                     if self._pings:
-                        self.stats.ping_rtt.append((self._pings[0], at - self._pings.popleft()))
+                        sent, busy = self._pings.popleft()
+                        rtts = self.stats.ping_rtt_busy if busy else self.stats.ping_rtt
+                        rtts.append((sent, at - sent))
                 elif kind == "result":
                     future = self._results.pop(str(msg.get("ref")), None)
                     if future is not None and not future.done():
@@ -288,7 +290,9 @@ class ConsoleClient:
             while True:
                 # One ping in flight at a time: pongs come back in order on one socket.
                 if not self._pings:
-                    self._pings.append(clock())
+                    # A ping sent while a request is unanswered queues behind it (the
+                    # server reads one socket's frames in order): kept apart.
+                    self._pings.append((clock(), bool(self._results)))
                     await self.ws.send('{"type":"ping"}')
                 await asyncio.sleep(every_s)
 
@@ -333,7 +337,8 @@ class ConsoleStats:
 
     offers: list[OfferSeen] = field(default_factory=list)
     tasks_offered: set[str] = field(default_factory=set)
-    ping_rtt: list[tuple[float, float]] = field(default_factory=list)  # (sent, rtt)
+    ping_rtt: list[tuple[float, float]] = field(default_factory=list)  # (sent, rtt), idle socket
+    ping_rtt_busy: list[tuple[float, float]] = field(default_factory=list)  # a request pending
     offers_gone: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
     handled: int = 0
