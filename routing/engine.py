@@ -159,7 +159,12 @@ class Engine:
             raise TransferWithoutTarget(task_id)
         if skill:
             self._check_skills({skill}, ())
-        await self._run("transfer", volunteer_id, task_id, skill, to_volunteer)
+        await self._run("transfer", volunteer_id, task_id, skill, to_volunteer, "")
+
+    async def give_back(self, volunteer_id: str, task_id: str) -> None:
+        """The volunteer accepted but cannot take the task after all (their phone could not
+        be reached): it goes back to the queue at its place, for anyone."""
+        await self._run("transfer", volunteer_id, task_id, "", "", "back")
 
     # Tasks ---------------------------------------------------------------------------
 

@@ -266,7 +266,7 @@ class Bridge:
     async def _give_back(self, task_id: str, vid: str) -> None:
         """The volunteer could not be reached after accepting: the task goes back, same place."""
         try:
-            await self.ctx.engine.transfer(vid, task_id)
+            await self.ctx.engine.give_back(vid, task_id)
         except RoutingError as error:
             log.info("task %s not given back: %s", task_id, error.code)
 

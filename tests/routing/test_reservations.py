@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from routing.errors import TaskNotWaiting, TransferTargetUnavailable
+from routing.errors import TaskNotAssigned, TaskNotWaiting, TransferTargetUnavailable
 from routing.models import (
     NO_ANSWER_REASON,
     Channel,
@@ -695,3 +695,20 @@ async def test_transferring_a_chat_with_room_for_more_keeps_the_books_straight(
     await desk.chat("c2", "05")  # a new chat is theirs to take
     assert await desk.offered_to("c2") == "v1"
     assert await desk.state("c1") is TaskState.WAITING
+
+
+async def test_giving_back_an_accepted_task_puts_it_back_at_its_place(desk, engine, clock) -> None:
+    """The voice bridge's way out when an accepted volunteer's phone cannot be reached."""
+    await desk.volunteer("v1", "05")
+    first = await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await desk.busy("v2", "05")
+    clock.advance(5)
+    await desk.call("t2", "05")  # newer: waits behind t1 once t1 is given back
+    with pytest.raises(TaskNotAssigned):
+        await engine.give_back("v2", "t1")
+    await engine.give_back("v1", "t1")
+    task = await desk.task("t1")
+    assert (task.place_ms, await engine.position("t1")) == (first.place_ms, None)
+    assert task.state is TaskState.RESERVED  # v1 was free again: offered before t2
+    assert "task_transferred" in await desk.event_types("t1", "v1")
