@@ -40,6 +40,11 @@ class VolunteersSettings:
     twilio_api_secret: str = ""
     twilio_twiml_app_sid: str = ""
     token_ttl_s: int = 3600
+    # Failed logins (counted in Redis across processes): beyond these within the window,
+    # logins for that e-mail, or from that IP, are refused until the window ends.
+    login_max_failures_email: int = 5
+    login_max_failures_ip: int = 30
+    login_window_s: float = 900.0
     # Reminders by e-mail when an SMTP host is set.
     smtp_host: str = ""
     smtp_port: int = 587

@@ -43,6 +43,7 @@ from volunteers.access import (
 from volunteers.bookings import Bookings, SlotNeed, recurring_label
 from volunteers.console import PAUSE_REASONS, ConsoleHub, ConsoleSession
 from volunteers.errors import VolunteerError
+from volunteers.login_throttle import LoginThrottle
 from volunteers.models import Account, OutboxMessage, RegistrationNotice
 from volunteers.profile import STRUCTURES, ProfileInput, clean_profile
 from volunteers.runtime import Volunteers
@@ -199,19 +200,31 @@ async def login(
     password: Annotated[str, Form()] = "",
     suite: Annotated[str, Form()] = "/benevole",
 ) -> Response:
-    async with vol.sessions() as session:
-        account = await accounts.authenticate(session, email, password)
+    throttle = LoginThrottle(vol)
+    ip = request.client.host if request.client else ""
+    verdict = await throttle.check(email, ip)
+    account = None
+    if verdict.allowed:
+        async with vol.sessions() as session:
+            account = await accounts.authenticate(session, email, password)
+        if account is None:
+            verdict = await throttle.failed(email, ip)
     if account is None:
+        wrong = "Adresse e-mail ou mot de passe incorrect."
         response = render(
             request,
             "login.html",
             "Connexion",
             next=_safe_next(suite),
             email=email[:254],
-            error="Adresse e-mail ou mot de passe incorrect.",
+            error=wrong if verdict.allowed else verdict.message,
         )
         response.status_code = 400
+        if not verdict.allowed:
+            response.status_code = 429
+            response.headers["Retry-After"] = str(verdict.retry_after_s)
         return response
+    await throttle.succeeded(email)
     begin_session(request, account.id or 0, account.session_version)
     return redirect(_safe_next(suite))
 

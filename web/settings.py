@@ -107,6 +107,15 @@ class Settings(BaseSettings):
     smtp_user: str = Field("", description="SMTP login (empty: no login)")
     smtp_password: str = Field("", description="SMTP password")
     smtp_from: str = Field("permanence@localhost", description="From of reminder e-mails")
+    login_max_failures_email: int = Field(
+        5, ge=1, description="failed logins for one e-mail before its logins are refused"
+    )
+    login_max_failures_ip: int = Field(
+        30, ge=1, description="failed logins from one IP before its logins are refused"
+    )
+    login_window_s: float = Field(
+        900, gt=0, description="window counting failed logins, and how long a block lasts"
+    )
 
     @field_validator("line")
     @classmethod
