@@ -166,6 +166,7 @@ class Caller:
         net, phone = self.net, self.net.phone
         sid = net.fake.incoming_call(self.from_, net.line.number)
         self.call = call = PhoneCall(sid, self.from_)
+        self.enqueue_sent_at = time.time()  # a caller resuming their place skips the menus
         await phone.play(None, call, net.line.public + "/twilio/voice/incoming",
                          CallStatus="ringing")  # fmt: skip
         keys = {
@@ -390,6 +391,7 @@ class Handled:
     accepted: bool = False
     accepted_at: float | None = None
     completed_at: float | None = None
+    wrapped: bool = False
     error: str = ""
 
 
@@ -433,9 +435,27 @@ class Volunteer:
             sent = time.time()  # the wrap-up hands the volunteer back to the queue
             reply = await self.console.request("wrapup", task=offer.task, topic=topic,
                                                outcome="resolved", consent=False)  # fmt: skip
+            done.wrapped = True
             if reply.get("ok"):
                 self.available_at = sent
                 self.available_times.append(sent)
+
+    async def finish_held(self, topic: str = "autre") -> int:
+        """End what this volunteer still holds (a run cut short, a previous run): complete
+        and wrap up; returns how many tasks were ended."""
+        held = {t["task"]: t.get("status", "") for t in self.console.welcome.get("tasks", [])}
+        for h in self.handled:
+            if h.accepted and not h.wrapped:
+                held[h.task] = "wrapup" if h.completed_at else "assigned"
+        for task, status in held.items():
+            if status == "assigned":
+                await self.console.request("complete", task=task)
+            await self.console.request("wrapup", task=task, topic=topic, outcome="resolved",
+                                       consent=False)  # fmt: skip
+        self.console.welcome["tasks"] = []
+        for h in self.handled:
+            h.wrapped = h.wrapped or h.accepted
+        return len(held)
 
 
 class Dashboard:

@@ -99,6 +99,8 @@ class LiveSimulator:
         self.config = RoutingConfig()
         self.requests = 0
         self._numbers: dict[str, str] = {}
+        # Fresh numbers each run: the app would resume a previous run's abandoned callers.
+        self._number_base = random.SystemRandom().randrange(10**8)
         self.on_progress: Callable[[int, int], None] | None = None
         first_slot = next((i for i, n in enumerate(scenario.staffing) if n), 0)
         first_call = min((c.arrival_s for c in scenario.calls), default=0.0)
@@ -158,6 +160,7 @@ class LiveSimulator:
                 raise RuntimeError(f"{account.email} cannot work: {console.welcome.get('why')}")
             self.workers.append(Volunteer(console, account.departement))
         await asyncio.gather(*(w.console.presence("logged_out") for w in self.workers))
+        await asyncio.gather(*(w.finish_held() for w in self.workers))
 
     async def _service_s(self, task: str) -> float:
         """How long this call lasts: the caller learns its task id when put through."""
@@ -194,7 +197,7 @@ class LiveSimulator:
         """One phone number per caller: a returning caller (trace) calls from the same one."""
         key = call.caller_key or call.id
         if key not in self._numbers:
-            self._numbers[key] = f"+3361{len(self._numbers):07d}"
+            self._numbers[key] = f"+336{(self._number_base + len(self._numbers)) % 10**8:08d}"
         return self._numbers[key]
 
     async def _call(self, index: int, live: LiveCall) -> None:
@@ -268,6 +271,7 @@ class LiveSimulator:
         for worker in self.workers:
             with contextlib.suppress(Exception):
                 await worker.console.presence("logged_out")
+                await worker.finish_held()  # the next run finds everyone free
             self.requests += worker.console._ref
             await worker.console.close()
         if self.dashboard is not None:
@@ -342,8 +346,13 @@ class LiveSimulator:
         )
         return result
 
-    def dispatch_latencies_ms(self) -> list[float]:
-        """Offer arrival minus the latest of what made the match possible (see module doc)."""
+    def dispatch_latencies(self) -> list[tuple[str, float]]:
+        """(trigger, ms) per offer: its arrival minus the latest of what made it possible.
+
+        Triggers: ``arrival`` (the enqueueing webhook was sent), ``volunteer`` (presence
+        or wrap-up sent), ``widening`` (task arrival + the ring's threshold). Request send
+        times are used, so a request's own work (a wrap-up's SQL write) counts as latency.
+        """
         thresholds = [0.0, self.config.widen_group_s, self.config.widen_region_s,
                       self.config.widen_national_s]  # fmt: skip
         out = []
@@ -354,26 +363,33 @@ class LiveSimulator:
                 if live is None or live.caller is None or live.caller.enqueue_sent_at is None:
                     continue
                 enq = live.caller.enqueue_sent_at
-                candidates = [enq] + [t for t in times if t <= h.offered_at]
+                candidates = [(enq, "arrival")]
+                candidates += [(t, "volunteer") for t in times if t <= h.offered_at]
                 widened = enq + thresholds[self._ring(live.sim.departement, worker.home)]
-                if widened <= h.offered_at:
-                    candidates.append(widened)
-                out.append(max(0.0, (h.offered_at - max(candidates)) * 1000))
+                if enq < widened <= h.offered_at:
+                    candidates.append((widened, "widening"))
+                at, kind = max(candidates)
+                out.append((kind, max(0.0, (h.offered_at - at) * 1000)))
         return out
 
     def live_section(self) -> dict[str, Any]:
         """What only the live mode reports: latencies, refusals, the server's own view."""
-        lat = self.dispatch_latencies_ms()
+        found = self.dispatch_latencies()
         board = self.dashboard
+
+        def summary(values: list[float]) -> dict[str, Any]:
+            return {"count": len(values), "p50": percentile(values, 50),
+                    "p90": percentile(values, 90), "p99": percentile(values, 99),
+                    "max": max(values, default=None)}  # fmt: skip
+
+        latency = summary([ms for _, ms in found])
+        latency["by_trigger"] = {
+            kind: summary([ms for k, ms in found if k == kind])
+            for kind in ("arrival", "volunteer", "widening")
+        }
         return {
             "speedup": self.options.speedup,
-            "dispatch_latency_ms": {
-                "count": len(lat),
-                "p50": percentile(lat, 50),
-                "p90": percentile(lat, 90),
-                "p99": percentile(lat, 99),
-                "max": max(lat, default=None),
-            },
+            "dispatch_latency_ms": latency,
             "refused": sum(c.outcome == "refused" for c in self.calls),
             "routing_config_on_server": {k: getattr(self.config, k) for k in (
                 "widen_group_s", "widen_region_s", "widen_national_s", "ring_s")},
@@ -406,6 +422,10 @@ def live_table(section: dict[str, Any]) -> str:
         f"  Dispatch latency p50/p90  {ms(lat['p50'])} / {ms(lat['p90'])}"
         f"  (p99 {ms(lat['p99'])}, {lat['count']} offers)",
     ]
+    for kind, part in lat["by_trigger"].items():
+        if part["count"]:
+            lines.append(f"    after {kind:<10} p50/p90 {ms(part['p50'])} / {ms(part['p90'])}"
+                         f"  ({part['count']} offers)")  # fmt: skip
     if section["refused"]:
         lines.append(f"  ({section['refused']} calls found the line closed or nobody on duty)")
     return "\n".join(lines)
