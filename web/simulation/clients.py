@@ -239,7 +239,7 @@ class ChatCaller:
     answered_at: float | None = None
     statuses: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
 
-    async def start(self, postal_code: str, topic: str = "4", first_name: str = "") -> bool:
+    async def start(self, postal_code: str, topic: str = "autre", first_name: str = "") -> bool:
         """POST the start form; False (with the French reason logged in statuses) if refused."""
         self.started_at = time.time()
         reply = await self.http.post(self.line.base_url.rstrip("/") + "/aide/api/start",
@@ -253,6 +253,8 @@ class ChatCaller:
 
     async def wait_answer(self, patience_s: float | None) -> bool:
         """Follow the chat socket until a volunteer talks (True) or patience runs out."""
+        if not self.task_token:
+            return False
         url = f"{self.line.ws_base}/aide/ws?token={self.task_token}"
         async with websockets.connect(url, origin=self.line.base_url) as ws:
             try:

@@ -211,7 +211,10 @@ class LiveSimulator:
                 live.outcome = "refused"
                 return
             patience = None if call.patience_s is None else self.real(call.patience_s)
-            if await caller.wait_answer(patience, self.real(self.options.hold_every_s)):
+            # Twilio refetches the wait URL after each music play: at least a second apart,
+            # so a high speed-up does not turn hold music into a webhook flood.
+            hold_every = max(1.0, self.real(self.options.hold_every_s))
+            if await caller.wait_answer(patience, hold_every):
                 live.outcome = "answered"
                 self.by_task[caller.task] = live
                 self.task_known.setdefault(caller.task, asyncio.Event()).set()
