@@ -22,6 +22,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from routing.errors import RoutingError
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 LOST_REASON = "connexion perdue"
+UNAVAILABLE = "Problème technique passager : réessayez dans un instant."
 STOP_GRACE_S = 5.0  # a blocking read lasts 0.5 s; past this, cancel
 CLOSE_BAD_VERSION = 4406
 CLOSE_NOT_ALLOWED = 4403
@@ -437,9 +440,9 @@ class ConsoleSession:
     async def _loop(self, conn: Connection) -> None:
         while True:
             raw = await self.websocket.receive_text()
-            await self.hub.touch(self.vid)
             ref = None
             try:
+                await self.hub.touch(self.vid)
                 if len(raw.encode()) > MAX_MESSAGE_BYTES:
                     raise VolunteerError("too_big", "Message trop long.")
                 try:
@@ -454,6 +457,10 @@ class ConsoleSession:
                 reply = {"ok": False, "error": {"code": exc.code, "message": exc.message}}
             except RoutingError as exc:
                 reply = {"ok": False, "error": {"code": exc.code, "message": exc.message}}
+            except (RedisError, SQLAlchemyError, OSError):
+                # A saturated or restarting server: keep the console, let the person retry.
+                log.exception("console %s: request failed", self.vid)
+                reply = {"ok": False, "error": {"code": "unavailable", "message": UNAVAILABLE}}
             if reply is not None:
                 conn.push({**reply, "type": "result", "ref": ref})
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 import redis as redis_sync
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -221,14 +221,24 @@ def ensure_redis(settings: Settings) -> RedisTarget:
     return RedisTarget(url=server.url, backend="embedded", embedded=server)
 
 
+# Blocking reads (event followers, chat pushes) each hold a connection while they wait,
+# so a busy process needs many; past the limit a command waits for a free connection
+# instead of failing at once (redis-py's default pool raises MaxConnectionsError).
+POOL_MAX_CONNECTIONS = 400
+POOL_WAIT_S = 10
+
+
 def connect(url: str) -> Redis:
     """An asyncio client with decoded strings, as the routing engine requires."""
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=POOL_MAX_CONNECTIONS,
+        timeout=POOL_WAIT_S,
         decode_responses=True,
         socket_connect_timeout=5,
         health_check_interval=30,
     )
+    return Redis.from_pool(pool)
 
 
 def pid_of_embedded(data_dir: Path) -> int | None:
