@@ -6,6 +6,9 @@ Rules, each refusal a clear French message and nothing changed:
 - a slot holds at most ``slot_max`` volunteers; beyond, bookings go on its standby list
   (first come, first promoted when someone cancels);
 - cancelling is refused less than ``cancel_cutoff_hours`` before the slot starts.
+
+Every change to a slot's bookings first locks that slot (``SlotLock``), so concurrent
+sessions — several app processes — change one slot one after the other.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,6 +27,7 @@ from volunteers.models import (
     Booking,
     BookingStatus,
     RecurringBooking,
+    SlotLock,
     SlotTarget,
 )
 from volunteers.settings import VolunteersSettings
@@ -97,13 +102,28 @@ class Bookings:
         self.settings = settings
         self.plan = SlotPlan(settings)
         self.forecast = forecast  # volunteers needed per slot, from web/ (see targets.py)
+        self.promoted: list[Booking] = []  # standby bookings promoted by this service: notify them
 
     # Reading ---------------------------------------------------------------------------
 
     async def _row(self, account_id: int, start: datetime) -> Booking | None:
+        # populate_existing: sessions keep objects across commits; read what is stored now.
         return await first(
             self.session,
-            select(Booking).where(Booking.account_id == account_id, Booking.slot_start == start),
+            select(Booking)
+            .where(Booking.account_id == account_id, Booking.slot_start == start)
+            .execution_options(populate_existing=True),
+        )
+
+    async def _lock_slot(self, start: datetime) -> None:
+        """Hold the slot's lock until this transaction ends. A refusal (VolunteerError)
+        leaves the transaction to the caller, whose commit or closing releases it."""
+        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+        await self.session.exec(
+            dialect.insert(SlotLock).values(slot_start=start).on_conflict_do_nothing()
+        )
+        await self.session.exec(
+            select(SlotLock).where(SlotLock.slot_start == start).with_for_update()
         )
 
     async def count(self, start: datetime, status: BookingStatus) -> int:
@@ -155,6 +175,7 @@ class Bookings:
             select(Booking)
             .where(Booking.slot_start == start, Booking.status == status.value)
             .order_by(Booking.changed_at, Booking.id)
+            .execution_options(populate_existing=True)
         )
         return list(rows)
 
@@ -244,6 +265,7 @@ class Bookings:
             )
         slot = self._check_slot(start, now)
         assert account.id is not None
+        await self._lock_slot(slot.start)
         row = await self._row(account.id, slot.start)
         if row is not None and row.status in ACTIVE:
             if row.status == BookingStatus.STANDBY.value:
@@ -269,21 +291,14 @@ class Bookings:
         else:
             row.status, row.changed_at, row.recurring_id = status.value, stamp, recurring_id
             row.slot_end, row.present_at, row.no_show_at = slot.end, None, None
-        await self.session.flush()
-        if not full and await self._over_max(slot.start, row):
-            row.status = BookingStatus.STANDBY.value  # lost a race for the last place
         await self.session.commit()
         return BookingResult(row, slot, row.status == BookingStatus.STANDBY.value)
 
-    async def _over_max(self, start: datetime, row: Booking) -> bool:
-        """Whether this booking came after the slot's maximum (concurrent bookings)."""
-        booked = await self.in_slot(start, BookingStatus.BOOKED)
-        ids = [b.id for b in booked]
-        return row.id in ids and ids.index(row.id) >= self.settings.slot_max
-
-    async def cancel(self, account: Account, start: datetime, now: datetime) -> Booking | None:
-        """Cancel a booking (or leave a standby list); returns a standby volunteer promoted."""
+    async def cancel(self, account: Account, start: datetime, now: datetime) -> list[Booking]:
+        """Cancel a booking (or leave a standby list); returns the standby bookings promoted
+        into the places freed (also added to ``self.promoted``, for notices)."""
         assert account.id is not None
+        await self._lock_slot(start)
         row = await self._row(account.id, start)
         if row is None or row.status not in ACTIVE:
             raise VolunteerError("not_booked", "Vous n'avez pas réservé ce créneau.")
@@ -300,16 +315,16 @@ class Bookings:
                     "avant le début). Prévenez un coordinateur.",
                 )
         row.status, row.changed_at = BookingStatus.CANCELLED.value, datetime.now(UTC)
-        promoted = None
-        if was_booked and slot.start > now:
-            waiting = await self.in_slot(slot.start, BookingStatus.STANDBY)
-            if waiting:
-                promoted = waiting[0]
-                promoted.status, promoted.changed_at = (
-                    BookingStatus.BOOKED.value,
-                    datetime.now(UTC),
-                )
+        promoted: list[Booking] = []
+        if slot.start > now:
+            await self.session.flush()
+            # Counted under the slot's lock: what other sessions did is committed and seen.
+            free = self.settings.slot_max - await self.count(slot.start, BookingStatus.BOOKED)
+            for waiting in (await self.in_slot(slot.start, BookingStatus.STANDBY))[: max(0, free)]:
+                waiting.status, waiting.changed_at = BookingStatus.BOOKED.value, datetime.now(UTC)
+                promoted.append(waiting)
         await self.session.commit()
+        self.promoted.extend(promoted)
         return promoted
 
     # Recurring -------------------------------------------------------------------------

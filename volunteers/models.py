@@ -144,6 +144,21 @@ class Booking(SQLModel, table=True):
     no_show_at: datetime | None = Field(default=None, sa_column=_when(True))
 
 
+class SlotLock(SQLModel, table=True):
+    """One row per slot that has had a booking, locked by every change to its bookings.
+
+    Booking, cancelling and promoting from the standby list first lock this row
+    (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite, inserting it takes the
+    database's write lock), so two sessions changing one slot run one after the
+    other and always count what the other committed: no overbooking, no place
+    left empty while someone waits.
+    """
+
+    __tablename__ = "volunteer_slot_lock"
+
+    slot_start: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+
+
 class RecurringBooking(SQLModel, table=True):
     """"Every Tuesday 14h–16h": expanded into bookings over the booking horizon."""
 

@@ -543,17 +543,23 @@ async def slot_cancel(
         return _week_redirect(semaine)
     async with vol.sessions() as session:
         account = await session.get(Account, user.account_id)
+        book = Bookings(session, vol.settings)
         try:
-            promoted = await Bookings(session, vol.settings).cancel(account, start, _now(vol))
+            await book.cancel(account, start, _now(vol))
         except VolunteerError as exc:
             flash(request, exc.message, "error")
         else:
             flash(request, "Créneau annulé.")
-            if promoted is not None:
-                from volunteers.notify import Notifier
-
-                await Notifier(vol).standby_promoted(session, promoted)
+            await _tell_promoted(vol, session, book)
     return _week_redirect(semaine)
+
+
+async def _tell_promoted(vol: Volunteers, session: Any, book: Bookings) -> None:
+    """Tell those the standby list moved into a freed place."""
+    from volunteers.notify import Notifier
+
+    for booking in book.promoted:
+        await Notifier(vol).standby_promoted(session, booking)
 
 
 @router.post("/benevole/creneaux/regulier", dependencies=[Depends(require_csrf)])
@@ -592,12 +598,14 @@ async def slot_recurring_stop(
 ) -> Response:
     async with vol.sessions() as session:
         account = await session.get(Account, user.account_id)
+        book = Bookings(session, vol.settings)
         try:
-            n = await Bookings(session, vol.settings).stop_recurring(account, rule_id, _now(vol))
+            n = await book.stop_recurring(account, rule_id, _now(vol))
         except VolunteerError as exc:
             flash(request, exc.message, "error")
         else:
             flash(request, f"Réservation régulière arrêtée ({n} créneau(x) annulé(s)).")
+            await _tell_promoted(vol, session, book)
     return redirect("/benevole/creneaux")
 
 

@@ -53,9 +53,9 @@ async def test_book_fill_standby_and_promotion(
     need = [n for n in await book.week(date(2026, 11, 23), c.id) if n.slot.start == at(24, 13)][0]
     assert (need.booked, need.standby, need.mine) == (2, 1, "standby")
 
-    promoted = await book.cancel(a, at(24, 13), NOW)
-    assert promoted is not None and promoted.account_id == c.id
-    assert promoted.status == BookingStatus.BOOKED
+    [promoted] = await book.cancel(a, at(24, 13), NOW)
+    assert promoted.account_id == c.id
+    assert promoted.status == BookingStatus.BOOKED and book.promoted == [promoted]
     assert await book.count(at(24, 13), BookingStatus.BOOKED) == 2
 
 
@@ -119,7 +119,7 @@ async def test_cancel_cut_off(
         "début). Prévenez un coordinateur."
     )
     assert (await book.mine(anne.id, later))[0].status == BookingStatus.BOOKED
-    assert await book.cancel(anne, at(24, 9), NOW) is None
+    assert await book.cancel(anne, at(24, 9), NOW) == []
     assert await book.mine(anne.id, NOW) == []
     with pytest.raises(VolunteerError, match="Vous n'avez pas réservé ce créneau."):
         await book.cancel(anne, at(24, 9), NOW)
