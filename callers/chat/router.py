@@ -125,6 +125,7 @@ class ChatConnection:
         self.ip = _ip(ws.client)
         self.last = "0-0"
         self.status: dict[str, Any] = {}
+        self.closed = False
 
     async def send(self, payload: dict[str, Any]) -> None:
         await self.ws.send_text(json.dumps(payload, ensure_ascii=False))
@@ -140,13 +141,16 @@ class ChatConnection:
         except WebSocketDisconnect:
             pass
         finally:
+            # The flag ends the loop within one blocking read even if redis-py swallows
+            # the cancellation (redis/redis-py#2028); a push racing the close may fail.
+            self.closed = True
             pusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
                 await pusher
 
     async def push(self) -> None:
         """New messages as they come, and the status whenever it changes."""
-        while True:
+        while not self.closed:
             batch = await self.svc.room.read(self.task_id, self.last, block_ms=STATUS_EVERY_MS)
             if batch:
                 self.last = batch[-1]["id"]
