@@ -137,6 +137,47 @@ def next_opening(schedule: Schedule, local: datetime, horizon_days: int = 60) ->
     return None
 
 
+@dataclass(frozen=True)
+class DayHours:
+    """One Paris calendar day of the schedule: its weekly hours and what of them is open.
+
+    The same rules as ``status_at`` (closures, then holidays, then weekly hours), as
+    ranges: volunteers' slots are cut from them (through web/), so the line and its
+    slots never disagree.
+    """
+
+    day: date
+    hours: tuple[tuple[datetime, datetime], ...]  # the weekday's hours; none on a closed holiday
+    open: tuple[tuple[datetime, datetime], ...]  # those hours minus the closures
+    holiday: str = ""  # the public holiday that closes the day ('' if none)
+    closure_message: str = ""  # the message of a closure that cuts into the day's hours
+
+
+def day_hours(schedule: Schedule, day: date) -> DayHours:
+    """The day's hours (Europe/Paris, aware) and their open parts."""
+    if schedule.public_holidays_closed and (name := holiday_name(day)):
+        return DayHours(day, (), (), holiday=name)
+    hours = tuple(
+        (datetime.combine(day, _hm(a), PARIS), datetime.combine(day, _hm(b), PARIS))
+        for a, b in schedule.weekly.get(day.weekday(), [])
+    )
+    open_: list[tuple[datetime, datetime]] = list(hours)
+    message = ""
+    for closure in sorted(schedule.closures, key=lambda c: c.start):
+        kept: list[tuple[datetime, datetime]] = []
+        for start, end in open_:
+            if closure.end <= start or end <= closure.start:
+                kept.append((start, end))
+                continue
+            message = message or closure.message
+            if start < closure.start:
+                kept.append((start, closure.start.astimezone(PARIS)))
+            if closure.end < end:
+                kept.append((closure.end.astimezone(PARIS), end))
+        open_ = kept
+    return DayHours(day, hours, tuple(open_), closure_message=message)
+
+
 def spoken_moment(moment: datetime, now: datetime) -> str:
     """'demain à 9 heures', 'lundi à 9 heures 30' — how a caller hears an opening time."""
     local, today = moment.astimezone(PARIS), now.astimezone(PARIS).date()

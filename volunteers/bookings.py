@@ -31,7 +31,7 @@ from volunteers.models import (
     SlotTarget,
 )
 from volunteers.settings import VolunteersSettings
-from volunteers.slots import DAY_NAMES, Slot, SlotPlan, hour_label, paris
+from volunteers.slots import DAY_NAMES, OpeningProvider, Slot, SlotPlan, hour_label, paris
 from volunteers.sql import first
 from volunteers.targets import ForecastProvider, SlotGoal, TargetSource, slot_goals
 
@@ -97,10 +97,11 @@ class Bookings:
         session: AsyncSession,
         settings: VolunteersSettings,
         forecast: ForecastProvider | None = None,
+        opening: OpeningProvider | None = None,
     ) -> None:
         self.session = session
         self.settings = settings
-        self.plan = SlotPlan(settings)
+        self.plan = SlotPlan(settings, opening)  # the line's hours (web/ installs them)
         self.forecast = forecast  # volunteers needed per slot, from web/ (see targets.py)
         self.promoted: list[Booking] = []  # standby bookings promoted by this service: notify them
 
@@ -142,7 +143,7 @@ class Bookings:
         return await slot_goals(self.session, slots, self.settings.slot_target, self.forecast)
 
     async def target(self, start: datetime) -> int:
-        slot = self.plan.slot_at(start)
+        slot = await self.plan.slot_at(start)
         if slot is None:
             return self.settings.slot_target
         return (await self.goals([slot]))[slot.start].target
@@ -179,9 +180,45 @@ class Bookings:
         )
         return list(rows)
 
+    async def closed_reasons(self, bookings: list[Booking]) -> dict[datetime, str]:
+        """Why each booking's slot is closed now, by slot start (open slots left out).
+
+        Hours or closures may change after a booking: such bookings are kept, not
+        cancelled behind the volunteer's back (a closure may be lifted, and the
+        volunteer must learn of the change), and shown as « créneau fermé ».
+        """
+        if not bookings:
+            return {}
+        starts = sorted(_utc(b.slot_start) for b in bookings)
+        days = await self.plan.days(paris(starts[0]).date(), paris(starts[-1]).date())
+        by_day = {d.day: d for d in days}
+        open_ = {s.start for d in days for s in self.plan.cut(d)}
+        out: dict[datetime, str] = {}
+        for start in starts:
+            if start not in open_:
+                day = by_day.get(paris(start).date())
+                out[start] = (day.closed if day else "") or "les horaires ont changé"
+        return out
+
+    async def closed_between(self, first: datetime, last: datetime) -> list[tuple[Booking, str]]:
+        """Active bookings starting in [first, last) whose slot the line no longer opens."""
+        rows = list(
+            await self.session.exec(
+                select(Booking)
+                .where(
+                    Booking.slot_start >= first,
+                    Booking.slot_start < last,
+                    Booking.status.in_(ACTIVE),
+                )
+                .order_by(Booking.slot_start, Booking.id)
+            )
+        )
+        reasons = await self.closed_reasons(rows)
+        return [(b, reasons[_utc(b.slot_start)]) for b in rows if _utc(b.slot_start) in reasons]
+
     async def week(self, monday: date, account_id: int | None = None) -> list[SlotNeed]:
         """Every slot of the week with its needs (and the asker's own booking)."""
-        slots = self.plan.slots_between(monday, monday + timedelta(days=6))
+        slots = await self.plan.slots_between(monday, monday + timedelta(days=6))
         if not slots:
             return []
         first, last = slots[0].start, slots[-1].start
@@ -215,8 +252,8 @@ class Bookings:
 
     # Booking ---------------------------------------------------------------------------
 
-    def _check_slot(self, start: datetime, now: datetime) -> Slot:
-        slot = self.plan.slot_at(start)
+    async def _check_slot(self, start: datetime, now: datetime) -> Slot:
+        slot = await self.plan.slot_at(start)
         if slot is None:
             raise VolunteerError(
                 "no_such_slot", "Ce créneau n'existe pas : la ligne est fermée à cette heure-là."
@@ -263,7 +300,7 @@ class Bookings:
                 "not_approved",
                 "Votre compte doit être validé par un coordinateur avant de réserver un créneau.",
             )
-        slot = self._check_slot(start, now)
+        slot = await self._check_slot(start, now)
         assert account.id is not None
         await self._lock_slot(slot.start)
         row = await self._row(account.id, slot.start)
@@ -304,7 +341,8 @@ class Bookings:
             raise VolunteerError("not_booked", "Vous n'avez pas réservé ce créneau.")
         was_booked = row.status == BookingStatus.BOOKED.value
         slot = Slot(_utc(row.slot_start), _utc(row.slot_end))
-        if was_booked:
+        # A slot the line no longer opens needs nobody: leaving it is never too late.
+        if was_booked and await self.plan.slot_at(slot.start) is not None:
             cutoff = timedelta(hours=self.settings.cancel_cutoff_hours)
             if slot.start - now < cutoff:
                 hours = self.settings.cancel_cutoff_hours
@@ -338,7 +376,8 @@ class Bookings:
                 "not_approved",
                 "Votre compte doit être validé par un coordinateur avant de réserver un créneau.",
             )
-        if not 0 <= weekday <= 6 or start_time not in self.plan.weekly_starts(weekday):
+        starts = await self.plan.weekly_starts(paris(now).date())
+        if not 0 <= weekday <= 6 or start_time not in starts.get(weekday, []):
             raise VolunteerError(
                 "no_such_slot", "Ce créneau n'existe pas : la ligne est fermée à cette heure-là."
             )
@@ -371,19 +410,21 @@ class Bookings:
         skipped: list[str] = []
         today = paris(now).date()
         horizon = today + timedelta(days=self.settings.booking_horizon_days)
-        day = today + timedelta(days=(rule.weekday - today.weekday()) % 7)
-        while day <= horizon:
-            for slot in self.plan.slots_on(day):
-                if paris(slot.start).strftime("%H:%M") != rule.start_time or slot.start <= now:
-                    continue
-                row = await self._row(account.id or 0, slot.start)
-                if row is not None and (row.status in ACTIVE or row.recurring_id == rule.id):
-                    continue  # booked already, or cancelled on purpose: never rebook it
-                try:
-                    booked.append(await self.book(account, slot.start, now, recurring_id=rule.id))
-                except VolunteerError as exc:
-                    skipped.append(f"{slot.label} : {exc.message}")
-            day += timedelta(days=7)
+        for slot in await self.plan.slots_between(today, horizon):
+            local = paris(slot.start)
+            if (
+                local.weekday() != rule.weekday
+                or local.strftime("%H:%M") != rule.start_time
+                or slot.start <= now
+            ):
+                continue
+            row = await self._row(account.id or 0, slot.start)
+            if row is not None and (row.status in ACTIVE or row.recurring_id == rule.id):
+                continue  # booked already, or cancelled on purpose: never rebook it
+            try:
+                booked.append(await self.book(account, slot.start, now, recurring_id=rule.id))
+            except VolunteerError as exc:
+                skipped.append(f"{slot.label} : {exc.message}")
         return booked, skipped
 
     async def stop_recurring(self, account: Account, rule_id: int, now: datetime) -> int:
@@ -418,7 +459,7 @@ class Bookings:
 
     async def set_target(self, start: datetime, target: int) -> None:
         """A coordinator sets how many volunteers a slot needs."""
-        if self.plan.slot_at(start) is None:
+        if await self.plan.slot_at(start) is None:
             raise VolunteerError("no_such_slot", "Ce créneau n'existe pas.")
         if not 0 <= target <= 100:
             raise VolunteerError("bad_target", "L'objectif doit être entre 0 et 100.")

@@ -102,7 +102,7 @@ async def _book_this_week(
 ) -> None:
     """A couple of upcoming slots so the week view and reminders have something to show."""
     day = paris(now).date()
-    slots = SlotPlan(settings).slots_between(day, day + timedelta(days=7))
+    slots = await SlotPlan(settings).slots_between(day, day + timedelta(days=7))
     for slot in [s for s in slots if s.start > now][(account.id or 0) % 3 :: 4][:3]:
         try:
             await Bookings(session, settings).book(account, slot.start, now)

@@ -22,7 +22,7 @@ from routing.models import Presence
 from volunteers.models import Account, Booking, BookingStatus, ShiftLog
 from volunteers.notify import Notifier
 from volunteers.runtime import Volunteers
-from volunteers.slots import Slot, SlotPlan, paris, parse_slot_key
+from volunteers.slots import Slot, paris, parse_slot_key
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,9 @@ async def _booked(session: Any, slot: Slot, status: BookingStatus) -> list[tuple
     return list(rows)
 
 
-def _slot(vol: Volunteers, slot_key: str) -> Slot | None:
-    return SlotPlan(vol.settings).slot_at(parse_slot_key(slot_key))
+async def _slot(vol: Volunteers, slot_key: str) -> Slot | None:
+    """The slot as the line's hours have it now (None once hours or a closure removed it)."""
+    return await vol.plan.slot_at(parse_slot_key(slot_key))
 
 
 async def _on_duty(vol: Volunteers, public_id: str) -> bool:
@@ -86,7 +87,7 @@ async def _on_duty(vol: Volunteers, public_id: str) -> bool:
 async def remind(slot_key: str, minutes: int) -> int:
     """Remind everyone booked in the slot (24 h and 1 h before by default)."""
     vol = context()
-    slot = _slot(vol, slot_key)
+    slot = await _slot(vol, slot_key)
     if slot is None:
         return 0
     now = now_of(vol)
@@ -103,7 +104,7 @@ async def remind(slot_key: str, minutes: int) -> int:
 async def slot_start(slot_key: str) -> dict[str, int]:
     """At the start: who was expected, who is there (adherence)."""
     vol = context()
-    slot = _slot(vol, slot_key)
+    slot = await _slot(vol, slot_key)
     if slot is None:
         return {}
     now = now_of(vol)
@@ -123,7 +124,7 @@ async def slot_start(slot_key: str) -> dict[str, int]:
 async def no_show(slot_key: str) -> list[str]:
     """At start + 10 min: nudge the missing, alert coordinators, ask the standby list."""
     vol = context()
-    slot = _slot(vol, slot_key)
+    slot = await _slot(vol, slot_key)
     if slot is None:
         return []
     now = now_of(vol)
@@ -151,12 +152,12 @@ async def no_show(slot_key: str) -> list[str]:
 async def slot_end(slot_key: str) -> list[str]:
     """At the end: those not booked next go off duty — after their current task."""
     vol = context()
-    slot = _slot(vol, slot_key)
+    slot = await _slot(vol, slot_key)
     if slot is None:
         return []
     async with vol.sessions() as session:
         here = {a.public_id for _b, a in await _booked(session, slot, BookingStatus.BOOKED)}
-        following = SlotPlan(vol.settings).slot_at(slot.end)
+        following = await vol.plan.slot_at(slot.end)
         staying: set[str] = set()
         if following is not None:
             staying = {
@@ -202,10 +203,14 @@ async def _off_duty_after_task(vol: Volunteers, vid: str, reason: str) -> bool:
 
 
 async def line_open() -> bool:
-    """The line opens (per opening hours, not on holidays): recorded for the day."""
+    """The line opens (per opening hours, not on holidays): recorded for the day.
+
+    Planned ahead from the hours of the time; checked again now, since coordinators may
+    have changed the hours or closed the line since.
+    """
     vol = context()
     today = paris(now_of(vol)).date()
-    if SlotPlan(vol.settings).closed_reason(today):
+    if not await vol.plan.open_at(now_of(vol)):
         return False
     return await _log(vol, f"line:{today}:{paris(now_of(vol)):%H%M}:open", "line_open", None)
 
@@ -214,8 +219,8 @@ async def line_close() -> list[str]:
     """The line closes: everyone still on duty goes off after their current task."""
     vol = context()
     today = paris(now_of(vol)).date()
-    if SlotPlan(vol.settings).closed_reason(today):
-        return []
+    if await vol.plan.open_at(now_of(vol)):
+        return []  # the hours were extended since this job was planned
     ended = []
     for v in await vol.engine.volunteers():
         if v.presence is not Presence.LOGGED_OUT and await _off_duty_after_task(

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from routing.engine import Engine
 from volunteers.credentials import Sealer
 from volunteers.settings import VolunteersSettings
+from volunteers.slots import OpeningProvider, SlotPlan
 from volunteers.targets import ForecastProvider
 
 SessionFactory = Callable[[], AbstractAsyncContextManager[Any]]
@@ -47,10 +48,16 @@ class Volunteers:
     sms: TextSender | None = None
     chat: ChatBridge | None = None
     slot_forecast: ForecastProvider | None = None  # volunteers needed per slot (web/ installs)
+    opening: OpeningProvider | None = None  # the line's hours for slots (web/ installs)
     sealer: Sealer = field(init=False)
 
     def __post_init__(self) -> None:
         self.sealer = Sealer(self.settings.secret_key)
+
+    @property
+    def plan(self) -> SlotPlan:
+        """The slots, cut from the line's hours (the settings' own when none is installed)."""
+        return SlotPlan(self.settings, self.opening)
 
     @property
     def redis(self) -> Redis:

@@ -32,7 +32,7 @@ from volunteers import jobs
 from volunteers.bookings import Bookings
 from volunteers.models import Account, RecurringBooking
 from volunteers.runtime import Volunteers
-from volunteers.slots import PARIS, SlotPlan, paris
+from volunteers.slots import PARIS, paris
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class ShiftScheduler:
             await self.lease.release()
 
     def add_standing_jobs(self) -> None:
-        """The planner, recurring expansion and line open/close (ids fixed, replaced)."""
+        """The planner and recurring expansion (ids fixed, replaced)."""
         assert self.scheduler is not None
         self.scheduler.add_job(
             "volunteers.scheduler:plan_slots",
@@ -185,32 +185,37 @@ class ShiftScheduler:
             id="expand-recurring",
             replace_existing=True,
         )
-        for weekday, ranges in self.vol.settings.weekly_hours.items():
-            for i, (start, end) in enumerate(ranges):
-                for kind, at in (("open", start), ("close", end)):
-                    hour, minute = at.split(":")
-                    self.scheduler.add_job(
-                        f"volunteers.jobs:line_{kind}",
-                        CronTrigger(
-                            day_of_week=int(weekday),
-                            hour=int(hour),
-                            minute=int(minute),
-                            timezone=PARIS,
-                        ),
-                        id=f"line-{kind}-{weekday}-{i}",
-                        replace_existing=True,
-                    )
+        # The line's open/close jobs follow the coordinators' hours: ``plan_into`` lays them
+        # out as dated jobs. Weekly cron jobs of former versions stay in the job store
+        # unless removed, and would close the line at hours it no longer keeps.
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith(("line-open-", "line-close-")):
+                self.scheduler.remove_job(job.id)
 
 
-def plan_into(scheduler: Any, vol: Volunteers, now: datetime) -> list[str]:
-    """Add (or replace) the jobs of every slot starting within 48 h; returns their ids."""
-    plan = SlotPlan(vol.settings)
+async def plan_into(scheduler: Any, vol: Volunteers, now: datetime) -> list[str]:
+    """Add (or replace) the jobs of every slot starting within 48 h, and the line's openings
+    and closings then, from the line's hours as they are now; returns the job ids.
+
+    Run every 15 minutes, so a change of hours reaches the jobs within that time; jobs
+    planned before a change check the hours again when they run.
+    """
+    plan = vol.plan
     first, last = paris(now).date(), paris(now + PLAN_AHEAD).date()
     ids = []
-    for slot in plan.slots_between(first, last):
-        if slot.start > now + PLAN_AHEAD:
-            continue
-        for job_id, func, run_date, args in jobs.slot_jobs(vol, slot):
+    for opening in await plan.days(first, last):
+        planned: list[tuple[str, str, datetime, list[Any]]] = []
+        for slot in plan.cut(opening):
+            if slot.start <= now + PLAN_AHEAD:
+                planned += jobs.slot_jobs(vol, slot)
+        if not opening.closed:
+            for start, end in opening.open:
+                for kind, at in (("open", start), ("close", end)):
+                    if at > now + PLAN_AHEAD:
+                        continue
+                    job_id = f"line:{paris(at):%Y-%m-%dT%H%M}:{kind}"
+                    planned.append((job_id, f"volunteers.jobs:line_{kind}", at, []))
+        for job_id, func, run_date, args in planned:
             if run_date <= now:
                 continue  # its time has passed: the misfire grace belongs to jobs planned before
             scheduler.add_job(
@@ -224,7 +229,7 @@ async def plan_slots() -> int:
     """Job: plan the next 48 hours of slot jobs."""
     vol = jobs.context()
     scheduler = _running_scheduler()
-    return len(plan_into(scheduler, vol, jobs.now_of(vol)))
+    return len(await plan_into(scheduler, vol, jobs.now_of(vol)))
 
 
 async def expand_recurring() -> int:
@@ -238,7 +243,8 @@ async def expand_recurring() -> int:
             account = await session.get(Account, rule.account_id)
             if account is None:
                 continue
-            booked, _ = await Bookings(session, vol.settings).expand(account, rule, now)
+            book = Bookings(session, vol.settings, opening=vol.opening)
+            booked, _ = await book.expand(account, rule, now)
             made += len(booked)
     return made
 

@@ -94,6 +94,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sms=getattr(app.state, "volunteers_sms", None),
         chat=getattr(app.state, "chat_bridge", None),  # set by callers/' lifespan
         slot_forecast=getattr(app.state, "slot_forecast", None),  # web/slot_forecast.py
+        opening=getattr(app.state, "slot_opening", None),  # web/slot_hours.py
     )
     app.state.volunteers = vol
     hub = ConsoleHub(vol)
@@ -295,8 +296,10 @@ async def home(
     account = await load_account(vol, user)
     now = datetime.fromtimestamp(vol.now_ms() / 1000, UTC)
     async with vol.sessions() as session:
-        mine = await Bookings(session, vol.settings).mine(account.id or 0, now)
-    upcoming = [_booking_item(b) for b in mine[:5]]
+        book = _bookings(session, vol)
+        mine = (await book.mine(account.id or 0, now))[:5]
+        closed = await book.closed_reasons(mine)
+    upcoming = [_booking_item(b, closed) for b in mine]
     return render(
         request,
         "home.html",
@@ -308,12 +311,16 @@ async def home(
     )
 
 
-def _booking_item(booking: Any) -> dict[str, Any]:
+def _booking_item(booking: Any, closed: dict[datetime, str]) -> dict[str, Any]:
     start, end = booking.slot_start, booking.slot_end
+    if start.tzinfo is None:  # SQLite hands back naive datetimes: they are UTC
+        start, end = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
+    reason = closed.get(start.astimezone(UTC), "")
     return {
         "label": f"{day_label(start)}, {hour_label(start)} – {hour_label(end)}",
         "key": start.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ"),
         "standby": booking.status == "standby",
+        "closed": f"Créneau fermé ({reason})" if reason else "",
     }
 
 
@@ -406,6 +413,11 @@ async def profile_save(
 # Slots --------------------------------------------------------------------------------------------
 
 
+def _bookings(session: Any, vol: Volunteers, forecast: Any = None) -> Bookings:
+    """Booking services on the line's hours (the provider web/ installed, if any)."""
+    return Bookings(session, vol.settings, forecast, vol.opening)
+
+
 def _now(vol: Volunteers) -> datetime:
     return datetime.fromtimestamp(vol.now_ms() / 1000, UTC)
 
@@ -423,15 +435,17 @@ async def slots_page(
     except ValueError:
         monday = monday_of(paris(now).date())
     async with vol.sessions() as session:
-        book = Bookings(session, vol.settings, vol.slot_forecast)
+        book = _bookings(session, vol, vol.slot_forecast)
         needs = await book.week(monday, user.account_id)
         mine = await book.mine(user.account_id, now)
+        closed = await book.closed_reasons(mine)
         rules = await book.recurring_of(user.account_id)
+        openings = await book.plan.days(monday, monday + timedelta(days=6))
+        weekly = await book.plan.weekly_starts(paris(now).date())
     days: dict[date, dict[str, Any]] = {}
-    for offset in range(7):
-        day = monday + timedelta(days=offset)
-        reason = book.plan.closed_reason(day)
-        if offset >= 5 and reason == "fermé":
+    for opening in openings:
+        day, reason = opening.day, opening.closed
+        if day.weekday() >= 5 and reason == "fermé":
             continue
         days[day] = {"label": day_label(day).capitalize(), "closed": "", "needs": []}
         if reason:
@@ -466,14 +480,14 @@ async def slots_page(
         }
         for n in most_needed_slots(needs, now)
     ]
-    starts = sorted({s for wd in range(7) for s in book.plan.weekly_starts(wd)})
-    weekdays = [(n, DAY_NAMES[n]) for n in range(7) if vol.settings.weekly_hours.get(n)]
+    starts = sorted({s for day_starts in weekly.values() for s in day_starts})
+    weekdays = [(n, DAY_NAMES[n]) for n in weekly]
     return render(
         request,
         "slots.html",
         "Créneaux",
         nav="creneaux",
-        mine=[_booking_item(b) for b in mine],
+        mine=[_booking_item(b, closed) for b in mine],
         recurring=[{"id": r.id, "label": recurring_label(r, book.plan)} for r in rules],
         days=list(days.values()),
         most_needed=most_needed,
@@ -520,7 +534,7 @@ async def slot_book(
     async with vol.sessions() as session:
         account = await session.get(Account, user.account_id)
         try:
-            result = await Bookings(session, vol.settings).book(account, start, _now(vol))
+            result = await _bookings(session, vol).book(account, start, _now(vol))
         except VolunteerError as exc:
             flash(request, exc.message, "error")
         else:
@@ -543,7 +557,7 @@ async def slot_cancel(
         return _week_redirect(semaine)
     async with vol.sessions() as session:
         account = await session.get(Account, user.account_id)
-        book = Bookings(session, vol.settings)
+        book = _bookings(session, vol)
         try:
             await book.cancel(account, start, _now(vol))
         except VolunteerError as exc:
@@ -574,7 +588,7 @@ async def slot_recurring(
         account = await session.get(Account, user.account_id)
         try:
             weekday = int(jour)
-            _rule, booked, skipped = await Bookings(session, vol.settings).add_recurring(
+            _rule, booked, skipped = await _bookings(session, vol).add_recurring(
                 account, weekday, debut, _now(vol)
             )
         except ValueError:
@@ -598,7 +612,7 @@ async def slot_recurring_stop(
 ) -> Response:
     async with vol.sessions() as session:
         account = await session.get(Account, user.account_id)
-        book = Bookings(session, vol.settings)
+        book = _bookings(session, vol)
         try:
             n = await book.stop_recurring(account, rule_id, _now(vol))
         except VolunteerError as exc:
@@ -619,7 +633,7 @@ async def ical_feed(token: str, request: Request, vol: Vol) -> Response:
         if account is None or account.status == "disabled":
             raise HTTPException(404, "Agenda introuvable.")
         now = _now(vol)
-        rows = await Bookings(session, vol.settings).for_feed(
+        rows = await _bookings(session, vol).for_feed(
             account.id or 0, now - timedelta(days=30)
         )
     host = urlsplit(vol.settings.public_base_url).hostname or "permanence"

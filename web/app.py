@@ -21,6 +21,7 @@ from web.auth import install_auth
 from web.runtime import open_runtime
 from web.settings import Settings, get_settings
 from web.slot_forecast import install_slot_forecast
+from web.slot_hours import install_slot_hours
 from web.timers import run_timers
 from web.volunteers_glue import install_volunteer_reach, install_volunteer_sms
 
@@ -89,6 +90,7 @@ def create_app(
     install_volunteer_reach(app)
     install_volunteer_sms(app, settings)
     install_slot_forecast(app)
+    install_slot_hours(app)
     app.include_router(health.router)
     links: list[tuple[str, str]] = []
     for module in modules:

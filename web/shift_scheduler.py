@@ -16,6 +16,7 @@ from volunteers.web import settings_from
 from web.db import create_sync_engine
 from web.runtime import open_runtime
 from web.settings import Settings
+from web.slot_hours import line_opening
 from web.volunteers_glue import standalone_texts
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ async def run_scheduler(settings: Settings, stop: asyncio.Event | None = None) -
             engine=runtime.engine,
             sessions=runtime.db.session,
             sms=texts,
+            opening=line_opening(runtime.redis, settings.line),
         )
         jobstore = create_sync_engine(settings)
         try:

@@ -34,9 +34,9 @@ def settings(vsettings):
     return dataclasses.replace(vsettings, slot_max=MAX)
 
 
-def _slots(settings) -> list[Slot]:
+async def _slots(settings) -> list[Slot]:
     plan = SlotPlan(settings)
-    return plan.slots_between(date(2026, 11, 23), date(2026, 11, 27))[:ROUNDS]
+    return (await plan.slots_between(date(2026, 11, 23), date(2026, 11, 27)))[:ROUNDS]
 
 
 async def _book(database, settings, account: Account, slot: Slot):
@@ -61,7 +61,7 @@ def _count(statuses: dict[int, str], status: BookingStatus) -> int:
 
 async def test_simultaneous_bookings_never_pass_the_maximum(database, settings, make_account):
     people = [await make_account(f"Bénévole {n}") for n in range(6)]
-    for slot in _slots(settings):
+    for slot in await _slots(settings):
         results = await asyncio.gather(*(_book(database, settings, p, slot) for p in people))
         statuses = await _statuses(database, slot)
         assert _count(statuses, BookingStatus.BOOKED) == MAX, slot.label
@@ -77,7 +77,7 @@ async def test_two_cancellations_at_once_promote_two_from_the_standby_list(
     anne, bruno, chloe, david, emma = [
         await make_account(n) for n in ("Anne", "Bruno", "Chloé", "David", "Emma")
     ]
-    for slot in _slots(settings):
+    for slot in await _slots(settings):
         for person in (anne, bruno, chloe, david, emma):  # Chloé, David, Emma wait, in order
             await _book(database, settings, person, slot)
         promoted = await asyncio.gather(
@@ -96,7 +96,7 @@ async def test_a_cancellation_and_new_bookings_at_once(database, settings, make_
     """The place a cancellation frees goes to the standby list first, never one too many."""
     anne, bruno, chloe = [await make_account(n) for n in ("Anne", "Bruno", "Chloé")]
     newcomers = [await make_account(f"Nouveau {n}") for n in range(3)]
-    for slot in _slots(settings):
+    for slot in await _slots(settings):
         for person in (anne, bruno, chloe):  # full; Chloé waits
             await _book(database, settings, person, slot)
         await asyncio.gather(
@@ -114,7 +114,7 @@ async def test_standby_volunteer_leaving_while_promoted_stays_gone(
 ):
     """A standby volunteer who leaves the list as a place frees is not booked anyway."""
     anne, bruno, chloe, david = [await make_account(n) for n in ("Anne", "Bruno", "Chloé", "David")]
-    for slot in _slots(settings):
+    for slot in await _slots(settings):
         for person in (anne, bruno, chloe, david):
             await _book(database, settings, person, slot)
         await asyncio.gather(

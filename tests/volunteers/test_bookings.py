@@ -22,9 +22,9 @@ def at(day: int, hour: int, month: int = 11) -> datetime:
     return datetime(2026, month, day, hour, 0, tzinfo=PARIS).astimezone(UTC)
 
 
-def test_slots_follow_opening_hours_and_holidays(vsettings: VolunteersSettings) -> None:
-    plan = SlotPlan(vsettings)
-    tuesday = plan.slots_on(date(2026, 11, 24))
+async def test_slots_follow_opening_hours_and_holidays(vsettings: VolunteersSettings) -> None:
+    plan = SlotPlan(vsettings)  # no provider installed: the settings' own hours
+    tuesday = await plan.slots_on(date(2026, 11, 24))
     assert [s.label for s in tuesday] == [
         "mardi 24 novembre, 9 h – 11 h",
         "mardi 24 novembre, 11 h – 13 h",
@@ -32,11 +32,11 @@ def test_slots_follow_opening_hours_and_holidays(vsettings: VolunteersSettings) 
         "mardi 24 novembre, 15 h – 17 h",
         "mardi 24 novembre, 17 h – 18 h",
     ]
-    assert plan.slots_on(date(2026, 11, 28)) == []  # Saturday
-    assert plan.slots_on(date(2026, 12, 25)) == []  # Noël
-    assert plan.closed_reason(date(2026, 12, 25)).startswith("férié")
+    assert await plan.slots_on(date(2026, 11, 28)) == []  # Saturday
+    assert await plan.slots_on(date(2026, 12, 25)) == []  # Noël
+    assert (await plan.closed_reason(date(2026, 12, 25))).startswith("férié")
     # Summer time: 9 h in Paris is 7 h UTC.
-    assert plan.slots_on(date(2027, 6, 1))[0].start == datetime(2027, 6, 1, 7, 0, tzinfo=UTC)
+    assert (await plan.slots_on(date(2027, 6, 1)))[0].start == datetime(2027, 6, 1, 7, 0, tzinfo=UTC)
 
 
 async def test_book_fill_standby_and_promotion(

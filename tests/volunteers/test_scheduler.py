@@ -61,7 +61,7 @@ async def test_plan_reminders_no_show_and_slot_end_on_a_test_clock(
 
     # The planner lays out the slot's jobs with explicit ids and the right times.
     planner = AsyncIOScheduler(timezone=UTC)
-    ids = plan_into(planner, vol, now)
+    ids = await plan_into(planner, vol, now)
     runs = {j.id: j.trigger.run_date for j in planner.get_jobs()}
     assert runs[f"slot:{KEY}:remind1440"] == SLOT - timedelta(hours=24)
     assert runs[f"slot:{KEY}:remind60"] == SLOT - timedelta(hours=1)
@@ -204,5 +204,5 @@ def async_true(check):
     return predicate
 
 
-def test_slot_plan_is_used_for_jobs(vsettings) -> None:
-    assert SlotPlan(vsettings).slot_at(SLOT.astimezone(UTC)) is not None
+async def test_slot_plan_is_used_for_jobs(vsettings) -> None:
+    assert await SlotPlan(vsettings).slot_at(SLOT.astimezone(UTC)) is not None

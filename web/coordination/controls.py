@@ -26,6 +26,7 @@ from volunteers.settings import VolunteersSettings
 from volunteers.slots import SlotPlan, parse_slot_key
 from web import audit
 from web.coordination.hub import notify
+from web.slot_hours import line_opening
 
 BROADCAST_MAXLEN = 200
 MAX_BROADCAST_CHARS = 500
@@ -170,10 +171,11 @@ async def set_slot_target(
         start = parse_slot_key(slot_key)
     except ValueError:
         raise ControlError("Ce créneau n'existe pas.") from None
-    slot = SlotPlan(settings).slot_at(start)
+    opening = line_opening(redis, line)
+    slot = await SlotPlan(settings, opening).slot_at(start)
     if slot is None:
         raise ControlError("Ce créneau n'existe pas.")
-    book = Bookings(session, settings)
+    book = Bookings(session, settings, opening=opening)
     value = value.strip()
     if value:
         try:

@@ -53,12 +53,16 @@ async def load_slots(
             )
         )
     ).all()
-    planned = {s.start: s for s in plan.slots_on(datetime.strptime(day, "%Y-%m-%d").date())}
+    planned = {
+        s.start: s for s in await plan.slots_on(datetime.strptime(day, "%Y-%m-%d").date())
+    }
+    open_starts = set(planned)
     booked: Counter[datetime] = Counter()
     people: dict[datetime, dict[str, str]] = defaultdict(dict)
     for slot_start, slot_end, public_id, name in rows:
         s = _dt(_ms(slot_start))
-        # Bookings outside today's plan (hours changed since) still show.
+        # Bookings outside today's plan (hours changed or a closure since) still show,
+        # flagged « créneau fermé », so coordinators can tell those volunteers.
         planned.setdefault(s, VolunteerSlot(s, _dt(_ms(slot_end))))
         booked[s] += 1
         people[s][public_id] = name
@@ -73,6 +77,7 @@ async def load_slots(
             "target_source": goals[s.start].source.value,
             "target_source_label": goals[s.start].source_label,
             "forecast": goals[s.start].forecast,
+            "closed": s.start not in open_starts,
         }
         for s in slots
     ]

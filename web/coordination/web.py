@@ -30,6 +30,7 @@ from volunteers import accounts
 from volunteers.access import SessionUser, csrf_token, require_coordinator, require_csrf
 from volunteers.access import require_same_origin as same_origin_dependency
 from volunteers.bookings import Bookings
+from volunteers.models import Account
 from volunteers.slots import SlotPlan, day_label, hour_label, monday_of, paris
 from volunteers.targets import SOURCE_LABELS, ForecastProvider, current_forecast
 from volunteers.web import settings_from as volunteers_settings
@@ -45,6 +46,7 @@ from web.coordination.reports import Period, ReportFilter, build_report, report_
 from web.models import AuditLog
 from web.runtime import Runtime
 from web.settings import Settings
+from web.slot_hours import line_opening
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ def _make_hub(runtime: Runtime, forecast: ForecastProvider | None = None) -> Das
     store = ScheduleStore(runtime.redis, engine.keys.line)
     registration: dict[str, bool | None] = {"open": None}
     vsettings = volunteers_settings(runtime.settings)
-    plan = SlotPlan(vsettings)
+    plan = SlotPlan(vsettings, line_opening(runtime.redis, engine.keys.line))
 
     async def slots_loader(now_ms: int) -> Slots | None:
         async with runtime.db.session() as session:
@@ -361,8 +363,25 @@ async def slots_page(request: Request, user: Coordinator, semaine: str = ""):
         monday = monday_of(date.fromisoformat(semaine) if semaine else paris(now).date())
     except ValueError:
         monday = monday_of(paris(now).date())
+    opening = line_opening(runtime.redis, runtime.settings.line)
     async with runtime.db.session() as session:
-        week = await Bookings(session, vsettings, forecast).week(monday)
+        book = Bookings(session, vsettings, forecast, opening)
+        week = await book.week(monday)
+        closed = await book.closed_between(
+            datetime.combine(monday, datetime.min.time(), PARIS),
+            datetime.combine(monday + timedelta(days=7), datetime.min.time(), PARIS),
+        )
+        names = await _account_names(session, {b.account_id for b, _ in closed})
+    closed_rows = [
+        {
+            "label": day_label(_aware(b.slot_start)).capitalize() + ", "
+            + f"{hour_label(_aware(b.slot_start))} – {hour_label(_aware(b.slot_end))}",
+            "name": names.get(b.account_id, "?"),
+            "standby": b.status == "standby",
+            "reason": reason,
+        }
+        for b, reason in closed
+    ]
     demand = await current_forecast(forecast)
     basis = FORECAST_BASIS.get(getattr(demand, "source", ""), "")
     days: dict[date, list[dict[str, Any]]] = {}
@@ -388,6 +407,7 @@ async def slots_page(request: Request, user: Coordinator, semaine: str = ""):
         prev=(monday - timedelta(days=7)).isoformat(),
         next=(monday + timedelta(days=7)).isoformat(),
         basis=basis, fallback=vsettings.slot_target, slot_max=vsettings.slot_max,
+        closed=closed_rows,
         done=q.get("fait", ""), error=q.get("erreur", ""),
     )
 
@@ -409,6 +429,17 @@ async def slot_target(request: Request, user: Coordinator):
         except ControlError as exc:
             return _refused(request, exc, back)
     return _done(request, message, back)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # SQLite: UTC
+
+
+async def _account_names(session: Any, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = await session.exec(select(Account.id, Account.name).where(col(Account.id).in_(ids)))
+    return {account_id: name for account_id, name in rows}
 
 
 def _is_day(text: str) -> bool:

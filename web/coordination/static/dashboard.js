@@ -235,8 +235,8 @@
         setCell(row.cells[1], d.booked);
         setCell(row.cells[2], d.target);
         const forecast = d.target_source === "coordinator" && d.forecast !== null ? ` (prévision : ${d.forecast})` : "";
-        setCell(row.cells[3], (d.target_source_label || "") + forecast);
-        row.className = d.booked < d.target ? "short" : "";
+        setCell(row.cells[3], d.closed ? "Créneau fermé (réservations gardées)" : (d.target_source_label || "") + forecast);
+        row.className = d.closed ? "closed" : d.booked < d.target ? "short" : "";
       });
   }
 
