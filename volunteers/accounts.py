@@ -193,10 +193,15 @@ async def change_password(session: AsyncSession, account: Account, old: str, new
 
 
 async def approve(session: AsyncSession, account_id: int, by: int) -> Account:
-    """A coordinator approves a pending volunteer: from now on they can book slots."""
+    """A coordinator approves a pending volunteer: from now on they can book slots.
+
+    Only a pending account: approving is not a way to reopen a disabled one.
+    """
     account = await session.get(Account, account_id)
     if account is None:
         raise VolunteerError("unknown_account", "Ce compte n'existe pas.")
+    if account.status != AccountStatus.PENDING:
+        raise VolunteerError("not_pending", "Ce compte n'attend pas de validation.")
     account.status = AccountStatus.APPROVED.value
     account.approved_at, account.approved_by = datetime.now(UTC), by
     await session.commit()

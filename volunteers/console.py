@@ -32,7 +32,7 @@ from routing.models import Channel, Presence, TaskState
 from routing.skills import SKILLS
 from routing.territory import load_territories
 from volunteers import accounts, wrapup
-from volunteers.access import SessionUser
+from volunteers.access import SessionUser, session_user_of
 from volunteers.errors import VolunteerError
 from volunteers.models import Account, AccountStatus, PhoneMode
 from volunteers.runtime import Volunteers
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
 LOST_REASON = "connexion perdue"
 UNAVAILABLE = "Problème technique passager : réessayez dans un instant."
+SESSION_ENDED = "Votre session a pris fin (compte modifié ou désactivé). Reconnectez-vous."
 STOP_GRACE_S = 5.0  # a blocking read lasts 0.5 s; past this, cancel
 CLOSE_BAD_VERSION = 4406
 CLOSE_NOT_ALLOWED = 4403
@@ -442,6 +443,10 @@ class ConsoleSession:
             raw = await self.websocket.receive_text()
             ref = None
             try:
+                if not await self._still_allowed(conn):
+                    await self._send_error("session_ended", SESSION_ENDED)
+                    await self.websocket.close(code=CLOSE_NOT_ALLOWED)
+                    return
                 await self.hub.touch(self.vid)
                 if len(raw.encode()) > MAX_MESSAGE_BYTES:
                     raise VolunteerError("too_big", "Message trop long.")
@@ -464,6 +469,24 @@ class ConsoleSession:
             if reply is not None:
                 conn.push({**reply, "type": "result", "ref": ref})
 
+    async def _still_allowed(self, conn: Connection) -> bool:
+        """Whether the session that opened this socket still stands.
+
+        The handshake checked it, but a socket outlives that moment: an account disabled,
+        or whose role or password changed (``session_version``), must stop taking calls
+        now, not when the laptop closes. Checked on every message — pings included, so
+        within a heartbeat — and the fresh row also brings an approval or profile change.
+        """
+        async with self.vol.sessions() as session:
+            account = await session.get(Account, self.user.account_id)
+        if (
+            session_user_of(account) is None
+            or account.session_version != conn.account.session_version
+        ):
+            return False
+        conn.account = account
+        return True
+
     async def handle(self, conn: Connection, msg: dict[str, Any]) -> dict[str, Any] | None:
         """Answer one request; None for messages without a result (ping)."""
         kind = msg.get("type")
@@ -473,7 +496,12 @@ class ConsoleSession:
         handler = getattr(self, f"on_{kind}", None) if isinstance(kind, str) else None
         if handler is None or kind not in REQUESTS:
             raise VolunteerError("unknown_type", "Demande inconnue.")
-        if kind not in ("colleagues",) and not self._can_work(conn):
+        # Colleagues (for a transfer) need no complete profile, but an approved account:
+        # who is on duty is not for someone nobody has vetted yet.
+        allowed = conn.account.status == AccountStatus.APPROVED
+        if kind != "colleagues":
+            allowed = self._can_work(conn)
+        if not allowed:
             raise VolunteerError(
                 "cannot_work", "Votre compte doit être validé et votre profil complet."
             )

@@ -682,6 +682,11 @@ async def console_socket(
 @router.get("/benevole/voix/jeton")
 async def voice_token(user: VolunteerUser, vol: Vol) -> JSONResponse:
     """A Voice JS SDK token for the logged-in volunteer only (identity = their id)."""
+    if not user.approved:
+        # A token lets its holder use the line's Twilio account: not before approval.
+        return JSONResponse(
+            {"detail": "Votre compte doit être validé par un coordinateur."}, status_code=403
+        )
     if not voice.configured(vol.settings):
         return JSONResponse(
             {"detail": "Le téléphone dans le navigateur n'est pas configuré sur ce serveur."},
