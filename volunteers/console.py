@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from routing.errors import RoutingError
 from routing.events import Event, EventType
-from routing.models import Channel, Presence, TaskState
+from routing.models import Channel, Presence, Task, TaskState
 from routing.skills import SKILLS
 from routing.territory import load_territories
 from volunteers import accounts, wrapup
@@ -55,6 +55,8 @@ PRESENCE_LABELS = {
 PAUSE_REASONS = ("Pause café", "Réunion", "Formation", "Problème technique", "Autre")
 MAX_MESSAGE_BYTES = 16_000
 MAX_CHAT_TEXT = 2000
+NOTES_READERS = 4  # returning callers' notes read from SQL at once, per process
+NOTES_BACKLOG = 1000  # past this many waiting, a saturated database costs the notes, not offers
 
 # Remove a volunteer from the "seen" set only if they were not seen again meanwhile.
 _REAP_ONE = """
@@ -120,6 +122,10 @@ class ConsoleHub:
         self._reap_script = volunteers.redis.register_script(_REAP_ONE)
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        # The last delivery started per volunteer: the next one waits for it (their order).
+        self._delivering: dict[str, asyncio.Task[None]] = {}
+        self._notes_readers = asyncio.Semaphore(NOTES_READERS)
+        self._notes_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def seen_key(self) -> str:
@@ -151,6 +157,10 @@ class ConsoleHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
+        pending = [*self._delivering.values(), *self._notes_tasks]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def run(self) -> None:
         """Follow the event stream and coordinators' broadcasts from now on; reap between."""
@@ -164,7 +174,7 @@ class ConsoleHub:
                     for entry_id, fields in entries:
                         streams[stream] = entry_id
                         if stream == self.engine.keys.events:
-                            await self.deliver(Event.parse(entry_id, fields))
+                            self._dispatch(Event.parse(entry_id, fields))
                         else:
                             self.broadcast({"type": "broadcast", "text": fields.get("text", "")})
                 if loop.time() >= next_reap:
@@ -241,6 +251,32 @@ class ConsoleHub:
 
     # Events → consoles ---------------------------------------------------------------
 
+    def _dispatch(self, event: Event) -> None:
+        """Deliver an event without holding up the others: each volunteer's stay in order.
+
+        Reading what a push needs takes Redis round trips; done one event after another,
+        one slow read would delay every console of the process.
+        """
+        vid = event.volunteer
+        if not vid or vid not in self.connections:
+            return
+        before = self._delivering.get(vid)
+        task = asyncio.get_running_loop().create_task(self._deliver_after(before, event))
+        self._delivering[vid] = task
+        task.add_done_callback(lambda done: self._delivered(vid, done))
+
+    async def _deliver_after(self, before: asyncio.Task[None] | None, event: Event) -> None:
+        if before is not None:
+            await asyncio.wait({before})  # its failure is logged by itself
+        try:
+            await self.deliver(event)
+        except Exception:  # a hiccup costs this push, never the hub
+            log.exception("console hub: could not deliver %s to %s", event.type, event.volunteer)
+
+    def _delivered(self, vid: str, task: asyncio.Task[None]) -> None:
+        if self._delivering.get(vid) is task:
+            del self._delivering[vid]
+
     async def deliver(self, event: Event) -> None:
         """Push one engine event to the consoles it concerns on this process."""
         vid = event.volunteer
@@ -248,9 +284,7 @@ class ConsoleHub:
             return
         kind = event.type
         if kind is EventType.TASK_OFFERED:
-            offer = await self.offer_message(event.task, vid)
-            if offer is not None:
-                self.send_to(vid, offer)
+            await self._push_offer(event)
         elif kind in (EventType.OFFER_DECLINED, EventType.OFFER_TIMEOUT):
             reason = "declined" if kind is EventType.OFFER_DECLINED else "timeout"
             self.send_to(vid, {"type": "offer_gone", "task": event.task, "reason": reason})
@@ -283,6 +317,9 @@ class ConsoleHub:
         task = await self.engine.task(task_id)
         if task is None:
             return {"task": task_id}
+        return self._details(task)
+
+    def _details(self, task: Task) -> dict[str, Any]:
         return {
             "task": task.id,
             "channel": task.channel.value,
@@ -295,26 +332,75 @@ class ConsoleHub:
             "state": task.state.value,
         }
 
-    async def offer_message(self, task_id: str, volunteer_id: str) -> dict[str, Any] | None:
-        """The ringing offer as the console shows it, with a returning caller's notes."""
+    async def _ringing(self, task_id: str, volunteer_id: str) -> Task | None:
         task = await self.engine.task(task_id)
         if task is None or task.state is not TaskState.RESERVED or task.volunteer != volunteer_id:
             return None  # already gone by the time we read it
+        return task
+
+    async def _ring(self, task: Task, event: Event | None = None) -> tuple[int, int]:
+        """(ring time, expiry) of the offer in ms: from its event, else the line's parameters."""
+        expires = event.data.get("expires_at", "") if event else ""
+        if event is not None and expires.isdigit():
+            return int(expires) - event.at_ms, int(expires)
         ring_ms = int((await self.engine.config()).ring_s * 1000)
-        offered_at = int(task.raw.get("offered_at", self.vol.now_ms()))
-        remaining = max(0, offered_at + ring_ms - self.vol.now_ms())
+        return ring_ms, int(task.raw.get("offered_at", self.vol.now_ms())) + ring_ms
+
+    def _offer(
+        self, task: Task, ring: tuple[int, int], previous: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        ring_ms, expires_at = ring
+        return {
+            "type": "offer",
+            **self._details(task),
+            "ring_s": round(ring_ms / 1000),
+            "remaining_ms": max(0, expires_at - self.vol.now_ms()),
+            "returning": bool(previous) or task.resumed,
+            "previous": previous,
+        }
+
+    async def offer_message(self, task_id: str, volunteer_id: str) -> dict[str, Any] | None:
+        """The ringing offer with a returning caller's notes (a console connecting)."""
+        task = await self._ringing(task_id, volunteer_id)
+        if task is None:
+            return None
         previous: list[dict[str, Any]] = []
         if task.caller_key:
             async with self.vol.sessions() as session:
                 previous = await wrapup.previous_notes(session, task.caller_key)
-        return {
-            "type": "offer",
-            **await self.task_details(task_id),
-            "ring_s": ring_ms // 1000,
-            "remaining_ms": remaining,
-            "returning": bool(previous) or task.resumed,
-            "previous": previous,
-        }
+        return self._offer(task, await self._ring(task), previous)
+
+    async def _push_offer(self, event: Event) -> None:
+        """Push the offer at once; a returning caller's notes follow (``offer_previous``).
+
+        The notes live in SQL: waiting for them before the offer would make every offer
+        as slow as the database.
+        """
+        task = await self._ringing(event.task, event.volunteer)
+        if task is None:
+            return
+        self.send_to(event.volunteer, self._offer(task, await self._ring(task, event), []))
+        if task.caller_key:
+            self._send_previous_later(event.volunteer, task.id, task.caller_key)
+
+    def _send_previous_later(self, vid: str, task_id: str, caller_key: str) -> None:
+        if len(self._notes_tasks) >= NOTES_BACKLOG:
+            log.warning("console hub: notes for %s dropped, the database is behind", task_id)
+            return
+        task = asyncio.get_running_loop().create_task(self._send_previous(vid, task_id, caller_key))
+        self._notes_tasks.add(task)
+        task.add_done_callback(self._notes_tasks.discard)
+
+    async def _send_previous(self, vid: str, task_id: str, caller_key: str) -> None:
+        try:
+            async with self._notes_readers, self.vol.sessions() as session:
+                previous = await wrapup.previous_notes(session, caller_key)
+        except (SQLAlchemyError, OSError):
+            log.exception("console hub: could not read the notes of %s", task_id)
+            return
+        if previous:
+            message = {"type": "offer_previous", "task": task_id, "returning": True}
+            self.send_to(vid, {**message, "previous": previous})
 
     async def state_message(self, volunteer_id: str) -> dict[str, Any]:
         volunteer = await self.engine.volunteer(volunteer_id)

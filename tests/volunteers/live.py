@@ -95,6 +95,7 @@ class Console:
     _results: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     _new: asyncio.Event = field(default_factory=asyncio.Event)
     _reader: asyncio.Task[None] | None = None
+    welcome: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     async def open(cls, server: LiveServer, client: httpx.AsyncClient, **headers: str) -> Console:
@@ -106,7 +107,7 @@ class Console:
         )
         console = cls(ws)
         console._reader = asyncio.get_running_loop().create_task(console._read())
-        await console.next("welcome")
+        console.welcome = await console.next("welcome")
         return console
 
     async def _read(self) -> None:

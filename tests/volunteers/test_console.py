@@ -180,12 +180,18 @@ async def test_wrapup_is_checked_stored_and_shown_to_the_next_volunteer(
     again = await console.request("wrapup", task="chat-1", topic="famille", outcome="resolved")
     assert again["error"]["message"] == "La fiche de cette demande a déjà été enregistrée."
 
-    # The same caller comes back: the offer carries the previous notes.
+    # The same caller comes back: the offer rings at once, the previous notes follow it.
     await engine.enqueue(TaskSpec("chat-2", Channel.CHAT, "05", caller_key="ck-42"))
-    offer = await console.next("offer", task="chat-2")
-    assert offer["returning"] is True
-    assert offer["previous"][0]["notes"] == "Dossier CAF à compléter : attestation de loyer."
-    assert offer["previous"][0]["referral"] == "CAF"
+    await console.next("offer", task="chat-2")
+    notes = await console.next("offer_previous", task="chat-2")
+    assert notes["returning"] is True
+    assert notes["previous"][0]["notes"] == "Dossier CAF à compléter : attestation de loyer."
+    assert notes["previous"][0]["referral"] == "CAF"
+    # A console opening while it rings gets the notes inside the offer of its welcome.
+    again = await Console.open(live, await login(live.base, anne.email, PASSWORD))
+    assert again.welcome["offer"]["task"] == "chat-2"
+    assert again.welcome["offer"]["previous"][0]["referral"] == "CAF"
+    await again.close()
     declined = await console.request("decline", task="chat-2")
     assert declined["ok"]
     await console.next("offer_gone", task="chat-2", reason="declined")

@@ -105,7 +105,9 @@ async def test_volunteer_books_goes_available_accepts_and_wraps_up(
         await expect(page.locator("#presence")).to_have_text("Disponible")
 
         # A call from the Hautes-Alpes rings: details, countdown, accept.
-        await engine.enqueue(TaskSpec("web-call-1", Channel.VOICE, "05", skill="famille"))
+        await engine.enqueue(
+            TaskSpec("web-call-1", Channel.VOICE, "05", skill="famille", caller_key="ck-web")
+        )
         offer = page.locator("#offer")
         await expect(offer).to_be_visible()
         await expect(page.locator("#offer-summary")).to_contain_text("Hautes-Alpes (05)")
@@ -139,5 +141,15 @@ async def test_volunteer_books_goes_available_accepts_and_wraps_up(
             ("web-call-1", "referred", "caf", "Aide pour la déclaration trimestrielle.")
         ]
         assert (await engine.task("web-call-1")).state is TaskState.ENDED
+
+        # The same caller calls again: the offer rings, then their previous notes show.
+        await engine.enqueue(TaskSpec("web-call-2", Channel.VOICE, "05", caller_key="ck-web"))
+        await expect(offer).to_be_visible()
+        await expect(page.locator("#offer-previous")).to_be_visible()
+        await expect(page.locator("#offer-previous-list li")).to_have_text(
+            re.compile(r"Aide pour la déclaration trimestrielle\.$")
+        )
+        await page.get_by_role("button", name="Refuser").click()
+        await expect(offer).to_be_hidden()
     finally:
         await context.close()

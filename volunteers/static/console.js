@@ -62,6 +62,7 @@
       case "welcome": return welcome(msg);
       case "state": return showState(msg);
       case "offer": return showOffer(msg);
+      case "offer_previous": return offerPrevious(msg);
       case "offer_gone": return offerGone(msg);
       case "task": return taskUpdate(msg);
       case "chat": return chatMessages(msg);
@@ -112,15 +113,7 @@
     $("offer-title").textContent = offer.channel_label + " : nouvelle demande";
     $("offer-summary").textContent = offer.departement_name + " (" + offer.departement + ") — " +
       offer.topic + " — attend depuis " + (wait >= 1 ? wait + " min" : offer.waited_s + " s");
-    const list = $("offer-previous-list");
-    list.textContent = "";
-    for (const note of offer.previous || []) {
-      const li = document.createElement("li");
-      li.textContent = note.topic + " — " + note.outcome + (note.referral ? " (" + note.referral + ")" : "") +
-        (note.notes ? " : " + note.notes : "");
-      list.appendChild(li);
-    }
-    $("offer-previous").hidden = !(offer.previous || []).length;
+    showPrevious(offer.previous);
     $("offer").hidden = false;
     root.dataset.offer = offer.task;
     const deadline = Date.now() + offer.remaining_ms;
@@ -134,6 +127,29 @@
     startRing();
     announce("Nouvelle demande : " + $("offer-summary").textContent);
     $("offer-accept").focus();
+  }
+
+  function showPrevious(previous) {
+    const list = $("offer-previous-list");
+    list.textContent = "";
+    for (const note of previous || []) {
+      const li = document.createElement("li");
+      li.textContent = note.topic + " — " + note.outcome + (note.referral ? " (" + note.referral + ")" : "") +
+        (note.notes ? " : " + note.notes : "");
+      list.appendChild(li);
+    }
+    $("offer-previous").hidden = !(previous || []).length;
+  }
+
+  // A returning caller's notes arrive just after their offer (read from the database).
+  function offerPrevious(msg) {
+    if (!state.offer || state.offer.task !== msg.task || !(msg.previous || []).length) return;
+    state.offer.previous = msg.previous;
+    state.offer.returning = true;
+    showPrevious(msg.previous);
+    // Repeats the offer: a screen reader may not have read it out yet.
+    announce("Nouvelle demande : " + $("offer-summary").textContent +
+      ". Cette personne a déjà été aidée : ses notes précédentes sont affichées.");
   }
 
   function clearOffer() {
