@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -116,6 +117,26 @@ async def test_a_slow_dashboard_gets_the_newest_state_not_a_backlog(engine: Engi
     state = await sub.next()
     assert state["waiting"]["total"] == 5 and state["version"] == hub.version
     assert not sub.ready.is_set()
+
+
+async def test_every_dashboard_of_a_process_gets_the_same_text_encoded_once(
+    engine: Engine,
+) -> None:
+    hub = DashboardHub(engine)
+    await hub.seed()
+    subs = [await hub.subscribe() for _ in range(3)]
+    first = [await s.next_text() for s in subs]
+    assert first[0] is first[1] is first[2]  # one encoding, shared
+    await engine.enqueue(TaskSpec("t1", Channel.CHAT, "29"))
+    await hub.step(block_ms=1000)
+    texts = [await s.next_text() for s in subs]
+    assert texts[0] is texts[1] is texts[2] and texts[0] is not first[0]
+    decoded = json.loads(texts[0])
+    assert decoded["version"] == hub.version and decoded["waiting"]["total"] == 1
+    assert decoded["queue"][0]["departement_name"] == "Finistère"
+    assert "Finistère" in texts[0]  # UTF-8 text, not \u-escaped (smaller frames)
+    late = await hub.subscribe()  # a dashboard opening now gets the current text at once
+    assert await late.next_text() is texts[0]
 
 
 async def test_occupancy_today_is_folded_from_the_stream_and_resets_at_midnight(

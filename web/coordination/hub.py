@@ -2,8 +2,9 @@
 
 Each process reads the engine's event stream itself (XREAD, no consumer group), so
 every process's dashboards are as fresh as the stream, however many processes run.
-After each batch of events the hub rebuilds the dashboard from Redis once and hands
-the newest version to every socket (a slow socket skips versions, never lags).
+After each batch of events the hub rebuilds the dashboard from Redis once, encodes it
+to JSON once and hands the same text to every socket (a slow socket skips versions,
+never lags): with M dashboards, a change costs one rebuild and one encoding, not M.
 Coordination notices (line closed, registration, broadcasts, slot changes) come on
 a second stream so a change made in one process shows in all of them.
 """
@@ -46,22 +47,29 @@ async def notify(redis: Redis, line: str, kind: str, **data: str) -> str:
 
 
 class _Subscriber:
-    """One open dashboard: the newest state not yet sent."""
+    """One open dashboard: the newest version not yet sent (the state and its JSON text)."""
 
     def __init__(self) -> None:
-        self.latest: dict[str, Any] | None = None
+        self.latest: tuple[dict[str, Any], str] | None = None
         self.ready = asyncio.Event()
 
-    def offer(self, state: dict[str, Any]) -> None:
-        self.latest = state
+    def offer(self, state: dict[str, Any], text: str) -> None:
+        self.latest = (state, text)
         self.ready.set()
 
-    async def next(self) -> dict[str, Any]:
+    async def next_version(self) -> tuple[dict[str, Any], str]:
         await self.ready.wait()
         self.ready.clear()
-        state, self.latest = self.latest, None
-        assert state is not None
-        return state
+        version, self.latest = self.latest, None
+        assert version is not None
+        return version
+
+    async def next(self) -> dict[str, Any]:
+        return (await self.next_version())[0]
+
+    async def next_text(self) -> str:
+        """The newest version as the socket sends it (the same str for every socket)."""
+        return (await self.next_version())[1]
 
 
 Extras = Callable[[bool], Awaitable[dict[str, Any]]]  # reload: re-read what lives in SQL
@@ -95,6 +103,7 @@ class DashboardHub:
         self._pending_reload = True
         self._refreshed_at = 0.0
         self._state: dict[str, Any] | None = None
+        self._text = ""
         self.version = 0
 
     # Subscribers ------------------------------------------------------------------------
@@ -106,7 +115,7 @@ class DashboardHub:
         if self._state is None:
             await self.refresh()
         else:
-            sub.offer(self._state)
+            sub.offer(self._state, self._text)
         return sub
 
     def unsubscribe(self, sub: _Subscriber) -> None:
@@ -152,9 +161,9 @@ class DashboardHub:
         self.version += 1
         self._refreshed_at = time.monotonic()
         state["version"] = self.version
-        self._state = state
+        self._state, self._text = state, encode(state)
         for sub in list(self._subscribers):
-            sub.offer(state)
+            sub.offer(state, self._text)
         return state
 
     def _roll_day(self, now: int) -> None:

@@ -37,7 +37,7 @@ from volunteers.web import settings_from as volunteers_settings
 from web.coordination import controls
 from web.coordination.controls import ControlError
 from web.coordination.history import Thresholds
-from web.coordination.hub import DashboardHub, encode
+from web.coordination.hub import DashboardHub
 from web.coordination.live import CHANNEL_NAMES, Slots
 from web.coordination.people import load_slots, volunteer_info
 from web.coordination.recorder import Recorder
@@ -224,7 +224,11 @@ async def dashboard_socket(
     user: Coordinator,
     _origin: SameOrigin,
 ) -> None:
-    """Pushes the dashboard each time it changes (newest version only)."""
+    """Pushes the dashboard each time it changes (newest version only).
+
+    Who may watch is checked once, here at connect time; every socket then sends the
+    text the hub encoded once per version.
+    """
     hub = _hub(websocket)
     await websocket.accept()
     sub = await hub.subscribe()
@@ -236,12 +240,12 @@ async def dashboard_socket(
     reader = asyncio.create_task(drain_client())
     try:
         while True:
-            waiter = asyncio.create_task(sub.next())
+            waiter = asyncio.create_task(sub.next_text())
             done, _ = await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
             if reader in done:
                 waiter.cancel()
                 break
-            await websocket.send_text(encode(waiter.result()))
+            await websocket.send_text(waiter.result())
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
