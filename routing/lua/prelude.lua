@@ -158,6 +158,9 @@ local function free_for(v, cls)
 end
 
 local function refresh_free(v)
+  -- Still blocked at this script's NOW, which another process may have taken just before the
+  -- unblock timer ran: keep a timer to bring the volunteer back (a no-op when it is there).
+  if tonumber(v.blocked_until) > NOW then redis.call('ZADD', K.timers(), v.blocked_until, 'u:' .. v.id) end
   for _, cls in ipairs({'voice', 'chat'}) do
     local free = free_for(v, cls)
     for _, scope in ipairs(vol_scopes(v)) do

@@ -16,6 +16,7 @@ from routing.models import (
     Outcome,
     Presence,
     TaskState,
+    VolunteerProfile,
     VolunteerState,
 )
 
@@ -712,3 +713,24 @@ async def test_giving_back_an_accepted_task_puts_it_back_at_its_place(desk, engi
     assert (task.place_ms, await engine.position("t1")) == (first.place_ms, None)
     assert task.state is TaskState.RESERVED  # v1 was free again: offered before t2
     assert "task_transferred" in await desk.event_types("t1", "v1")
+
+
+async def test_a_script_with_an_older_clock_cannot_strand_an_unblocked_volunteer(
+    desk, engine, clock
+) -> None:
+    """Another process may compute its 'now' just before a volunteer's delay ends and run
+    its script just after the unblock timer did: the volunteer must not be left out of the
+    free sets with no timer to bring them back (seen once in the race test under load)."""
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.decline("v1", "t1")  # the only volunteer: t1 waits, v1 blocked for 5 s
+    await desk.wait(DELAY_S)  # the unblock timer runs: t1 rings for v1 again
+    await engine.cancel("t1")
+    vol = await engine.volunteer("v1")
+    assert vol.blocked_until_ms <= clock.now_ms() and not vol.reserved
+    clock.advance(-0.002)  # a script whose 'now' was taken 2 ms earlier, in another process
+    await engine.log_in(VolunteerProfile("v1", "05", name="v1"))  # refreshes v1's free sets
+    clock.advance(0.002)
+    await engine.tick()
+    await desk.call("t2", "05")
+    assert await desk.offered_to("t2") == "v1"
