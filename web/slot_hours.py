@@ -21,7 +21,7 @@ def _closed(hours: DayHours) -> str:
         return "fermé"
     if not hours.open:
         label = "fermeture exceptionnelle"
-        return f"{label} : {hours.closure_message}" if hours.closure_message else label
+        return f"{label} — {hours.closure_message}" if hours.closure_message else label
     return ""
 
 
