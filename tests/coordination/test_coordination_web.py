@@ -217,6 +217,11 @@ async def test_controls_act_on_the_line_and_are_written_to_the_audit_log(
     assert (cfg.widen_group_s, cfg.widen_region_s, cfg.widen_national_s, cfg.ring_s) == (
         20, 40, 120, 25)
     r = await post(client, coordinator, "/coordination/routage",
+                   {"widen_group_s": "20", "widen_region_s": "40", "widen_national_s": "120",
+                    "ring_s": "25", "local_first_max_wait_s": "0"})
+    assert r.status_code == 200, r.text
+    assert (await line_engine.config()).local_first_max_wait_s == 0
+    r = await post(client, coordinator, "/coordination/routage",
                    {"widen_group_s": "50", "widen_region_s": "40", "widen_national_s": "120",
                     "ring_s": "25"})
     assert r.status_code == 400 and (await line_engine.config()).widen_group_s == 20
@@ -225,7 +230,8 @@ async def test_controls_act_on_the_line_and_are_written_to_the_audit_log(
     who = str(coordinator.account.id)
     assert [a for a, _, _ in actions] == [
         "volunteer.paused", "volunteer.logged_out", "contact.priority", "broadcast.send",
-        "registration.open", "line.close", "line.reopen", "line.hours", "routing.configure",
+        "registration.open", "line.close", "line.reopen", "line.hours",
+        "routing.configure", "routing.configure",
     ]
     assert all(actor == who and by == "Claire Coord" for _, actor, by in actions)
     page = await client.get("/coordination/journal", headers=coordinator.cookies)

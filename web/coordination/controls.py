@@ -32,6 +32,8 @@ BROADCAST_MAXLEN = 200
 MAX_BROADCAST_CHARS = 500
 MAX_REASON_CHARS = 80
 ROUTING_FIELDS = ("widen_group_s", "widen_region_s", "widen_national_s", "ring_s")
+# Optional in the form: older clients (the live simulator) post only the fields above.
+ROUTING_OPTIONAL_FIELDS = ("local_first_max_wait_s",)
 
 
 class ControlError(ValueError):
@@ -364,10 +366,11 @@ async def remove_closure(
 async def save_routing(
     engine: Engine, session: AsyncSession, user: Any, form: dict[str, str]
 ) -> str:
-    """Widening thresholds and ring time (seconds), checked together before any change."""
+    """Widening thresholds, local-first cap and ring time (seconds), checked together."""
     current = await engine.config()
     values: dict[str, float] = {}
-    for name in ROUTING_FIELDS:
+    present = [name for name in ROUTING_OPTIONAL_FIELDS if form.get(name, "").strip()]
+    for name in (*ROUTING_FIELDS, *present):
         text = form.get(name, "").strip().replace(",", ".")
         try:
             values[name] = float(text)
@@ -383,7 +386,7 @@ async def save_routing(
         )
     new = RoutingConfig(**{**current.model_dump(), **values})
     await engine.configure(new, overwrite=True)
-    before = {k: getattr(current, k) for k in ROUTING_FIELDS}
+    before = {k: getattr(current, k) for k in values}
     audit.record(session, _actor(user), "routing.configure", engine.keys.line,
                  {**_who(user), "before": before, "after": values})
     await session.commit()
