@@ -189,15 +189,22 @@ class Bookings:
         """
         if not bookings:
             return {}
-        starts = sorted(_utc(b.slot_start) for b in bookings)
-        days = await self.plan.days(paris(starts[0]).date(), paris(starts[-1]).date())
+        spans = sorted((_utc(b.slot_start), _utc(b.slot_end)) for b in bookings)
+        days = await self.plan.days(paris(spans[0][0]).date(), paris(spans[-1][0]).date())
         by_day = {d.day: d for d in days}
         open_ = {s.start for d in days for s in self.plan.cut(d)}
         out: dict[datetime, str] = {}
-        for start in starts:
-            if start not in open_:
-                day = by_day.get(paris(start).date())
-                out[start] = (day.closed if day else "") or "les horaires ont changé"
+        for start, end in spans:
+            if start in open_:
+                continue
+            day = by_day.get(paris(start).date())
+            if day is None:
+                out[start] = "les horaires ont changé"
+                continue
+            in_hours = any(a < end and start < b for a, b in day.hours)
+            in_open = any(a <= start and end <= b for a, b in day.open)
+            cut = day.closure if in_hours and not in_open else ""
+            out[start] = day.closed or cut or "les horaires ont changé"
         return out
 
     async def closed_between(self, first: datetime, last: datetime) -> list[tuple[Booking, str]]:

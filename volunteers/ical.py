@@ -16,8 +16,17 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def feed(account: Account, bookings: Iterable[Booking], *, host: str, now: datetime) -> bytes:
-    """The calendar of a volunteer's bookings; cancelled ones stay as CANCELLED events."""
+def feed(
+    account: Account,
+    bookings: Iterable[Booking],
+    *,
+    host: str,
+    now: datetime,
+    closed: dict[datetime, str] | None = None,
+) -> bytes:
+    """The calendar of a volunteer's bookings; cancelled ones stay as CANCELLED events, and
+    so do those on a slot the line no longer opens (``closed``: reason by slot start)."""
+    closed = closed or {}
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -43,6 +52,13 @@ def feed(account: Account, bookings: Iterable[Booking], *, host: str, now: datet
         elif booking.status == BookingStatus.CANCELLED.value:
             event.add("summary", "Permanence — créneau annulé")
             event.add("status", "CANCELLED")
+        elif reason := closed.get(_utc(booking.slot_start)):
+            event.add("summary", "Permanence — créneau fermé")
+            event.add("status", "CANCELLED")
+            event.add(
+                "description",
+                f"La ligne n'ouvre pas sur ce créneau ({reason}) : vous n'êtes pas attendu.",
+            )
         else:
             event.add("summary", "Permanence — créneau de bénévolat")
             event.add("status", "CONFIRMED")

@@ -96,7 +96,8 @@ class OpeningDay:
     day: date
     hours: tuple[tuple[datetime, datetime], ...] = ()  # aware
     open: tuple[tuple[datetime, datetime], ...] = ()  # aware, within ``hours``
-    closed: str = ""  # '' | 'fermé' | 'férié (Noël)' | 'fermeture exceptionnelle : …'
+    closed: str = ""  # '' | 'fermé' | 'férié (Noël)' | 'fermeture exceptionnelle — …'
+    closure: str = ""  # a closure cutting into the day's hours, as volunteers read it
 
 
 # web/ installs one backed by the coordinators' schedule (holidays and closures included);

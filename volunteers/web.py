@@ -40,7 +40,7 @@ from volunteers.access import (
     require_volunteer,
     session_data,
 )
-from volunteers.bookings import Bookings, SlotNeed, recurring_label
+from volunteers.bookings import ACTIVE, Bookings, SlotNeed, recurring_label
 from volunteers.console import PAUSE_REASONS, ConsoleHub, ConsoleSession
 from volunteers.errors import VolunteerError
 from volunteers.login_throttle import LoginThrottle
@@ -633,11 +633,11 @@ async def ical_feed(token: str, request: Request, vol: Vol) -> Response:
         if account is None or account.status == "disabled":
             raise HTTPException(404, "Agenda introuvable.")
         now = _now(vol)
-        rows = await _bookings(session, vol).for_feed(
-            account.id or 0, now - timedelta(days=30)
-        )
+        book = _bookings(session, vol)
+        rows = await book.for_feed(account.id or 0, now - timedelta(days=30))
+        closed = await book.closed_reasons([r for r in rows if r.status in ACTIVE])
     host = urlsplit(vol.settings.public_base_url).hostname or "permanence"
-    body = ical.feed(account, rows, host=host, now=now)
+    body = ical.feed(account, rows, host=host, now=now, closed=closed)
     return Response(
         body,
         media_type="text/calendar; charset=utf-8",

@@ -13,6 +13,14 @@ from callers.schedule import DayHours, ScheduleStore, day_hours
 from volunteers.slots import OpeningDay, OpeningProvider
 
 
+def _closure(hours: DayHours) -> str:
+    """A closure cutting into the day's hours, as volunteers read it ('' if none)."""
+    if [tuple(r) for r in hours.open] == [tuple(r) for r in hours.hours]:
+        return ""
+    label = "fermeture exceptionnelle"
+    return f"{label} — {hours.closure_message}" if hours.closure_message else label
+
+
 def _closed(hours: DayHours) -> str:
     """Why the line does not open at all that day, as volunteers read it ('' if it opens)."""
     if hours.holiday:
@@ -20,8 +28,7 @@ def _closed(hours: DayHours) -> str:
     if not hours.hours:
         return "fermé"
     if not hours.open:
-        label = "fermeture exceptionnelle"
-        return f"{label} — {hours.closure_message}" if hours.closure_message else label
+        return _closure(hours)
     return ""
 
 
@@ -33,7 +40,9 @@ def opening_days(store: ScheduleStore) -> OpeningProvider:
         out = []
         for offset in range((last - first).days + 1):
             hours = day_hours(schedule, first + timedelta(days=offset))
-            out.append(OpeningDay(hours.day, hours.hours, hours.open, _closed(hours)))
+            out.append(
+                OpeningDay(hours.day, hours.hours, hours.open, _closed(hours), _closure(hours))
+            )
         return out
 
     return opening

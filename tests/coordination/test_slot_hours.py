@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from fastapi import FastAPI
+from icalendar import Calendar
 from redis.asyncio import Redis
 from sqlmodel import select
 
@@ -174,6 +175,11 @@ async def test_a_closure_day_has_no_bookable_slot_and_keeps_its_bookings_flagged
     flagged = coverage.text[coverage.text.index("Réservations sur des créneaux fermés"):]
     assert "Vincent Bene" in flagged and "Mardi 8 décembre, 9 h – 11 h" in flagged
 
+    feed = await client.get(f"/benevole/agenda/{volunteer.account.ical_token}.ics")
+    [event] = Calendar.from_ical(feed.content).walk("VEVENT")
+    assert (str(event["summary"]), str(event["status"])) == (
+        "Permanence — créneau fermé", "CANCELLED")
+
     # Lifting the closure makes the same booking valid again, nothing lost.
     removed = await post(client, coordinator, "/coordination/fermetures/0/supprimer", {})
     assert removed.status_code == 200, removed.text
@@ -199,3 +205,25 @@ async def test_french_public_holidays_follow_the_coordinators_setting(
     assert saved.status_code == 200, saved.text
     view = await week_view(client, volunteer, christmas_week)
     assert key(25, 9) in bookable(view) and "férié" not in view
+
+
+async def test_closing_the_line_now_flags_todays_booked_slots_on_the_dashboard(
+    app: FastAPI, client: httpx.AsyncClient, coordinator: Login, volunteer: Login
+) -> None:
+    await book(client, volunteer, key(1, 15))  # today, later on
+    assert len(await active_bookings(app)) == 1
+
+    def today(state: dict) -> dict[int, dict]:
+        return {s["start_ms"]: s for s in state["slots"]["day"]}
+
+    start_ms = int(datetime(2026, 12, 1, 15, tzinfo=PARIS).timestamp() * 1000)
+    before = (await client.get("/coordination/etat", headers=coordinator.cookies)).json()
+    assert today(before)[start_ms]["closed"] is False
+    closed = await post(client, coordinator, "/coordination/ligne/fermer",
+                        {"message": "Panne du standard.", "jusqu_a": ""})
+    assert closed.status_code == 200, closed.text
+    after = (await client.get("/coordination/etat", headers=coordinator.cookies)).json()
+    slot = today(after)[start_ms]
+    assert slot["closed"] is True and slot["booked"] == 1
+    view = await week_view(client, volunteer, "2026-11-30")
+    assert "Créneau fermé (fermeture exceptionnelle — Panne du standard.)" in view
