@@ -36,7 +36,8 @@ async def test_slots_follow_opening_hours_and_holidays(vsettings: VolunteersSett
     assert await plan.slots_on(date(2026, 12, 25)) == []  # Noël
     assert (await plan.closed_reason(date(2026, 12, 25))).startswith("férié")
     # Summer time: 9 h in Paris is 7 h UTC.
-    assert (await plan.slots_on(date(2027, 6, 1)))[0].start == datetime(2027, 6, 1, 7, 0, tzinfo=UTC)
+    first = (await plan.slots_on(date(2027, 6, 1)))[0]
+    assert first.start == datetime(2027, 6, 1, 7, 0, tzinfo=UTC)
 
 
 async def test_book_fill_standby_and_promotion(
