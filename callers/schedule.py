@@ -10,12 +10,12 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import holidays
 from pydantic import BaseModel, Field, field_validator, model_validator
 from redis.asyncio import Redis
+
+from routing.french_holidays import french_holidays
 
 PARIS = ZoneInfo("Europe/Paris")
 DAY_NAMES = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
@@ -82,14 +82,9 @@ class LineStatus:
     emergency_message: str = ""
 
 
-@lru_cache(maxsize=8)
-def _french_holidays(year: int) -> dict[date, str]:
-    return dict(holidays.France(years=year, language="fr"))
-
-
 def holiday_name(day: date) -> str:
     """The French public holiday on that day ('' if none)."""
-    return _french_holidays(day.year).get(day, "")
+    return french_holidays(day.year).get(day, "")
 
 
 def status_at(schedule: Schedule, when: datetime) -> LineStatus:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from icalendar import Calendar, Event
-
 from volunteers.models import Account, Booking, BookingStatus
 
 PRODID = "-//Permanence//Créneaux bénévoles//FR"
@@ -26,6 +24,10 @@ def feed(
 ) -> bytes:
     """The calendar of a volunteer's bookings; cancelled ones stay as CANCELLED events, and
     so do those on a slot the line no longer opens (``closed``: reason by slot start)."""
+    # Imported here: icalendar (90 modules, ~3 MB resident) serves only calendar apps'
+    # occasional polls, not worth keeping in every server process from the start.
+    from icalendar import Calendar, Event
+
     closed = closed or {}
     cal = Calendar()
     cal.add("prodid", PRODID)

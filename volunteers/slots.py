@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import holidays
-
+from routing.french_holidays import french_holidays
 from volunteers.settings import VolunteersSettings
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -28,14 +26,9 @@ MONTH_NAMES = [
 ]  # fmt: skip
 
 
-@lru_cache(maxsize=16)
-def _french_holidays(year: int) -> dict[date, str]:
-    return dict(holidays.France(years=year, language="fr"))
-
-
 def holiday_name(day: date) -> str:
     """The French public holiday on this day ('' if none)."""
-    return _french_holidays(day.year).get(day, "")
+    return french_holidays(day.year).get(day, "")
 
 
 def _hm(text: str) -> time:

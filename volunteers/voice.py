@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from twilio.jwt.access_token import AccessToken
-from twilio.jwt.access_token.grants import VoiceGrant
-
 from volunteers.settings import VolunteersSettings
 
 
@@ -26,6 +23,11 @@ def access_token(settings: VolunteersSettings, identity: str) -> str:
     Calls reach the softphone as ``<Dial><Client>identity</Client></Dial>``; outgoing calls
     go to the TwiML app (the console never dials out on its own).
     """
+    # Imported here: twilio.jwt brings PyJWT and cryptography's primitives (~9 MB resident),
+    # only needed once a server has a softphone configured and a console asks for a token.
+    from twilio.jwt.access_token import AccessToken
+    from twilio.jwt.access_token.grants import VoiceGrant
+
     token = AccessToken(
         settings.twilio_account_sid,
         settings.twilio_api_key,
