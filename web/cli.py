@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import signal
 from pathlib import Path
@@ -17,6 +18,9 @@ import uvicorn
 from redis.exceptions import RedisError
 
 from web.settings import Settings, get_settings
+
+# Uvicorn's own WebSocket implementation, minus compression on the consoles' sockets.
+WS_PROTOCOL = "web.ws_protocol:WebSocketProtocol"
 
 HostOption = Annotated[str | None, typer.Option(help="address to listen on (default HOST)")]
 PortOption = Annotated[int | None, typer.Option(help="port to listen on (default PORT)")]
@@ -83,6 +87,7 @@ def serve(
             workers=settings.workers,
             log_level=settings.log_level,
             proxy_headers=True,
+            ws=WS_PROTOCOL,
         )
     finally:
         target.close()
@@ -123,7 +128,11 @@ def demo(
         report = asyncio.run(run_seeds(settings))
         typer.echo(banner(settings, report))
         uvicorn.run(
-            create_app(settings), host=settings.host, port=settings.port, log_level="info"
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            ws=WS_PROTOCOL,
         )
     finally:
         target.close()
@@ -205,7 +214,20 @@ def _add_simulate() -> None:
     cli.command("simulate")(simulate_command)
 
 
-_add_simulate()
+def _spawned_worker() -> bool:
+    """Whether this import is a ``serve`` worker re-running the parent's main script.
+
+    multiprocessing's spawn start method re-imports the ``permanence`` script, hence this
+    module, in every worker process, which never runs a command. The same test as the
+    standard library's own (multiprocessing.spawn._check_not_importing_main).
+    """
+    return bool(getattr(multiprocessing.current_process(), "_inheriting", False))
+
+
+# The simulation's imports (httpx's CLI with rich and pygments, the fake Twilio network,
+# the scenario tooling) weigh ~20 MB: kept out of the app's worker processes.
+if not _spawned_worker():
+    _add_simulate()
 
 
 def main() -> None:
