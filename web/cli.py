@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import signal
 from pathlib import Path
@@ -214,20 +213,7 @@ def _add_simulate() -> None:
     cli.command("simulate")(simulate_command)
 
 
-def _spawned_worker() -> bool:
-    """Whether this import is a ``serve`` worker re-running the parent's main script.
-
-    multiprocessing's spawn start method re-imports the ``permanence`` script, hence this
-    module, in every worker process, which never runs a command. The same test as the
-    standard library's own (multiprocessing.spawn._check_not_importing_main).
-    """
-    return bool(getattr(multiprocessing.current_process(), "_inheriting", False))
-
-
-# The simulation's imports (httpx's CLI with rich and pygments, the fake Twilio network,
-# the scenario tooling) weigh ~20 MB: kept out of the app's worker processes.
-if not _spawned_worker():
-    _add_simulate()
+_add_simulate()
 
 
 def main() -> None:
