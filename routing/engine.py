@@ -159,12 +159,14 @@ class Engine:
             raise TransferWithoutTarget(task_id)
         if skill:
             self._check_skills({skill}, ())
-        await self._run("transfer", volunteer_id, task_id, skill, to_volunteer, "")
+        await self._run("transfer", volunteer_id, task_id, skill, to_volunteer)
 
     async def give_back(self, volunteer_id: str, task_id: str) -> None:
-        """The volunteer accepted but cannot take the task after all (their phone could not
-        be reached): it goes back to the queue at its place, for anyone."""
-        await self._run("transfer", volunteer_id, task_id, "", "", "back")
+        """The volunteer accepted but their phone could not be reached (busy, no answer,
+        voicemail, failed): the task goes back to the queue at its place, and for them it
+        counts as a missed offer (no-answer delay, paused "sans réponse" after
+        max_no_answer in a row)."""
+        await self._run("give_back", volunteer_id, task_id)
 
     # Tasks ---------------------------------------------------------------------------
 

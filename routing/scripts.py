@@ -18,6 +18,7 @@ TRANSITIONS = (
     "to_callback",
     "close_task",
     "transfer",
+    "give_back",
     "widen",
     "unblock",
     "log_in",

@@ -11,6 +11,8 @@ if NOW > tonumber(t.offered_at) + CFG.ring_ms then return fail('offer_expired', 
 local v = load_vol(vid)
 local field = t.cls == 'voice' and 'load_voice' or 'load_chat'
 v[field] = tostring(tonumber(v[field]) + 1)
+-- Kept with the task: if the volunteer's phone leg then fails (give_back), the streak goes on.
+redis.call('HSET', K.task(tid), 'acc_misses', v.misses)
 v.reserved, v.misses, v.idle_since = '', '0', n2s(NOW)
 redis.call('HSET', K.vol(vid), field, v[field], 'reserved', '', 'misses', '0', 'idle_since', v.idle_since)
 redis.call('HSET', K.task(tid), 'state', 'assigned', 'assigned_at', n2s(NOW), 'answered', '1')

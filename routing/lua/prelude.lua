@@ -181,6 +181,33 @@ local function set_on_duty(v, delta)
   return emptied
 end
 
+-- No offer for a while (mod_callcenter's reject and no-answer delays); the unblock timer ends it.
+local function block(v, ms)
+  v.blocked_until = n2s(NOW + ms)
+  redis.call('HSET', K.vol(v.id), 'blocked_until', v.blocked_until)
+  redis.call('ZADD', K.timers(), v.blocked_until, 'u:' .. v.id)
+end
+
+-- One more missed offer in a row (`earlier`: misses an accept cleared that turned out void).
+local function add_miss(v, earlier)
+  v.misses = tostring(tonumber(v.misses) + (earlier or 0) + 1)
+  redis.call('HSET', K.vol(v.id), 'misses', v.misses)
+end
+
+-- After a miss: paused "sans réponse" once max_no_answer are reached while on duty, else the
+-- no-answer delay. Returns the scopes the pause left with nobody on duty (skip_empty_rings).
+local function pause_or_block(v)
+  if tonumber(v.misses) >= CFG.max_no_answer and v.presence == 'available' then
+    v.presence, v.reason = 'paused', 'sans réponse'
+    redis.call('HSET', K.vol(v.id), 'presence', 'paused', 'reason', v.reason, 'presence_since', n2s(NOW))
+    local emptied = set_on_duty(v, -1)
+    emit('volunteer_presence', '', v.id, 'presence', 'paused', 'reason', v.reason)
+    return emptied
+  end
+  block(v, CFG.no_answer_delay_ms)
+  return {}
+end
+
 -- Matching -------------------------------------------------------------------
 
 -- 0 same département, 1 a shared group, 2 same région, 3 national.

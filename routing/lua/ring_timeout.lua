@@ -10,20 +10,9 @@ if NOW < tonumber(t.offered_at) + CFG.ring_ms then
 end
 local v = load_vol(t.vol)
 drop_reservation(v)
-v.misses = tostring(tonumber(v.misses) + 1)
-redis.call('HSET', K.vol(v.id), 'misses', v.misses)
+add_miss(v)
 emit('offer_timeout', tid, v.id, 'misses', v.misses)
-local emptied = {}
-if tonumber(v.misses) >= CFG.max_no_answer and v.presence == 'available' then
-  v.presence, v.reason = 'paused', 'sans réponse'
-  redis.call('HSET', K.vol(v.id), 'presence', 'paused', 'reason', v.reason, 'presence_since', n2s(NOW))
-  emptied = set_on_duty(v, -1)
-  emit('volunteer_presence', '', v.id, 'presence', 'paused', 'reason', v.reason)
-else
-  v.blocked_until = n2s(NOW + CFG.no_answer_delay_ms)
-  redis.call('HSET', K.vol(v.id), 'blocked_until', v.blocked_until)
-  redis.call('ZADD', K.timers(), v.blocked_until, 'u:' .. v.id)
-end
+local emptied = pause_or_block(v)
 refresh_free(v)
 -- Not answered by the volunteer it was waiting for: the next volunteer, now.
 if t.pref == v.id then forget_preference(t) end

@@ -1,12 +1,11 @@
 -- A volunteer hands a task over: to anyone with a skill, or to a named colleague first.
--- Or gives it back to the queue at its place (Engine.give_back: neither skill nor colleague).
--- ARGV: 4 volunteer, 5 task, 6 skill ('' = keep), 7 colleague ('' = none), 8 'back'
-local vid, tid, skill, target, back = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8] == 'back'
+-- ARGV: 4 volunteer, 5 task, 6 skill ('' = keep), 7 colleague ('' = none)
+local vid, tid, skill, target = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local t = load_task(tid)
 if not t then return fail('unknown_task', tid) end
 if t.state == 'wrapup' or t.state == 'ended' then return fail('task_already_ended', tid) end
 if t.state ~= 'assigned' or t.vol ~= vid then return fail('task_not_assigned', tid) end
-if skill == '' and target == '' and not back then return fail('transfer_without_target', tid) end
+if skill == '' and target == '' then return fail('transfer_without_target', tid) end
 if target ~= '' then
   if target == vid or redis.call('HGET', K.vol(target), 'presence') ~= 'available' then
     return fail('transfer_target_unavailable', target)

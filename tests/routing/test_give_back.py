@@ -1,0 +1,146 @@
+"""Giving back an accepted task (the voice bridge, when the volunteer's phone leg fails after the
+console accept: busy, no answer, voicemail, failed): the task keeps its place and goes to the
+next volunteer; for the volunteer it counts as a missed offer.
+
+Defaults (RoutingConfig): 3 misses in a row pause a volunteer, 5 s without offers after a miss.
+"""
+
+from __future__ import annotations
+
+from routing.models import NO_ANSWER_REASON, Presence, TaskState
+
+MAX_NO_ANSWER, DELAY_S, RING_S = 3, 5, 20
+
+
+async def test_the_volunteer_whose_phone_failed_is_not_offered_the_task_again(
+    desk, engine, clock
+) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await engine.give_back("v1", "t1")
+    # v1 is the only free volunteer: the caller waits rather than ring a failed phone again.
+    assert (await desk.state("t1"), await desk.offered_to("t1")) == (TaskState.WAITING, None)
+    vol = await engine.volunteer("v1")
+    assert (vol.misses, vol.load_voice, vol.presence) == (1, 0, Presence.AVAILABLE)
+    await desk.wait(DELAY_S - 1)
+    assert await desk.offered_to("t1") is None
+    await desk.wait(1)  # the no-answer delay is over: v1 may try again
+    assert await desk.offered_to("t1") == "v1"
+
+
+async def test_the_given_back_task_keeps_its_place_and_goes_to_the_next_volunteer(
+    desk, engine, clock
+) -> None:
+    await desk.volunteer("v1", "05")
+    first = await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await desk.busy("v2", "05")
+    clock.advance(5)
+    await desk.call("t2", "05")  # newer than t1
+    await desk.call("t3", "05")
+    await engine.give_back("v1", "t1")
+    assert [await engine.position(t) for t in ("t1", "t2", "t3")] == [1, 2, 3]
+    assert (await desk.task("t1")).place_ms == first.place_ms
+    await engine.complete("v2", "busy-v2")
+    await engine.finish_wrapup("v2", "busy-v2")
+    assert await desk.offered_to("t1") == "v2"  # first in line, and not to v1
+    assert "task_transferred" in await desk.event_types("t1", "v1")
+
+
+async def test_a_given_back_task_is_offered_at_once_to_another_free_volunteer(
+    desk, engine, clock
+) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    clock.advance(1)
+    await desk.volunteer("v2", "05")  # idle for less time than v1 will be
+    await engine.give_back("v1", "t1")
+    assert await desk.offered_to("t1") == "v2"
+
+
+async def test_give_backs_in_a_row_pause_the_volunteer_without_answer(
+    desk, engine, clock
+) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    for miss in range(1, MAX_NO_ANSWER + 1):
+        assert await desk.offered_to("t1") == "v1"
+        await engine.accept("v1", "t1")  # the console accept does not clear the failed legs
+        await engine.give_back("v1", "t1")
+        vol = await engine.volunteer("v1")
+        assert vol.misses == miss
+        if miss < MAX_NO_ANSWER:
+            assert vol.presence is Presence.AVAILABLE
+            await desk.wait(DELAY_S)
+    assert (vol.presence, vol.reason) == (Presence.PAUSED, NO_ANSWER_REASON)
+    assert await desk.state("t1") is TaskState.WAITING
+    await desk.wait(600)
+    assert await desk.offered_to("t1") is None  # paused: never offered again by itself
+
+
+async def test_console_misses_and_failed_legs_add_up(desk, engine, clock) -> None:
+    """Two unanswered offers, then an accept whose phone fails: three misses in a row."""
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    for _ in range(MAX_NO_ANSWER - 1):
+        await desk.wait(RING_S)
+        await desk.wait(DELAY_S)
+    assert (await engine.volunteer("v1")).misses == MAX_NO_ANSWER - 1
+    assert await desk.offered_to("t1") == "v1"
+    await engine.accept("v1", "t1")
+    assert (await engine.volunteer("v1")).misses == 0  # as far as the console knows
+    await engine.give_back("v1", "t1")
+    vol = await engine.volunteer("v1")
+    assert (vol.misses, vol.presence, vol.reason) == (
+        MAX_NO_ANSWER,
+        Presence.PAUSED,
+        NO_ANSWER_REASON,
+    )
+
+
+async def test_a_conversation_after_a_failed_leg_starts_the_count_again(
+    desk, engine, clock
+) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await engine.give_back("v1", "t1")
+    await desk.wait(DELAY_S)
+    await engine.accept("v1", "t1")  # this time the phone answers
+    await engine.complete("v1", "t1")
+    await engine.finish_wrapup("v1", "t1")
+    await desk.call("t2", "05")
+    await engine.accept("v1", "t2")
+    await engine.give_back("v1", "t2")
+    assert (await engine.volunteer("v1")).misses == 1
+
+
+async def test_a_returning_callers_volunteer_whose_phone_fails_lets_anyone_take_it(
+    desk, engine, clock
+) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05", caller_key="k1")
+    await engine.accept("v1", "t1")
+    await engine.complete("v1", "t1")
+    await engine.finish_wrapup("v1", "t1")
+    await desk.volunteer("v2", "05")
+    await desk.call("t2", "05", caller_key="k1")  # v1's turn, as the returning caller's
+    assert await desk.offered_to("t2") == "v1"
+    await engine.accept("v1", "t2")
+    await engine.give_back("v1", "t2")
+    assert await desk.offered_to("t2") == "v2"  # not kept for v1's turn
+
+
+async def test_a_failed_leg_after_going_off_duty_blocks_without_pausing(
+    desk, engine, clock
+) -> None:
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await engine.set_presence("v1", Presence.PAUSED, "pause café")
+    await engine.give_back("v1", "t1")
+    vol = await engine.volunteer("v1")
+    assert (vol.presence, vol.reason, vol.misses) == (Presence.PAUSED, "pause café", 1)
+    assert await desk.state("t1") is TaskState.WAITING
