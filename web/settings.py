@@ -23,6 +23,10 @@ from routing.config import RoutingConfig
 log = logging.getLogger(__name__)
 
 SECRET_KEY_FILE = "secret_key"
+# A regional France Services line, order of magnitude: the network handled ~9 M requests
+# in 2023 over ~2,840 sites (Cour des comptes), ~14 per site and open day, ~3,000 a day
+# for a region of ~220 sites; a remote line taking a few percent of that gets ~120.
+FORECAST_CONTACTS_PER_DAY = 120.0
 
 
 class Settings(BaseSettings):
@@ -76,6 +80,11 @@ class Settings(BaseSettings):
         300, gt=0,
         description="each process recomputes the slot forecast from the contact history at "
         "most this often",
+    )
+    forecast_contacts_per_day: float = Field(
+        FORECAST_CONTACTS_PER_DAY, gt=0,
+        description="contacts expected on an ordinary weekday (Monday-Friday mean) before "
+        "there are 14 days of history: the reference trace's weekly shape is scaled to it",
     )
     routing: RoutingConfig = Field(
         default_factory=RoutingConfig,

@@ -29,6 +29,7 @@ def install_slot_forecast(app: FastAPI) -> None:
                 runtime.settings.line,
                 runtime.engine.clock.now_ms,
                 ttl_s=runtime.settings.staffing_refresh_s,
+                contacts_per_day=runtime.settings.forecast_contacts_per_day,
             )
         return await app.state.demand_cache.get()
 

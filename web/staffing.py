@@ -2,7 +2,9 @@
 enough history, from the reference trace.
 
 Reads the ``contact`` history table (one row per call, chat or callback) and hands the
-half-hour counts to ``routing.forecast``. Callers (slot targets, the dashboard's
+half-hour counts to ``routing.forecast``. The trace is a bank's call centre (~1,900
+calls a weekday): only its shape over the week is kept, scaled to the line's expected
+daily volume (``FORECAST_CONTACTS_PER_DAY``). Callers (slot targets, the dashboard's
 coverage view) take ``Demand.for_slot``; a coordinator's SlotTarget still overrides it.
 """
 
@@ -31,6 +33,7 @@ from routing.forecast import (
     volunteers_needed,
 )
 from web.coordination.models import Contact
+from web.settings import FORECAST_CONTACTS_PER_DAY
 from web.simulation.trace import DEFAULT_TRACE_FILE, daily_counts, load_trace
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ class Demand:
     forecast: Forecast
     needs: dict[tuple[int, int], int]
     aht_s: float
+    contacts_per_day: float | None = None  # what the trace was scaled to (source "trace")
 
     def for_slot(self, start: datetime, end: datetime) -> int:
         """Volunteers a booking slot needs (its busiest half hour), times in any zone."""
@@ -59,6 +63,24 @@ def _trace_shape(trace: Path) -> tuple[dict[date, list[int]], float]:
     days = load_trace(trace)
     answered = [c.service_s for d in days.values() for c in d.calls if c.answered]
     return daily_counts(days), sum(answered) / len(answered)
+
+
+def ordinary_weekday_total(forecast: Forecast) -> float:
+    """Mean forecast contacts of a Monday-to-Friday day."""
+    return sum(v for (wd, _), v in forecast.items() if wd < 5) / 5
+
+
+def scaled_to(forecast: Forecast, contacts_per_day: float) -> Forecast:
+    """The forecast's shape over the week, with an ordinary weekday totalling that many.
+
+    One factor for the whole week: busier Mondays, quiet Saturdays and each day's curve
+    stay as the trace has them.
+    """
+    total = ordinary_weekday_total(forecast)
+    if total <= 0:
+        return forecast
+    factor = contacts_per_day / total
+    return {key: v * factor for key, v in forecast.items()}
 
 
 async def history_counts(
@@ -101,8 +123,10 @@ async def demand(
     target: StaffingTarget | None = None,
     weeks: int = 8,
     trace: Path = DEFAULT_TRACE_FILE,
+    contacts_per_day: float = FORECAST_CONTACTS_PER_DAY,
 ) -> Demand:
-    """The forecast and needs from the last weeks of history, or the trace without it."""
+    """The forecast and needs from the last weeks of history, or, without it, the trace's
+    shape scaled to ``contacts_per_day`` on an ordinary weekday."""
     since = now - timedelta(weeks=weeks)
     daily = await history_counts(session, line, since, now)
     target = target or StaffingTarget()
@@ -117,6 +141,7 @@ async def demand(
     else:
         daily, aht = await asyncio.to_thread(_trace_shape, trace)
         source = "trace"
+    scale = contacts_per_day if source == "trace" else None
     sized = StaffingTarget(
         aht_s=aht,
         service_level=target.service_level,
@@ -125,14 +150,16 @@ async def demand(
     )
     # Erlang sizing of a whole week is ~0.3 s of pure Python: off the event loop, so the
     # process's sockets keep being served meanwhile (the GIL is handed back regularly).
-    forecast, needs = await asyncio.to_thread(_size, daily, sized)
-    return Demand(source=source, forecast=forecast, needs=needs, aht_s=aht)
+    forecast, needs = await asyncio.to_thread(_size, daily, sized, scale)
+    return Demand(source=source, forecast=forecast, needs=needs, aht_s=aht, contacts_per_day=scale)
 
 
 def _size(
-    daily: dict[date, list[int]], target: StaffingTarget
+    daily: dict[date, list[int]], target: StaffingTarget, contacts_per_day: float | None
 ) -> tuple[Forecast, dict[tuple[int, int], int]]:
     forecast = seasonal_smoothing(daily)
+    if contacts_per_day is not None:
+        forecast = scaled_to(forecast, contacts_per_day)
     return forecast, volunteers_needed(forecast, target)
 
 
@@ -155,6 +182,7 @@ class DemandCache:
         ttl_s: float = 300.0,
         target: StaffingTarget | None = None,
         trace: Path = DEFAULT_TRACE_FILE,
+        contacts_per_day: float = FORECAST_CONTACTS_PER_DAY,
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions = sessions
@@ -163,6 +191,7 @@ class DemandCache:
         self.ttl_s = ttl_s
         self.target = target
         self.trace = trace
+        self.contacts_per_day = contacts_per_day
         self.timer = timer
         self.computations = 0  # how many times the history was read (tests, logs)
         self._value: Demand | None = None
@@ -183,7 +212,12 @@ class DemandCache:
             try:
                 async with self.sessions() as session:
                     value = await demand(
-                        session, self.line, now, target=self.target, trace=self.trace
+                        session,
+                        self.line,
+                        now,
+                        target=self.target,
+                        trace=self.trace,
+                        contacts_per_day=self.contacts_per_day,
                     )
             except Exception:
                 log.exception("could not compute the staffing forecast; keeping the last one")

@@ -196,5 +196,6 @@ async def test_coverage_page_shows_the_week_and_the_sources(
     other = other[: other.index("</tr>")]
     assert '<td class="source">prévision</td>' in other and "Revenir" not in other
     assert "trace de référence" in html  # what the forecast is based on
+    assert "ramené à 120 contacts par jour de semaine" in html  # FORECAST_CONTACTS_PER_DAY
     refused = await client.get("/coordination/creneaux", headers=volunteer.cookies)
     assert refused.status_code == 403

@@ -352,7 +352,8 @@ async def reopen_line(request: Request, user: Coordinator):
 
 FORECAST_BASIS = {
     "history": "d'après les contacts reçus ces dernières semaines",
-    "trace": "d'après une trace de référence (pas encore deux semaines d'historique)",
+    "trace": "d'après le profil d'une trace de référence ramené à {per_day} contacts par jour "
+    "de semaine (pas encore deux semaines d'historique)",
 }
 
 
@@ -387,7 +388,8 @@ async def slots_page(request: Request, user: Coordinator, semaine: str = ""):
         for b, reason in closed
     ]
     demand = await current_forecast(forecast)
-    basis = FORECAST_BASIS.get(getattr(demand, "source", ""), "")
+    per_day = f"{getattr(demand, 'contacts_per_day', None) or 0:.0f}"
+    basis = FORECAST_BASIS.get(getattr(demand, "source", ""), "").format(per_day=per_day)
     days: dict[date, list[dict[str, Any]]] = {}
     for need in week:
         days.setdefault(paris(need.slot.start).date(), []).append({
