@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 REFRESH_S = 5.0  # rebuild even without events (midnight, opening hours starting)
 READ_BLOCK_MS = 1000  # below any client socket timeout
+# At most one rebuild per this many seconds: under load every event would otherwise cost a
+# full rebuild and a send to every dashboard; the events of the gap fold into the next.
+MIN_REBUILD_GAP_S = 0.15
 OCCUPANCY_LOOKBACK_MS = 12 * 3600 * 1000  # states carried into the day from the evening before
 NOTICES_MAXLEN = 1000
 
@@ -229,6 +232,9 @@ class DashboardHub:
                     await self.seed()
                 await self.step()
                 failing = False
+                gap = MIN_REBUILD_GAP_S - (time.monotonic() - self._refreshed_at)
+                if gap > 0:
+                    await asyncio.sleep(gap)
             except asyncio.CancelledError:
                 raise
             except Exception:
