@@ -184,6 +184,9 @@ def check_snapshot(snap: dict[str, Any]) -> list[str]:
             )
         if voice > 1 or (voice and chat) or chat > int(v["chat_cap"]) or voice < 0 or chat < 0:
             problems.append(f"volunteer {vid} over capacity: voice={voice} chat={chat}")
+        # After a decline, a miss or a failed phone leg: only the unblock timer lets them back.
+        if int(v["blocked_until"]) > now and f"u:{vid}" not in timers:
+            problems.append(f"volunteer {vid} blocked until {v['blocked_until']} with no timer")
     for tid, names in holders.items():
         if len(names) > 1:
             problems.append(f"task {tid} offered to several volunteers: {sorted(names)}")

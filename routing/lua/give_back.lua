@@ -17,6 +17,8 @@ redis.call('HINCRBY', K.task(tid), 'transfers', 1)
 emit('task_transferred', tid, vid, 'skill', '', 'to', '', 'back', '1', 'misses', v.misses)
 stat('transferred')
 local emptied = pause_or_block(v)
+-- Out of the free sets before the task looks for someone: a chat volunteer may have room left.
+refresh_free(v)
 -- Failed on the volunteer it was waiting for (a returning caller's): the next volunteer, now.
 if t.pref == vid then forget_preference(t) end
 requeue(t)

@@ -53,6 +53,7 @@ class MTask:
     resumed: bool = False
     offered_at: int = 0
     excl: tuple[str, ...] = ()  # volunteers who passed it on for a skill: never offered back
+    acc_misses: int = 0  # the misses in a row its last accept cleared (undone by a give-back)
 
     @property
     def cls(self) -> str:
@@ -345,6 +346,7 @@ class Model:
             raise Refused("offer_expired")
         v = self.vols[vid]
         v.load[t.cls] += 1
+        t.acc_misses = v.misses
         v.reserved, v.misses, v.idle_since = "", 0, self.now
         t.state, t.answered = "assigned", True
         self.timers.pop(f"r:{tid}", None)
@@ -408,6 +410,30 @@ class Model:
         # The task looks for someone else while the volunteer still holds it, then they let go.
         self.requeue(t)
         self.release(self.vols[vid], t)
+
+    def give_back(self, vid: str, tid: str) -> None:
+        """The volunteer's phone failed after the accept: a missed offer, the task keeps its
+        place and looks for someone else first."""
+        t = self._task(tid)
+        if t.state in ("ended", "wrapup"):
+            raise Refused("task_already_ended")
+        if t.state != "assigned" or t.vol != vid:
+            raise Refused("task_not_assigned")
+        v = self.vols[vid]
+        v.misses += t.acc_misses + 1
+        t.acc_misses = 0
+        self.pass_preference(t, vid)
+        if v.misses >= self.max_no_answer and v.presence == "available":
+            v.presence, v.reason = "paused", PAUSED_NO_ANSWER
+            emptied = self.empty_scopes(v.scopes())
+            self.requeue(t)
+            self.release(v, t)
+            self.forget_preferences(v)
+            self.skip_empty_rings(emptied)
+        else:
+            self.timers[f"u:{vid}"] = self.now + self.ms["no_answer_delay_ms"]
+            self.requeue(t)
+            self.release(v, t)
 
     # Tasks -----------------------------------------------------------------------------
 

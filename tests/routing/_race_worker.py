@@ -68,6 +68,7 @@ OPERATIONS = (
     ("complete", 8),
     ("finish_wrapup", 5),
     ("transfer", 3),
+    ("give_back", 2),
     ("to_callback", 2),
     ("close", 1),
     ("set_priority", 1),
@@ -193,6 +194,12 @@ class Racer:
             target = self.rng.choice(VOLUNTEER_IDS) if self.rng.random() < 0.3 else ""
             skill = skill or ("" if target else SKILLS[0])  # one of the two is required
             await self.engine.transfer(h["vol"], tid, skill=skill, to_volunteer=target)
+            return
+
+    async def give_back(self) -> None:
+        """The volunteer's phone leg failed after the accept (the voice bridge)."""
+        for tid, h in await self._some_tasks({"assigned"}):
+            await self.engine.give_back(h["vol"], tid)
             return
 
     async def to_callback(self) -> None:

@@ -144,3 +144,16 @@ async def test_a_failed_leg_after_going_off_duty_blocks_without_pausing(
     vol = await engine.volunteer("v1")
     assert (vol.presence, vol.reason, vol.misses) == (Presence.PAUSED, "pause café", 1)
     assert await desk.state("t1") is TaskState.WAITING
+
+
+async def test_a_chat_volunteer_with_room_left_is_not_offered_the_given_back_chat(
+    desk, engine, clock
+) -> None:
+    """Found by the model test: room for a second chat kept the volunteer in the free sets."""
+    await desk.volunteer("v1", "05", chat_capacity=2)
+    await desk.chat("c1", "05")
+    await engine.accept("v1", "c1")
+    await engine.give_back("v1", "c1")
+    assert (await desk.state("c1"), await desk.offered_to("c1")) == (TaskState.WAITING, None)
+    await desk.wait(DELAY_S)
+    assert await desk.offered_to("c1") == "v1"

@@ -208,11 +208,21 @@ class RoutingMachine(RuleBasedStateMachine):
             lambda: self.model.transfer(vid, tid, skill, colleague),
         )
 
+    @precondition(lambda self: self._tasks("assigned"))
+    @rule(i=PICK)
+    def give_back(self, i: int) -> None:
+        """The volunteer's phone leg failed after the accept (the voice bridge)."""
+        tid = _pick(self._tasks("assigned"), i)
+        vid = self.model.tasks[tid].vol
+        self.both(lambda: self.engine.give_back(vid, tid), lambda: self.model.give_back(vid, tid))
+
     @precondition(lambda self: self.model.tasks)
     @rule(
         i=PICK,
         vid=st.sampled_from(VOLUNTEERS),
-        action=st.sampled_from(["accept", "decline", "complete", "finish_wrapup", "transfer"]),
+        action=st.sampled_from(
+            ["accept", "decline", "complete", "finish_wrapup", "transfer", "give_back"]
+        ),
     )
     def stale_click(self, i: int, vid: str, action: str) -> None:
         """A request about any task by any volunteer: usually refused, then nothing changes."""
@@ -346,6 +356,7 @@ class RoutingMachine(RuleBasedStateMachine):
                 t.skill,
                 t.resumed,
                 t.ring,
+                t.acc_misses,
             )
             seen = (
                 h.get("state"),
@@ -359,6 +370,7 @@ class RoutingMachine(RuleBasedStateMachine):
                 h.get("skill"),
                 h.get("resumed") == "1",
                 h.get("ring"),
+                int(h.get("acc_misses", 0)),
             )
             assert seen == expected, f"task {tid}: engine {seen}, model {expected}"
         live = {tid for tid, t in self.model.tasks.items() if t.state != "ended"}
