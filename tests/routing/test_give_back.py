@@ -60,9 +60,7 @@ async def test_a_given_back_task_is_offered_at_once_to_another_free_volunteer(
     assert await desk.offered_to("t1") == "v2"
 
 
-async def test_give_backs_in_a_row_pause_the_volunteer_without_answer(
-    desk, engine, clock
-) -> None:
+async def test_give_backs_in_a_row_pause_the_volunteer_without_answer(desk, engine, clock) -> None:
     await desk.volunteer("v1", "05")
     await desk.call("t1", "05")
     for miss in range(1, MAX_NO_ANSWER + 1):
