@@ -269,9 +269,7 @@ class Engine:
         task = await self.task(task_id)
         if task is None or task.state is not TaskState.WAITING:
             return None
-        rank = await self.redis.zrank(
-            self.keys.wait(task.channel.capacity_class, "all"), task_id
-        )
+        rank = await self.redis.zrank(self.keys.wait(task.channel.capacity_class, "all"), task_id)
         return None if rank is None else rank + 1
 
     async def waiting_count(self, channel_class: str) -> int:
