@@ -1,6 +1,6 @@
 """A volunteer's day in real Chromium: log in, book, go available, take an offer, wrap up.
 
-axe-core (checked in under volunteers/static/vendor/axe-core) is injected into each page
+axe-core (checked in under tests/vendor/axe-core) is injected into each page
 and the test fails on any serious or critical violation.
 """
 
@@ -27,7 +27,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-AXE = Path(__file__).resolve().parents[2] / "volunteers/static/vendor/axe-core/axe.min.js"
+AXE = Path(__file__).resolve().parents[1] / "vendor" / "axe-core" / "axe.min.js"
 
 pytestmark = pytest.mark.browser
 
