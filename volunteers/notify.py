@@ -16,6 +16,7 @@ and neither it nor a provider's error text (which may quote it) is logged or sto
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import smtplib
 from datetime import UTC, datetime
@@ -260,6 +261,33 @@ class Notifier:
             account=account,
         )
 
+    async def slot_closed(
+        self,
+        session: AsyncSession,
+        booking: Booking,
+        account: Account,
+        reason: str,
+        now: datetime,
+    ) -> OutboxMessage | None:
+        """Tell a volunteer their booked slot closed; once per booking and closure reason."""
+        slot = Slot(_aware(booking.slot_start), _aware(booking.slot_end))
+        why = "la ligne n'ouvre pas ce jour-là" if reason == "fermé" else reason
+        # The reason names the closure: a new closure on the same slot is news, the same
+        # hours saved again are not.
+        digest = hashlib.sha256(reason.encode()).hexdigest()[:12]
+        return await self.send(
+            session,
+            dedup_key=f"slot-closed:{booking.id}:{slot.key}:{digest}",
+            kind="creneau_ferme",
+            subject="Votre créneau Permanence est fermé",
+            body=(
+                f"Permanence : votre créneau du {slot.label}, est fermé ({why}). "
+                "Vous n'avez rien à faire."
+            ),
+            account=account,
+            now=now,
+        )
+
     async def registration_open(self, session: AsyncSession, emails: list[str]) -> None:
         for email in emails:
             await self.send(
@@ -273,6 +301,11 @@ class Notifier:
                 ),
                 email=email,
             )
+
+
+def _aware(moment: datetime) -> datetime:
+    """Aware UTC (SQLite hands back naive datetimes: they are UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _duration(minutes: int) -> str:
