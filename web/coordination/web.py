@@ -34,6 +34,7 @@ from volunteers.models import Account
 from volunteers.slots import SlotPlan, day_label, hour_label, monday_of, paris
 from volunteers.targets import SOURCE_LABELS, ForecastProvider, current_forecast
 from volunteers.web import settings_from as volunteers_settings
+from web.closed_slot_notices import closed_slot_notices
 from web.coordination import controls
 from web.coordination.controls import ControlError
 from web.coordination.history import Thresholds
@@ -126,6 +127,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         stop.set()
+        await closed_slot_notices(app).wait()  # before the database closes
         for task in tasks:  # both may sit in a blocking read: cancel rather than wait
             task.cancel()
         for task in tasks:
@@ -331,6 +333,7 @@ async def close_line(request: Request, user: Coordinator):
             )
         except ControlError as exc:
             return _refused(request, exc, "/coordination")
+    closed_slot_notices(request.app).request()  # volunteers booked today hear of it
     return _done(request, message, "/coordination")
 
 
@@ -489,6 +492,7 @@ async def hours_save(request: Request, user: Coordinator):
             )
         except ControlError as exc:
             return _refused(request, exc, "/coordination/horaires")
+    closed_slot_notices(request.app).request()  # booked slots that closed: tell them
     return _done(request, message, "/coordination/horaires")
 
 
@@ -504,6 +508,7 @@ async def closure_add(request: Request, user: Coordinator):
             )
         except ControlError as exc:
             return _refused(request, exc, "/coordination/horaires")
+    closed_slot_notices(request.app).request()  # booked slots that closed: tell them
     return _done(request, message, "/coordination/horaires")
 
 
