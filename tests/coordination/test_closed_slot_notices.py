@@ -174,3 +174,22 @@ async def test_hours_that_no_longer_cover_a_booking_tell_its_volunteer(
         "Permanence : votre créneau du mardi 8 décembre, 15 h – 17 h, est fermé "
         "(les horaires ont changé). Vous n'avez rien à faire."
     )
+
+
+async def test_closing_the_line_now_tells_those_booked_later_today(
+    app: FastAPI, client: httpx.AsyncClient, app_settings: Settings
+) -> None:
+    claire = await person(app, app_settings, "Claire Coord", Role.COORDINATOR, "")
+    vincent = await person(app, app_settings, "Vincent Bene", Role.VOLUNTEER, MOBILE)
+    await book(client, vincent, key(1, 15))  # today, later on
+
+    r = await post(
+        client, claire, "/coordination/ligne/fermer",
+        {"message": "Panne du standard.", "jusqu_a": ""},
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    await closed_slot_notices(app).wait()
+    assert texts(app, MOBILE_E164) == [
+        "Permanence : votre créneau du mardi 1 décembre, 15 h – 17 h, est fermé "
+        "(fermeture exceptionnelle — Panne du standard.). Vous n'avez rien à faire."
+    ]
