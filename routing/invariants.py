@@ -176,6 +176,10 @@ def check_snapshot(snap: dict[str, Any]) -> list[str]:
                 problems.append(
                     f"volunteer {vid} holds an offer for {v['reserved']} that is not theirs"
                 )
+            if v["presence"] != "available":
+                # Pausing or logging out withdraws a ringing offer: the caller must not wait
+                # on someone who will not answer.
+                problems.append(f"volunteer {vid} is {v['presence']} with an offer ringing")
         voice, chat = int(v["load_voice"]), int(v["load_chat"])
         if voice != load[vid]["voice"] or chat != load[vid]["chat"]:
             problems.append(

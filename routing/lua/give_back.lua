@@ -17,11 +17,18 @@ redis.call('HINCRBY', K.task(tid), 'transfers', 1)
 emit('task_transferred', tid, vid, 'skill', '', 'to', '', 'back', '1', 'misses', v.misses)
 stat('transferred')
 local emptied = pause_or_block(v)
+-- Paused with another chat ringing: that offer goes back to its place, as a pause by hand does.
+local ringing = ''
+if v.presence == 'paused' and v.reserved ~= '' then
+  ringing = v.reserved
+  drop_reservation(v)
+end
 -- Out of the free sets before the task looks for someone: a chat volunteer may have room left.
 refresh_free(v)
 -- Failed on the volunteer it was waiting for (a returning caller's): the next volunteer, now.
 if t.pref == vid then forget_preference(t) end
 requeue(t)
+if ringing ~= '' then requeue(load_task(ringing)) end
 release(load_vol(vid), t)
 if v.presence == 'paused' then end_preferences(vid) end
 skip_empty_rings(emptied)

@@ -425,8 +425,12 @@ class Model:
         self.pass_preference(t, vid)
         if v.misses >= self.max_no_answer and v.presence == "available":
             v.presence, v.reason = "paused", PAUSED_NO_ANSWER
+            ringing = self.tasks[v.reserved] if v.reserved else None  # another chat ringing
+            v.reserved = ""
             emptied = self.empty_scopes(v.scopes())
             self.requeue(t)
+            if ringing:
+                self.requeue(ringing)
             self.release(v, t)
             self.forget_preferences(v)
             self.skip_empty_rings(emptied)

@@ -155,3 +155,24 @@ async def test_a_chat_volunteer_with_room_left_is_not_offered_the_given_back_cha
     assert (await desk.state("c1"), await desk.offered_to("c1")) == (TaskState.WAITING, None)
     await desk.wait(DELAY_S)
     assert await desk.offered_to("c1") == "v1"
+
+
+async def test_a_failed_leg_that_pauses_a_chat_volunteer_withdraws_their_ringing_offer(
+    desk, engine, clock
+) -> None:
+    """Found by the race: paused with a second chat still ringing, the volunteer could take it."""
+    await desk.volunteer("v1", "05", chat_capacity=2)
+    for n in range(MAX_NO_ANSWER - 1):  # two unanswered offers: one miss short of the pause
+        await desk.chat(f"miss{n}", "05")
+        await desk.wait(RING_S)
+        await engine.cancel(f"miss{n}")
+        await desk.wait(DELAY_S)
+    await desk.chat("c1", "05")
+    await engine.accept("v1", "c1")
+    await desk.chat("c2", "05")
+    assert await desk.offered_to("c2") == "v1"  # room for a second chat: it rings
+    await engine.give_back("v1", "c1")  # the failed leg is the third miss in a row
+    vol = await engine.volunteer("v1")
+    assert (vol.presence, vol.reason) == (Presence.PAUSED, NO_ANSWER_REASON)
+    assert (await desk.state("c2"), await desk.offered_to("c2")) == (TaskState.WAITING, None)
+    assert await engine.position("c2") == 2  # behind c1, which came first
