@@ -17,13 +17,12 @@ from redis.asyncio import Redis
 from sqlmodel import select
 
 from routing.clock import PARIS, ManualClock
-from tests.coordination.sessions import Login, ensure_auth, login
+from tests.coordination.conftest import running_app
+from tests.coordination.sessions import Login, login
 from volunteers import accounts
 from volunteers.models import Account, Booking, OutboxMessage, Role
 from volunteers.profile import ProfileInput, clean_profile
-from web.app import create_app
 from web.closed_slot_notices import closed_slot_notices
-from web.db import Database
 from web.settings import Settings
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=PARIS)  # a Tuesday
@@ -36,22 +35,8 @@ OTHER, OTHER_E164 = "06 98 76 54 32", "+33698765432"
 async def app(app_settings: Settings, clock: ManualClock, redis: Redis) -> AsyncIterator[FastAPI]:
     clock.set(NOW)
     settings = app_settings.model_copy(update={"twilio_fake": True})
-    application = create_app(settings, clock=clock, timers=False)
-    sessions_db = Database(settings)
-    ensure_auth(application, settings.secret_key, sessions_db.session)
-    async with application.router.lifespan_context(application):
-        await application.state.runtime.configure_engine()
+    async with running_app(settings, clock, redis) as application:
         yield application
-    await sessions_db.dispose()
-    async for key in redis.scan_iter(match=f"*{{{settings.line}}}*", count=1000):
-        await redis.delete(key)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
 
 
 async def person(app: FastAPI, settings: Settings, name: str, role: Role, phone: str) -> Login:

@@ -18,10 +18,10 @@ from callers.schedule import ScheduleStore
 from routing.clock import PARIS, ManualClock
 from routing.engine import Engine
 from routing.models import Channel, Presence, TaskSpec, VolunteerProfile
-from tests.coordination.sessions import Login, ensure_auth, login
+from tests.coordination.conftest import running_app
+from tests.coordination.sessions import Login, login
 from volunteers import accounts
 from volunteers.models import Role
-from web.app import create_app
 from web.coordination.controls import broadcast_key
 from web.models import AuditLog
 from web.settings import Settings
@@ -30,24 +30,8 @@ from web.settings import Settings
 @pytest.fixture
 async def app(app_settings: Settings, clock: ManualClock, redis: Redis) -> AsyncIterator[FastAPI]:
     """The whole app (sessions installed), running, on the test's clock and line."""
-    application = create_app(app_settings, clock=clock, timers=False)
-    from web.db import Database
-
-    sessions_db = Database(app_settings)
-    ensure_auth(application, app_settings.secret_key, sessions_db.session)
-    async with application.router.lifespan_context(application):
-        await application.state.runtime.configure_engine()
+    async with running_app(app_settings, clock, redis) as application:
         yield application
-    await sessions_db.dispose()
-    async for key in redis.scan_iter(match=f"perm*{{{app_settings.line}}}*", count=1000):
-        await redis.delete(key)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from tests.coordination.sessions import Login
 from tests.coordination.test_coordination_web import (  # noqa: F401 (fixtures)
     app,
     audit_entries,
-    client,
     coordinator,
     post,
     volunteer,

@@ -19,10 +19,9 @@ from redis.asyncio import Redis
 from sqlmodel import select
 
 from routing.clock import PARIS, ManualClock
-from tests.coordination.sessions import Login, ensure_auth, login
+from tests.coordination.conftest import running_app
+from tests.coordination.sessions import Login, login
 from volunteers.models import Booking, Role
-from web.app import create_app
-from web.db import Database
 from web.settings import Settings
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=PARIS)  # a Tuesday
@@ -32,22 +31,8 @@ WEEK = "2026-12-07"  # the next week: Monday 7 to Sunday 13 December
 @pytest.fixture
 async def app(app_settings: Settings, clock: ManualClock, redis: Redis) -> AsyncIterator[FastAPI]:
     clock.set(NOW)
-    application = create_app(app_settings, clock=clock, timers=False)
-    sessions_db = Database(app_settings)
-    ensure_auth(application, app_settings.secret_key, sessions_db.session)
-    async with application.router.lifespan_context(application):
-        await application.state.runtime.configure_engine()
+    async with running_app(app_settings, clock, redis) as application:
         yield application
-    await sessions_db.dispose()
-    async for key in redis.scan_iter(match=f"perm*{{{app_settings.line}}}*", count=1000):
-        await redis.delete(key)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
 
 
 @pytest.fixture
