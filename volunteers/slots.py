@@ -174,12 +174,6 @@ class SlotPlan:
                 return slot
         return None
 
-    async def slot_containing(self, moment: datetime) -> Slot | None:
-        for slot in await self.slots_on(paris(moment).date()):
-            if slot.start <= moment < slot.end:
-                return slot
-        return None
-
     async def open_at(self, moment: datetime) -> bool:
         """Whether the line is open at this moment."""
         (opening,) = await self.days(paris(moment).date(), paris(moment).date())
@@ -194,11 +188,6 @@ class SlotPlan:
             local = paris(slot.start)
             starts.setdefault(local.weekday(), set()).add(local.strftime("%H:%M"))
         return {day: sorted(values) for day, values in sorted(starts.items())}
-
-    async def opening_ranges(self, day: date) -> list[tuple[datetime, datetime]]:
-        """The line's open ranges of one day (UTC), none on holidays."""
-        (opening,) = await self.days(day, day)
-        return [(a.astimezone(UTC), b.astimezone(UTC)) for a, b in opening.open]
 
 
 def monday_of(day: date) -> date:
