@@ -270,7 +270,7 @@ class Notifier:
         now: datetime,
     ) -> OutboxMessage | None:
         """Tell a volunteer their booked slot closed; once per booking and closure reason."""
-        slot = Slot(_aware(booking.slot_start), _aware(booking.slot_end))
+        slot = Slot(booking.slot_start, booking.slot_end)
         why = "la ligne n'ouvre pas ce jour-là" if reason == "fermé" else reason
         # The reason names the closure: a new closure on the same slot is news, the same
         # hours saved again are not.
@@ -301,11 +301,6 @@ class Notifier:
                 ),
                 email=email,
             )
-
-
-def _aware(moment: datetime) -> datetime:
-    """Aware UTC (SQLite hands back naive datetimes: they are UTC)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _duration(minutes: int) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -75,10 +75,6 @@ def decide(override: int | None, forecast: int | None, fallback: int) -> SlotGoa
     return SlotGoal(fallback, TargetSource.FALLBACK, None)
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 async def current_forecast(provider: ForecastProvider | None) -> NeedForecast | None:
     """The provider's forecast; a failing forecast falls back, never breaks a page."""
     if provider is None:
@@ -101,7 +97,7 @@ async def slot_goals(
         return {}
     first, last = min(s.start for s in slots), max(s.start for s in slots)
     overrides = {
-        _utc(t.slot_start): t.target
+        t.slot_start: t.target
         for t in await session.exec(
             select(SlotTarget).where(SlotTarget.slot_start >= first, SlotTarget.slot_start <= last)
         )

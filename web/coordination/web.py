@@ -31,7 +31,7 @@ from volunteers.access import SessionUser, csrf_token, require_coordinator, requ
 from volunteers.access import require_same_origin as same_origin_dependency
 from volunteers.bookings import Bookings
 from volunteers.models import Account
-from volunteers.slots import SlotPlan, day_label, hour_label, monday_of, paris
+from volunteers.slots import Slot, SlotPlan, day_label, hour_label, monday_of, paris
 from volunteers.targets import SOURCE_LABELS, ForecastProvider, current_forecast
 from volunteers.web import settings_from as volunteers_settings
 from web.closed_slot_notices import closed_slot_notices
@@ -382,8 +382,7 @@ async def slots_page(request: Request, user: Coordinator, semaine: str = ""):
         names = await _account_names(session, {b.account_id for b, _ in closed})
     closed_rows = [
         {
-            "label": day_label(_aware(b.slot_start)).capitalize() + ", "
-            + f"{hour_label(_aware(b.slot_start))} – {hour_label(_aware(b.slot_end))}",
+            "label": Slot(b.slot_start, b.slot_end).label.capitalize(),
             "name": names.get(b.account_id, "?"),
             "standby": b.status == "standby",
             "reason": reason,
@@ -438,10 +437,6 @@ async def slot_target(request: Request, user: Coordinator):
         except ControlError as exc:
             return _refused(request, exc, back)
     return _done(request, message, back)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # SQLite: UTC
 
 
 async def _account_names(session: Any, ids: set[int]) -> dict[int, str]:
