@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field, field_validator, model_validator
 from redis.asyncio import Redis
 
-from routing.french_holidays import french_holidays
+from routing.french_holidays import holiday_name
 
 PARIS = ZoneInfo("Europe/Paris")
 DAY_NAMES = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
@@ -80,11 +80,6 @@ class LineStatus:
     holiday: str = ""
     next_open: datetime | None = None
     emergency_message: str = ""
-
-
-def holiday_name(day: date) -> str:
-    """The French public holiday on that day ('' if none)."""
-    return french_holidays(day.year).get(day, "")
 
 
 def status_at(schedule: Schedule, when: datetime) -> LineStatus:

@@ -45,3 +45,8 @@ def _france() -> Any:
 def french_holidays(year: int) -> dict[date, str]:
     """The public holidays of metropolitan France in that year, named in French."""
     return dict(_france()(years=year, language="fr"))
+
+
+def holiday_name(day: date) -> str:
+    """The French public holiday on that day ('' if none)."""
+    return french_holidays(day.year).get(day, "")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from routing.french_holidays import french_holidays
+from routing.french_holidays import holiday_name
 from volunteers.settings import VolunteersSettings
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -24,11 +24,6 @@ MONTH_NAMES = [
     "janvier", "février", "mars", "avril", "mai", "juin",
     "juillet", "août", "septembre", "octobre", "novembre", "décembre",
 ]  # fmt: skip
-
-
-def holiday_name(day: date) -> str:
-    """The French public holiday on this day ('' if none)."""
-    return french_holidays(day.year).get(day, "")
 
 
 def _hm(text: str) -> time:
