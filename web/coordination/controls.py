@@ -23,7 +23,7 @@ from volunteers import accounts
 from volunteers.bookings import Bookings
 from volunteers.errors import VolunteerError
 from volunteers.settings import VolunteersSettings
-from volunteers.slots import SlotPlan, parse_slot_key
+from volunteers.slots import parse_slot_key
 from web import audit
 from web.coordination.hub import notify
 from web.slot_hours import line_opening
@@ -173,11 +173,10 @@ async def set_slot_target(
         start = parse_slot_key(slot_key)
     except ValueError:
         raise ControlError("Ce créneau n'existe pas.") from None
-    opening = line_opening(redis, line)
-    slot = await SlotPlan(settings, opening).slot_at(start)
+    book = Bookings(session, settings, opening=line_opening(redis, line))
+    slot = await book.plan.slot_at(start)
     if slot is None:
         raise ControlError("Ce créneau n'existe pas.")
-    book = Bookings(session, settings, opening=opening)
     value = value.strip()
     if value:
         try:

@@ -203,6 +203,7 @@ def _run_live(
     widen: tuple[float, float, float] | None,
 ) -> dict:
     """Accounts go to the database of this environment's settings (the server's own)."""
+    from callers.web import callers_settings
     from web.settings import Settings
 
     if speedup <= 0:
@@ -211,13 +212,13 @@ def _run_live(
     if not host or not port.isdigit():
         raise typer.BadParameter("HOST:PORT", param_hint="--twilio-listen")
     settings = Settings()
+    server = callers_settings(settings)  # the account the server trusts, fallbacks included
     line = Line(
         base_url=url.rstrip("/"),
         public_base_url=(public_url or url).rstrip("/"),
-        # The server's own fallbacks when TWILIO_* are unset (callers/web.py).
-        account_sid=settings.twilio_account_sid or "AC00000000000000000000000000000000",
-        auth_token=settings.twilio_auth_token or "dev-auth-token",
-        number=settings.twilio_number or "+33800000000",
+        account_sid=server.twilio_account_sid,
+        auth_token=server.twilio_auth_token,
+        number=server.twilio_number,
     )
     options = LiveOptions(seed=seed, speedup=speedup, drain_s=drain, widen=widen,
                           open_line=open_line)  # fmt: skip
