@@ -72,6 +72,17 @@ class Territories:
         groups = tuple(sorted(g.id for g in self.groups.values() if dep.code in g.departements))
         return Territory(departement=dep.code, region=dep.region, groups=groups)
 
+    def ring(self, departement: str, home: str) -> int:
+        """How far a volunteer living in ``home`` is from a task of ``departement``:
+        0 same département, 1 a shared group, 2 same région, 3 national (as the engine's
+        widening levels)."""
+        task, vol = self.territory(departement), self.territory(home)
+        if task.departement == vol.departement:
+            return 0
+        if set(task.groups) & set(vol.groups):
+            return 1
+        return 2 if task.region == vol.region else 3
+
     def with_groups(self, groups: list[Group]) -> Territories:
         """A copy using these groups; every département in them must exist."""
         for group in groups:

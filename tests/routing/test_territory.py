@@ -128,3 +128,11 @@ def test_groups_with_unknown_departements_or_bad_ids_are_refused() -> None:
         base.with_groups([Group("bad", "Mauvais", frozenset({"05", "99"}))])
     with pytest.raises(ValueError):
         base.with_groups([Group("Massif Alpin!", "Massif alpin", frozenset({"05"}))])
+
+
+def test_ring_between_a_task_and_a_volunteers_home() -> None:
+    territories = load_territories().with_groups([MASSIF_ALPIN])
+    assert territories.ring("05", "05") == 0
+    assert territories.ring("05", "38") == 1  # the Massif alpin, across two régions
+    assert territories.ring("13", "06") == 2  # Provence-Alpes-Côte d'Azur, no shared group
+    assert territories.ring("2A", "75") == 3

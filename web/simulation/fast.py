@@ -153,13 +153,7 @@ class FastSimulator:
             await self._sync()
 
     def _ring(self, departement: str, volunteer: str) -> int:
-        caller = self.territories.territory(departement)
-        home = self.territories.territory(self.vol_home[volunteer])
-        if caller.departement == home.departement:
-            return 0
-        if set(caller.groups) & set(home.groups):
-            return 1
-        return 2 if caller.region == home.region else 3
+        return self.territories.ring(departement, self.vol_home[volunteer])
 
     def _on_event(self, ev: Event) -> None:
         now = ev.at_ms

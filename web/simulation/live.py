@@ -282,14 +282,6 @@ class LiveSimulator:
 
     # Results -------------------------------------------------------------------------
 
-    def _ring(self, departement: str, home: str) -> int:
-        caller, vol = self.territories.territory(departement), self.territories.territory(home)
-        if caller.departement == vol.departement:
-            return 0
-        if set(caller.groups) & set(vol.groups):
-            return 1
-        return 2 if caller.region == vol.region else 3
-
     def _result(self, wall_s: float) -> SimResult:
         taken: dict[str, tuple[Volunteer, Handled]] = {}
         for worker in self.workers:
@@ -318,7 +310,7 @@ class LiveSimulator:
                 worker, handled = taken.get(caller.task, (None, None))
                 if worker is not None:
                     rec.volunteer = worker.console.volunteer_id
-                    rec.ring = self._ring(c.departement, worker.home)
+                    rec.ring = self.territories.ring(c.departement, worker.home)
                     setattr(counts, f"answered_ring{rec.ring}",
                             getattr(counts, f"answered_ring{rec.ring}") + 1)  # fmt: skip
                 counts.answered += 1
@@ -368,7 +360,7 @@ class LiveSimulator:
                 enq = live.caller.enqueue_sent_at
                 candidates = [(enq, "arrival")]
                 candidates += [(t, "volunteer") for t in times if t <= h.offered_at]
-                widened = enq + thresholds[self._ring(live.sim.departement, worker.home)]
+                widened = enq + thresholds[self.territories.ring(live.sim.departement, worker.home)]
                 if enq < widened <= h.offered_at:
                     candidates.append((widened, "widening"))
                 at, kind = max(candidates)
