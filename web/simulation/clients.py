@@ -295,6 +295,22 @@ def _cookie(client: httpx.AsyncClient) -> str:
     return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
 
 
+async def _logged_in_socket(
+    base_url: str, email: str, password: str, path: str
+) -> tuple[httpx.AsyncClient, Any]:
+    """Log in, then open the websocket at ``path`` with the session cookie."""
+    http = await login(base_url, email, password)
+    base = base_url.rstrip("/")
+    try:
+        ws = await websockets.connect(re.sub(r"^http", "ws", base) + path, origin=base,
+                                      max_queue=None,
+                                      additional_headers={"Cookie": _cookie(http)})  # fmt: skip
+    except BaseException:
+        await http.aclose()
+        raise
+    return http, ws
+
+
 @dataclass
 class Offer:
     message: dict[str, Any]
@@ -320,13 +336,11 @@ class Console:
     @classmethod
     async def open(cls, base_url: str, email: str, password: str) -> Console:
         """Log in, connect, read the welcome, and start heartbeats."""
-        http = await login(base_url, email, password)
-        ws_url = re.sub(r"^http", "ws", base_url.rstrip("/")) + "/benevole/console/ws?v=1"
+        http, ws = await _logged_in_socket(base_url, email, password, "/benevole/console/ws?v=1")
         try:
-            ws = await websockets.connect(ws_url, origin=base_url.rstrip("/"), max_queue=None,
-                                          additional_headers={"Cookie": _cookie(http)})  # fmt: skip
             welcome = json.loads(await asyncio.wait_for(ws.recv(), REQUEST_TIMEOUT_S))
         except BaseException:
+            await ws.close()
             await http.aclose()
             raise
         console = cls(http, ws)
@@ -472,14 +486,7 @@ class Dashboard:
 
     @classmethod
     async def open(cls, base_url: str, email: str, password: str) -> Dashboard:
-        http = await login(base_url, email, password)
-        ws_url = re.sub(r"^http", "ws", base_url.rstrip("/")) + "/coordination/ws"
-        try:
-            ws = await websockets.connect(ws_url, origin=base_url.rstrip("/"), max_queue=None,
-                                          additional_headers={"Cookie": _cookie(http)})  # fmt: skip
-        except BaseException:
-            await http.aclose()
-            raise
+        http, ws = await _logged_in_socket(base_url, email, password, "/coordination/ws")
         board = cls(http, ws)
         board._reader = asyncio.get_running_loop().create_task(board._read())
         return board
