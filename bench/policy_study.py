@@ -42,22 +42,53 @@ from web.simulation.runner import scratch_redis, simulate  # noqa: E402
 from web.simulation.scenario import from_trace  # noqa: E402
 from web.simulation.trace import Patience, load_trace  # noqa: E402
 
-# name -> ((group, région, national) thresholds in s, territory-blind, local_first_max_wait_s);
-# None = RoutingConfig()'s own value. local_first 0: a freed volunteer takes strictly the
-# longest-waiting task, as every policy did before the local-first choice existed.
-POLICIES: dict[str, tuple[tuple[float, float, float] | None, bool, float | None]] = {
-    "a national longest-idle": ((0, 0, 0), True, 0),
-    "a' all rings open, closest first": ((0, 0, 0), False, 0),
-    "b default": (None, False, None),  # RoutingConfig() as it stands
-    "b' local first 30 s": ((0, 0, 0), False, 30),
-    "b' local first 120 s": ((0, 0, 0), False, 120),
-    "c 15/30/90 (former default)": ((15, 30, 90), False, 0),
-    "c 2/5/15": ((2, 5, 15), False, 0),
-    "c 5/10/30": ((5, 10, 30), False, 0),
-    "c 10/20/60": ((10, 20, 60), False, 0),
-    "c 30/60/120": ((30, 60, 120), False, 0),
-    "c 60/120/240": ((60, 120, 240), False, 0),
-    "c 15/30/90 + local first 60 s": ((15, 30, 90), False, 60),
+# name -> (territory-blind, RoutingConfig fields other than its defaults). WIDE: every ring
+# open at once. local_first_max_wait_s 0: a freed volunteer takes strictly the longest-waiting
+# task, as every policy did before the local-first choice existed.
+WIDE = {"widen_group_s": 0, "widen_region_s": 0, "widen_national_s": 0}
+
+
+def _thresholds(group: float, region: float, national: float) -> dict[str, float]:
+    return {"widen_group_s": group, "widen_region_s": region, "widen_national_s": national}
+
+
+POLICIES: dict[str, tuple[bool, dict[str, float | bool]]] = {
+    "a national longest-idle": (True, {**WIDE, "local_first_max_wait_s": 0}),
+    "a' all rings open, closest first": (False, {**WIDE, "local_first_max_wait_s": 0}),
+    "b default": (False, {}),  # RoutingConfig() as it stands
+    "b' local first 60 s": (
+        False,
+        {**WIDE, "local_first_max_wait_s": 60, "leave_to_closer": False},
+    ),
+    "b' local first 120 s": (
+        False,
+        {**WIDE, "local_first_max_wait_s": 120, "leave_to_closer": False},
+    ),
+    "d leave to closer 60 s": (
+        False,
+        {**WIDE, "local_first_max_wait_s": 60, "leave_to_closer": True},
+    ),
+    "d leave to closer 120 s": (
+        False,
+        {**WIDE, "local_first_max_wait_s": 120, "leave_to_closer": True},
+    ),
+    "d leave to closer 300 s": (
+        False,
+        {**WIDE, "local_first_max_wait_s": 300, "leave_to_closer": True},
+    ),
+    "d leave to closer 180 s": (
+        False,
+        {**WIDE, "local_first_max_wait_s": 180, "leave_to_closer": True},
+    ),
+    "c 15/30/90 (former default)": (
+        False,
+        {**_thresholds(15, 30, 90), "local_first_max_wait_s": 0},
+    ),
+    "c 2/5/15": (False, {**_thresholds(2, 5, 15), "local_first_max_wait_s": 0}),
+    "c 5/10/30": (False, {**_thresholds(5, 10, 30), "local_first_max_wait_s": 0}),
+    "c 10/20/60": (False, {**_thresholds(10, 20, 60), "local_first_max_wait_s": 0}),
+    "c 30/60/120": (False, {**_thresholds(30, 60, 120), "local_first_max_wait_s": 0}),
+    "c 60/120/240": (False, {**_thresholds(60, 120, 240), "local_first_max_wait_s": 0}),
 }
 SCENARIOS: dict[str, list[list[str]]] = {
     # each inner list is one simulated day (several trace days overlaid)
@@ -73,14 +104,7 @@ START, END = "<!-- policy_study:start -->", "<!-- policy_study:end -->"
 
 
 def policy_config(name: str) -> RoutingConfig:
-    thresholds, _blind, local_first = POLICIES[name]
-    values: dict[str, float] = {}
-    if thresholds is not None:
-        names = ("widen_group_s", "widen_region_s", "widen_national_s")
-        values.update(zip(names, thresholds, strict=True))
-    if local_first is not None:
-        values["local_first_max_wait_s"] = local_first
-    return RoutingConfig(**values)
+    return RoutingConfig(**POLICIES[name][1])
 
 
 def combine(results: list[SimResult]) -> SimResult:
@@ -103,7 +127,7 @@ def run_one(job: tuple[str, list[list[str]], str, int]) -> dict[str, object]:
     days = load_trace()
     patience = Patience([c for d in days.values() for c in d.calls])
     config = policy_config(policy)
-    options = SimOptions(seed=seed, territory_blind=POLICIES[policy][1])
+    options = SimOptions(seed=seed, territory_blind=POLICIES[policy][0])
 
     async def go() -> list[SimResult]:
         out = []
@@ -120,6 +144,7 @@ def run_one(job: tuple[str, list[list[str]], str, int]) -> dict[str, object]:
         "policy": policy,
         "thresholds": [config.widen_group_s, config.widen_region_s, config.widen_national_s],
         "local_first_max_wait_s": config.local_first_max_wait_s,
+        "leave_to_closer": config.leave_to_closer,
         "calls": report["calls"],
         "service_level": m["service_level"],
         "asa_s": m["asa_s"],

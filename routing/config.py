@@ -22,6 +22,11 @@ class RoutingConfig(BaseModel):
         description="a freed volunteer takes the closest ring's task first, unless a task of "
         "the same priority has waited this long (0: always the longest waiting)",
     )
+    leave_to_closer: bool = Field(
+        False,
+        description="a freed volunteer leaves a task to a volunteer of a closer ring on duty "
+        "while other tasks wait (until it has waited local_first_max_wait_s)",
+    )
     skill_relax_s: float = Field(60, ge=0, description="wait before a skill is no longer required")
     ring_s: float = Field(20, gt=0, description="how long an offer rings")
     max_no_answer: int = Field(3, ge=1, description="missed offers in a row before a pause")
@@ -48,16 +53,20 @@ class RoutingConfig(BaseModel):
         for name, value in self.model_dump().items():
             if name.endswith("_s"):
                 out[name[:-2] + "_ms"] = str(int(round(value * 1000)))
+            elif isinstance(value, bool):
+                out[name] = "1" if value else "0"
             else:
                 out[name] = str(value)
         return out
 
     @classmethod
     def from_redis(cls, h: dict[str, str]) -> RoutingConfig:
-        values: dict[str, float] = {}
-        for name in cls.model_fields:
+        values: dict[str, float | bool] = {}
+        for name, field in cls.model_fields.items():
             if name.endswith("_s") and name[:-2] + "_ms" in h:
                 values[name] = int(h[name[:-2] + "_ms"]) / 1000
+            elif name in h and field.annotation is bool:
+                values[name] = h[name] == "1"
             elif name in h:
                 values[name] = float(h[name])
         return cls(**values)

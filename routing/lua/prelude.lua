@@ -76,12 +76,17 @@ local function ring_scopes(t, ring)
   return {'n'}
 end
 
-local function ring_on_duty(t, ring)
-  local n = 0
-  for r = 0, ring do
-    for _, scope in ipairs(ring_scopes(t, r)) do n = n + tonumber(redis.call('HGET', K.on(), scope) or '0') end
+local function on_duty_in(t, ring)
+  for _, scope in ipairs(ring_scopes(t, ring)) do
+    if tonumber(redis.call('HGET', K.on(), scope) or '0') > 0 then return true end
   end
-  return n > 0
+  return false
+end
+
+-- Somebody on duty (available or busy, not paused) in rings 0..ring of the task.
+local function ring_on_duty(t, ring)
+  for r = 0, ring do if on_duty_in(t, r) then return true end end
+  return false
 end
 
 local THRESHOLDS = {'widen_group_ms', 'widen_region_ms', 'widen_national_ms'}
@@ -278,34 +283,73 @@ end
 
 local function before(a, b) return a.score < b.score or (a.score == b.score and a.id < b.id) end
 
+-- How a freed volunteer ranks a task they may take (find_task): tier 0 has waited
+-- local_first_max_wait, tier 1 is theirs (nobody closer is on duty), tier 2 is left to a closer
+-- volunteer on duty (leave_to_closer). rank: -1 their own returning caller, else the ring.
+local function choice(t, score, scope_rank, v, cap, leave)
+  local rank = math.min(scope_rank, ring_of(t, v))
+  local tier = 1
+  if cap <= 0 or NOW - (score % 1e13) >= cap then tier = 0 -- task_score: priority * 1e13 + place
+  elseif leave and rank > 0 and ring_on_duty(t, rank - 1) then tier = 2 end
+  return {id = t.id, score = score, rank = rank, tier = tier}
+end
+
+local function preferred(a, b)
+  if a.tier ~= b.tier then return a.tier < b.tier end
+  if a.tier == 1 and a.rank ~= b.rank then return a.rank < b.rank end
+  return before(a, b)
+end
+
+-- The first task of a waiting set this volunteer may take, and while that one is left to a
+-- closer volunteer, the first that is not, in the same priority: looking at most LEAVE_SCAN
+-- entries further, so that a long queue costs a bounded scan (past it, tier 2 stands).
+local LEAVE_SCAN = 64
+local function scan_waiting(key, scope_rank, v, cap, leave, found)
+  local start, size, seen, first = 0, 4, 0, nil
+  while true do
+    local page = redis.call('ZRANGE', key, start, start + size - 1, 'WITHSCORES')
+    if #page == 0 then return end
+    for i = 1, #page, 2 do
+      local score = tonumber(page[i + 1])
+      if first then
+        if seen == LEAVE_SCAN or math.floor(score / 1e13) ~= math.floor(first.score / 1e13) then return end
+        seen = seen + 1
+      end
+      local t = load_task(page[i])
+      if eligible(t, v) then
+        local c = choice(t, score, scope_rank, v, cap, leave)
+        if first == nil then first = c; found[#found + 1] = c
+        elseif c.tier < 2 then found[#found + 1] = c end
+        if c.tier < 2 then return end
+      end
+    end
+    start, size = start + size, 50
+  end
+end
+
 -- Among the tasks this volunteer may take now: highest priority first, always. Within it,
--- the closest ring, then the longest waiting; but once the longest waiting of that priority
--- has waited local_first_max_wait (from its place), strictly the longest waiting, so that
--- nobody waits for ever behind closer callers. local_first_max_wait 0: always the longest.
+-- first the tasks that have waited local_first_max_wait (from their place), longest waiting
+-- first, so that nobody waits for ever behind closer callers; then the closest ring, then the
+-- longest waiting; and with leave_to_closer, last the tasks for which a volunteer of a closer
+-- ring is on duty (they will likely free up for it soon): taken only when nothing else
+-- waits, so nobody idles beside a waiting task. local_first_max_wait 0: the longest waiting.
 local function find_task(v)
-  local found = {} -- the first task each scope offers (scopes overlap: a task may come twice)
+  local cap = CFG.local_first_max_wait_ms or 0
+  local leave = (CFG.leave_to_closer or 0) == 1
+  local found = {}
   for _, cls in ipairs({'voice', 'chat'}) do
     -- Every waiting task is also in its class's 'all' set (wait_add, wait_remove): when that
     -- is empty (no queue, the usual case when a volunteer frees up) no scope needs a scan.
     if free_for(v, cls) and redis.call('EXISTS', K.wait(cls, 'all')) == 1 then
-      for _, sr in ipairs(ranked_scopes(v)) do
-        local id, score = first_in(K.wait(cls, sr[1]), function(tid) return eligible(load_task(tid), v) end)
-        if id then found[#found + 1] = {id = id, score = score, rank = sr[2]} end
-      end
+      for _, sr in ipairs(ranked_scopes(v)) do scan_waiting(K.wait(cls, sr[1]), sr[2], v, cap, leave, found) end
     end
   end
   local head = nil
   for _, c in ipairs(found) do if head == nil or before(c, head) then head = c end end
   if head == nil then return nil end
-  -- task_score: (9 - priority) * 1e13 + place
-  local band = math.floor(head.score / 1e13)
-  local cap = CFG.local_first_max_wait_ms or 0
-  if cap <= 0 or NOW - (head.score - band * 1e13) >= cap then return head.id end
-  local pick = head
+  local band, pick = math.floor(head.score / 1e13), head
   for _, c in ipairs(found) do
-    if math.floor(c.score / 1e13) == band and (c.rank < pick.rank or (c.rank == pick.rank and before(c, pick))) then
-      pick = c
-    end
+    if math.floor(c.score / 1e13) == band and preferred(c, pick) then pick = c end
   end
   return pick.id
 end

@@ -205,6 +205,16 @@ async def test_controls_act_on_the_line_and_are_written_to_the_audit_log(
                     "ring_s": "25", "local_first_max_wait_s": "0"})
     assert r.status_code == 200, r.text
     assert (await line_engine.config()).local_first_max_wait_s == 0
+    for choice, expected in (("1", True), ("0", False)):
+        r = await post(client, coordinator, "/coordination/routage",
+                       {"widen_group_s": "20", "widen_region_s": "40", "widen_national_s": "120",
+                        "ring_s": "25", "leave_to_closer": choice})
+        assert r.status_code == 200, r.text
+        assert (await line_engine.config()).leave_to_closer is expected
+    r = await post(client, coordinator, "/coordination/routage",
+                   {"widen_group_s": "20", "widen_region_s": "40", "widen_national_s": "120",
+                    "ring_s": "25", "leave_to_closer": "peut-être"})
+    assert r.status_code == 400 and "oui ou non" in r.text
     r = await post(client, coordinator, "/coordination/routage",
                    {"widen_group_s": "50", "widen_region_s": "40", "widen_national_s": "120",
                     "ring_s": "25"})
@@ -215,7 +225,7 @@ async def test_controls_act_on_the_line_and_are_written_to_the_audit_log(
     assert [a for a, _, _ in actions] == [
         "volunteer.paused", "volunteer.logged_out", "contact.priority", "broadcast.send",
         "registration.open", "line.close", "line.reopen", "line.hours",
-        "routing.configure", "routing.configure",
+        "routing.configure", "routing.configure", "routing.configure", "routing.configure",
     ]
     assert all(actor == who and by == "Claire Coord" for _, actor, by in actions)
     page = await client.get("/coordination/journal", headers=coordinator.cookies)

@@ -118,6 +118,7 @@ class Model:
             self.ms["widen_national_ms"],
         ]
         self.max_no_answer = int(cfg["max_no_answer"])
+        self.leave_to_closer = config.leave_to_closer
         self.territories = territories
         self.now = now
         self.tasks: dict[str, MTask] = {}
@@ -172,24 +173,38 @@ class Model:
         return min(free, key=lambda v: (ring_of(t, v), v.idle_since, v.id), default=None)
 
     def best_task(self, v: MVolunteer) -> MTask | None:
-        """Highest priority always. Within it: the closest (their own caller, then ring),
-        then earliest place, then id; but strictly earliest place once the earliest has
-        waited local_first_max_wait (or when that is 0)."""
+        """Highest priority always. Within it: first the tasks that have waited
+        local_first_max_wait (all of them when that is 0), by earliest place; then the
+        closest (their own caller, then ring), then earliest place; with leave_to_closer, last
+        the tasks for which a volunteer of a closer ring is on duty, by earliest place. Ties
+        by id. (The engine looks at most 64 tasks past the first of a ring for one not left
+        to a closer volunteer; the examples never queue that many.)"""
         waiting = [
             t
             for t in self.tasks.values()
             if t.state == "waiting" and self.free_for(v, t.cls) and self.eligible(t, v)
         ]
         head = min(waiting, key=MTask.score, default=None)
+        if head is None:
+            return None
         cap = self.ms["local_first_max_wait_ms"]
-        if head is None or cap <= 0 or self.now - head.enq >= cap:
-            return head
-        top = [t for t in waiting if t.priority == head.priority]
 
         def closeness(t: MTask) -> int:
             return -1 if t.pref == v.id else ring_of(t, v)
 
-        return min(top, key=lambda t: (closeness(t), t.enq, t.id))
+        def tier(t: MTask) -> int:
+            if cap <= 0 or self.now - t.enq >= cap:
+                return 0
+            ring = closeness(t)
+            if self.leave_to_closer and any(ring_of(t, w) < ring for w in self.on_duty()):
+                return 2
+            return 1
+
+        def order(t: MTask) -> tuple[int, int, int, str]:
+            k = tier(t)
+            return (k, closeness(t) if k == 1 else 0, t.enq, t.id)
+
+        return min((t for t in waiting if t.priority == head.priority), key=order)
 
     # Moves shared by the transitions ----------------------------------------------------
 

@@ -15,13 +15,16 @@ from routing.config import RoutingConfig
 CAP_S = 60
 
 
-async def all_rings_open(engine, local_first_s: float = CAP_S) -> None:
+async def all_rings_open(
+    engine, local_first_s: float = CAP_S, *, leave_to_closer: bool = False
+) -> None:
     await engine.configure(
         RoutingConfig(
             widen_group_s=0,
             widen_region_s=0,
             widen_national_s=0,
             local_first_max_wait_s=local_first_s,
+            leave_to_closer=leave_to_closer,
         )
     )
 
@@ -129,3 +132,95 @@ async def test_the_choice_is_made_when_the_volunteer_goes_available(desk, engine
     assert await desk.offered_to("t13") == "v13"
     await desk.volunteer("v05", "05")
     assert await desk.offered_to("t05") == "v05"
+
+
+# leave_to_closer: a task whose département (or group, or région) has a volunteer on duty is
+# left to them by a farther volunteer who has something else to take. 29 (Bretagne) has
+# nobody on duty in any of these tests.
+
+
+async def test_a_farther_volunteer_leaves_a_task_to_its_local_volunteer(desk, engine) -> None:
+    await all_rings_open(engine, leave_to_closer=True)
+    await desk.busy("v05", "05")
+    await desk.busy("v75", "75")
+    await desk.call("t05", "05")
+    await desk.wait(5)
+    await desk.call("t29", "29")
+    assert await free(desk, engine, "v75", "busy-v75") == "t29"  # t05 is older, but v05 is on duty
+    assert await free(desk, engine, "v05", "busy-v05") == "t05"
+
+
+async def test_a_task_left_to_a_closer_volunteer_is_taken_rather_than_idle(desk, engine) -> None:
+    await all_rings_open(engine, leave_to_closer=True)
+    await desk.busy("v05", "05")
+    await desk.busy("v75", "75")
+    await desk.call("t05", "05")
+    assert await free(desk, engine, "v75", "busy-v75") == "t05"  # nothing else waits
+
+
+async def test_a_région_colleague_on_duty_counts_as_closer(desk, engine) -> None:
+    await all_rings_open(engine, leave_to_closer=True)
+    await desk.busy("v13", "13")  # PACA, like 05
+    await desk.busy("v75", "75")
+    await desk.call("t05", "05")
+    await desk.wait(5)
+    await desk.call("t29", "29")
+    assert await free(desk, engine, "v75", "busy-v75") == "t29"
+
+
+@pytest.mark.parametrize(("free_at_s", "expected"), [(CAP_S - 0.001, "t29"), (CAP_S, "t05")])
+async def test_a_task_is_left_to_a_closer_volunteer_until_the_cap(
+    desk, engine, free_at_s, expected
+) -> None:
+    await all_rings_open(engine, leave_to_closer=True)
+    await desk.busy("v05", "05")
+    await desk.busy("v75", "75")
+    await desk.call("t05", "05")
+    await desk.wait(5)
+    await desk.call("t29", "29")
+    await desk.wait(free_at_s - 5)
+    assert await free(desk, engine, "v75", "busy-v75") == expected
+
+
+async def test_a_paused_local_volunteer_is_not_waited_for(desk, engine) -> None:
+    await all_rings_open(engine, leave_to_closer=True)
+    await desk.volunteer("v05", "05", available=False)  # logged in, not on duty
+    await desk.busy("v75", "75")
+    await desk.call("t05", "05")
+    await desk.wait(5)
+    await desk.call("t29", "29")
+    assert await free(desk, engine, "v75", "busy-v75") == "t05"  # oldest first, as without
+
+
+async def test_without_leave_to_closer_the_oldest_goes_first(desk, engine) -> None:
+    await all_rings_open(engine, leave_to_closer=False)
+    await desk.busy("v05", "05")
+    await desk.busy("v75", "75")
+    await desk.call("t05", "05")
+    await desk.wait(5)
+    await desk.call("t29", "29")
+    assert await free(desk, engine, "v75", "busy-v75") == "t05"
+
+
+async def test_priority_wins_over_leaving_to_closer(desk, engine) -> None:
+    await all_rings_open(engine, leave_to_closer=True)
+    await desk.busy("v05", "05")
+    await desk.busy("v75", "75")
+    await desk.call("t29", "29")
+    await desk.call("t05-urgent", "05", priority=5)
+    assert await free(desk, engine, "v75", "busy-v75") == "t05-urgent"
+
+
+@pytest.mark.parametrize(("queued", "expected"), [(64, "t29"), (65, "t05-00")])
+async def test_the_scan_past_tasks_left_to_others_is_bounded(
+    desk, engine, queued, expected
+) -> None:
+    """A freed volunteer looks up to 64 tasks past the first for one not left to a closer
+    volunteer, so a long queue costs a bounded scan; past that, the oldest goes."""
+    await all_rings_open(engine, local_first_s=3600, leave_to_closer=True)
+    await desk.busy("v05", "05")
+    await desk.busy("v75", "75")
+    for i in range(queued):
+        await desk.call(f"t05-{i:02}", "05")
+    await desk.call("t29", "29")
+    assert await free(desk, engine, "v75", "busy-v75") == expected

@@ -51,6 +51,7 @@ CONFIG = RoutingConfig(
     widen_national_s=40,
     skill_relax_s=30,
     local_first_max_wait_s=25,
+    leave_to_closer=True,
     ring_s=10,
     max_no_answer=2,
     no_answer_delay_s=3,

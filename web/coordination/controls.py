@@ -365,9 +365,10 @@ async def remove_closure(
 async def save_routing(
     engine: Engine, session: AsyncSession, user: Any, form: dict[str, str]
 ) -> str:
-    """Widening thresholds, local-first cap and ring time (seconds), checked together."""
+    """Widening thresholds, local-first cap and ring time (seconds), checked together;
+    and whether a task is left to a closer volunteer on duty."""
     current = await engine.config()
-    values: dict[str, float] = {}
+    values: dict[str, float | bool] = {}
     present = [name for name in ROUTING_OPTIONAL_FIELDS if form.get(name, "").strip()]
     for name in (*ROUTING_FIELDS, *present):
         text = form.get(name, "").strip().replace(",", ".")
@@ -377,6 +378,11 @@ async def save_routing(
             raise ControlError("Chaque durée doit être un nombre de secondes.") from None
         if not 0 <= values[name] <= 3600:
             raise ControlError("Chaque durée doit être comprise entre 0 et 3600 secondes.")
+    leave = form.get("leave_to_closer", "").strip()
+    if leave:
+        if leave not in ("0", "1"):
+            raise ControlError("Choisissez oui ou non pour le bénévole le plus proche.")
+        values["leave_to_closer"] = leave == "1"
     if values["ring_s"] < 5:
         raise ControlError("La sonnerie doit durer au moins 5 secondes.")
     if not values["widen_group_s"] <= values["widen_region_s"] <= values["widen_national_s"]:
