@@ -2,9 +2,11 @@
 
 Compares (a) national longest-idle with no territory (what the 2020 line did),
 (a') every ring open at once but closest volunteer first among idle ones,
-(b) Permanence's current RoutingConfig (every ring open, the closest ring's task first for a
-freed volunteer until a task has waited local_first_max_wait_s), (b') other local-first caps,
-and (c) widening thresholds (the former default 15/30/90 among them), on:
+(b) Permanence's current RoutingConfig (every ring open; a freed volunteer takes the closest
+ring's task first and leaves tasks to closer volunteers on duty, until a task has waited
+local_first_max_wait_s), (b') the closest ring first without leaving tasks to others,
+(d) other caps with leave_to_closer, and (c) widening thresholds (the first default
+15/30/90 among them), on:
 
 - "trace": weekdays of the Anonymous Bank trace, volunteers on duty per half hour =
   the trace's distinct agents (~10 at the peak, so most départements have nobody);
@@ -46,6 +48,7 @@ from web.simulation.trace import Patience, load_trace  # noqa: E402
 # open at once. local_first_max_wait_s 0: a freed volunteer takes strictly the longest-waiting
 # task, as every policy did before the local-first choice existed.
 WIDE = {"widen_group_s": 0, "widen_region_s": 0, "widen_national_s": 0}
+FCFS = {"local_first_max_wait_s": 0, "leave_to_closer": False}
 
 
 def _thresholds(group: float, region: float, national: float) -> dict[str, float]:
@@ -53,10 +56,10 @@ def _thresholds(group: float, region: float, national: float) -> dict[str, float
 
 
 POLICIES: dict[str, tuple[bool, dict[str, float | bool]]] = {
-    "a national longest-idle": (True, {**WIDE, "local_first_max_wait_s": 0}),
-    "a' all rings open, closest first": (False, {**WIDE, "local_first_max_wait_s": 0}),
+    "a national longest-idle": (True, {**WIDE, **FCFS}),
+    "a' all rings open, closest first": (False, {**WIDE, **FCFS}),
     "b default": (False, {}),  # RoutingConfig() as it stands
-    "b' local first 60 s": (
+    "b' local first 60 s (former default)": (
         False,
         {**WIDE, "local_first_max_wait_s": 60, "leave_to_closer": False},
     ),
@@ -68,27 +71,23 @@ POLICIES: dict[str, tuple[bool, dict[str, float | bool]]] = {
         False,
         {**WIDE, "local_first_max_wait_s": 60, "leave_to_closer": True},
     ),
-    "d leave to closer 120 s": (
+    "d leave to closer 180 s": (
         False,
-        {**WIDE, "local_first_max_wait_s": 120, "leave_to_closer": True},
+        {**WIDE, "local_first_max_wait_s": 180, "leave_to_closer": True},
     ),
     "d leave to closer 300 s": (
         False,
         {**WIDE, "local_first_max_wait_s": 300, "leave_to_closer": True},
     ),
-    "d leave to closer 180 s": (
+    "c 15/30/90 (first default)": (
         False,
-        {**WIDE, "local_first_max_wait_s": 180, "leave_to_closer": True},
+        {**_thresholds(15, 30, 90), **FCFS},
     ),
-    "c 15/30/90 (former default)": (
-        False,
-        {**_thresholds(15, 30, 90), "local_first_max_wait_s": 0},
-    ),
-    "c 2/5/15": (False, {**_thresholds(2, 5, 15), "local_first_max_wait_s": 0}),
-    "c 5/10/30": (False, {**_thresholds(5, 10, 30), "local_first_max_wait_s": 0}),
-    "c 10/20/60": (False, {**_thresholds(10, 20, 60), "local_first_max_wait_s": 0}),
-    "c 30/60/120": (False, {**_thresholds(30, 60, 120), "local_first_max_wait_s": 0}),
-    "c 60/120/240": (False, {**_thresholds(60, 120, 240), "local_first_max_wait_s": 0}),
+    "c 2/5/15": (False, {**_thresholds(2, 5, 15), **FCFS}),
+    "c 5/10/30": (False, {**_thresholds(5, 10, 30), **FCFS}),
+    "c 10/20/60": (False, {**_thresholds(10, 20, 60), **FCFS}),
+    "c 30/60/120": (False, {**_thresholds(30, 60, 120), **FCFS}),
+    "c 60/120/240": (False, {**_thresholds(60, 120, 240), **FCFS}),
 }
 SCENARIOS: dict[str, list[list[str]]] = {
     # each inner list is one simulated day (several trace days overlaid)

@@ -284,13 +284,14 @@ end
 local function before(a, b) return a.score < b.score or (a.score == b.score and a.id < b.id) end
 
 -- How a freed volunteer ranks a task they may take (find_task): tier 0 has waited
--- local_first_max_wait, tier 1 is theirs (nobody closer is on duty), tier 2 is left to a closer
--- volunteer on duty (leave_to_closer). rank: -1 their own returning caller, else the ring.
+-- local_first_max_wait, tier 1 is theirs, tier 2 is left to a closer volunteer on duty
+-- (leave_to_closer) — unless it has been offered already: whoever it was offered to declined,
+-- missed or passed it on. rank: -1 their own returning caller, else the ring.
 local function choice(t, score, scope_rank, v, cap, leave)
   local rank = math.min(scope_rank, ring_of(t, v))
   local tier = 1
   if cap <= 0 or NOW - (score % 1e13) >= cap then tier = 0 -- task_score: priority * 1e13 + place
-  elseif leave and rank > 0 and ring_on_duty(t, rank - 1) then tier = 2 end
+  elseif leave and not t.offered_at and rank > 0 and ring_on_duty(t, rank - 1) then tier = 2 end
   return {id = t.id, score = score, rank = rank, tier = tier}
 end
 

@@ -192,6 +192,17 @@ async def test_a_paused_local_volunteer_is_not_waited_for(desk, engine) -> None:
     assert await free(desk, engine, "v75", "busy-v75") == "t05"  # oldest first, as without
 
 
+async def test_a_task_declined_once_is_no_longer_left_to_anyone(desk, engine) -> None:
+    await all_rings_open(engine, leave_to_closer=True)
+    await desk.busy("v75", "75")
+    await desk.volunteer("v05", "05")
+    await desk.call("t05", "05")
+    await engine.decline("v05", "t05")  # v05 stays on duty, blocked for the reject delay
+    await desk.wait(1)
+    await desk.call("t29", "29")
+    assert await free(desk, engine, "v75", "busy-v75") == "t05"
+
+
 async def test_without_leave_to_closer_the_oldest_goes_first(desk, engine) -> None:
     await all_rings_open(engine, leave_to_closer=False)
     await desk.busy("v05", "05")
