@@ -23,6 +23,9 @@ from routing.clock import Clock
 
 ROOM_TTL_S = 2 * 24 * 3600
 MAX_CHARS = 2000
+# How long follow() blocks per read: well below redis-py's 5 s socket timeout, or the
+# client gives up the read before the server's empty answer comes and the follower dies.
+FOLLOW_BLOCK_MS = 2000
 
 
 class ChatError(Exception):
@@ -103,7 +106,7 @@ class ChatRoom:
         """Batches of new messages as they arrive (runs until cancelled)."""
         last = after or "0-0"
         while True:
-            batch = await self.read(task_id, last, block_ms=5000)
+            batch = await self.read(task_id, last, block_ms=FOLLOW_BLOCK_MS)
             if batch:
                 last = batch[-1]["id"]
                 yield batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 import pytest
@@ -90,6 +91,24 @@ async def test_volunteer_side_uses_the_same_room(chat, engine):
     await follower.aclose()
     assert [(m["author"], m["text"]) for m in batch] == [
         ("caller", "Bonjour"), ("volunteer", "Bonjour, je vous écoute.")]
+
+
+async def test_a_follower_outlives_a_silence_longer_than_redis_read_timeout(chat, engine):
+    """redis-py gives up a read after 5 s (its default socket timeout): a follower that
+    blocked as long lost the race to the server's empty answer and died, so a volunteer's
+    console saw nothing more of a chat after five quiet seconds (found by the simulator)."""
+    await volunteer_on_duty(engine, "anne", "05")
+    started = await chat.start("autre", "05000", "")
+    await engine.accept("anne", started.task_id)
+    follower = chat.room.follow(started.task_id, "0-0")
+    later = asyncio.ensure_future(anext(follower))
+    await asyncio.sleep(6.5)
+    await chat.caller_says(started.task_id, "Vous êtes toujours là ?")
+    try:
+        batch = await asyncio.wait_for(later, 5)
+    finally:
+        await follower.aclose()
+    assert [m["text"] for m in batch] == ["Vous êtes toujours là ?"]
 
 
 async def test_end_by_caller_and_transcript_saved_once(chat, engine, ctx, bridge):
