@@ -75,6 +75,9 @@ class CallersApp:
         return value
 
 
+CHAT_IP_LIMITS = ("chat_starts_per_hour_ip", "chat_messages_per_minute_ip")
+
+
 def callers_settings(settings: Any) -> CallersSettings:
     """The callers' view of web's Settings (attributes only: callers/ never imports web/)."""
     fake = bool(getattr(settings, "twilio_fake", False))
@@ -89,6 +92,7 @@ def callers_settings(settings: Any) -> CallersSettings:
         twilio_api_base="http://fake-twilio.local" if fake
         else getattr(settings, "twilio_api_base", ""),
         hold_music_url=getattr(settings, "hold_music_url", "") or DEFAULT_HOLD_MUSIC,
+        **{name: value for name in CHAT_IP_LIMITS if (value := getattr(settings, name, None))},
     )
 
 

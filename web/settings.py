@@ -105,6 +105,14 @@ class Settings(BaseSettings):
     hold_music_url: str = Field(
         "", description="hold music played between announcements (a clip of about 40 s)"
     )
+    # The public chat's limits per IP address (callers/chat/limits.py). Raise them only on
+    # a test server that `permanence simulate --live` drives: its chats share one address.
+    chat_starts_per_hour_ip: int = Field(
+        20, ge=1, description="chats (and offline messages) one IP may start in an hour"
+    )
+    chat_messages_per_minute_ip: int = Field(
+        40, ge=1, description="chat messages one IP may send in a minute, all chats together"
+    )
     # Volunteers (volunteers/): the console's softphone and reminders by e-mail.
     twilio_api_key: str = Field("", description="Twilio API key SID (SK...) for softphone tokens")
     twilio_api_secret: str = Field("", description="secret of that API key")
