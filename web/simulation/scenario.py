@@ -1,16 +1,18 @@
-"""What a simulated day is made of: callers (when, from where, how patient, how long)
-and volunteers (from where, how many on duty in each half hour).
+"""What a simulated day is made of: callers (when, from where, how patient, how long,
+by phone or web chat) and volunteers (from where, how many on duty in each half hour).
 
 Scenarios come from a trace (one or several of its days overlaid on one day, for a
-bigger line) or from a synthetic Poisson load. Everything random is drawn from one
-seeded generator, so the same seed gives the same day.
+bigger line) or from a synthetic Poisson load. Everything random is drawn from seeded
+generators, so the same seed gives the same day. Which contacts are chats
+(``chat_share``) is drawn from a generator of its own: a share of 0 leaves the calls
+exactly as they were without it.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from routing.territory import Territories, load_territories
 from web.simulation.trace import HALF_HOUR_S, Patience, TraceDay, TraceError
@@ -24,6 +26,7 @@ CITY_DEPARTEMENTS = (
     "38", "21", "49", "37", "63", "76",
 )  # fmt: skip
 DISTRIBUTIONS = ("population", "cities", "uniform")
+CHANNELS = ("voice", "chat")  # routing.models.Channel values a caller can start
 
 
 class ScenarioError(ValueError):
@@ -32,7 +35,7 @@ class ScenarioError(ValueError):
 
 @dataclass(frozen=True)
 class SimCall:
-    """One caller of the simulated day."""
+    """One caller of the simulated day: a phone call, or a web chat (``channel``)."""
 
     id: str
     arrival_s: float  # since the day's start
@@ -41,6 +44,7 @@ class SimCall:
     service_s: float
     priority: int = 0
     caller_key: str = ""
+    channel: str = "voice"  # "voice" | "chat"
 
 
 @dataclass
@@ -78,6 +82,21 @@ def draw_departements(weights: dict[str, float], n: int, rng: random.Random) -> 
     return rng.choices(codes, weights=[weights[c] for c in codes], k=n)
 
 
+def draw_channels(calls: Sequence[SimCall], chat_share: float, seed: int) -> list[SimCall]:
+    """The same contacts, each a web chat with probability ``chat_share``.
+
+    Drawn in the given order from a generator of its own (seeded from ``seed``), so a
+    scenario's other draws do not move when the share changes, and the same seed picks
+    the same chats.
+    """
+    if not 0 <= chat_share <= 1:
+        raise ScenarioError("the chat share must be between 0 and 1")
+    if chat_share == 0:
+        return list(calls)
+    rng = random.Random(f"chat-share:{seed}")
+    return [replace(c, channel="chat") if rng.random() < chat_share else c for c in calls]
+
+
 def _volunteer_pool(staffing: Sequence[int], kind: str, rng: random.Random) -> list[str]:
     return draw_departements(departement_weights(kind), max(staffing, default=0), rng)
 
@@ -91,6 +110,7 @@ def from_trace(
     staffing_factor: float = 1.0,
     use_priority: bool = False,
     returning_callers: bool = True,
+    chat_share: float = 0.0,
 ) -> Scenario:
     """One simulated day made of these trace days overlaid (a line that many times bigger).
 
@@ -98,7 +118,8 @@ def from_trace(
     patience drawn by Kaplan-Meier beyond the wait they had. Callers who hung up get a
     service time drawn from the same day's answered calls, should they be answered now.
     Volunteers on duty per half hour: the distinct agents who worked in it, summed over
-    the overlaid days, times ``staffing_factor``.
+    the overlaid days, times ``staffing_factor``. A ``chat_share`` of the contacts are
+    web chats (with the trace's times: the trace has calls only).
     """
     if not days:
         raise ScenarioError("no trace day given")
@@ -141,11 +162,11 @@ def from_trace(
     staffing = [round(n * staffing_factor) for n in staffing]
     return Scenario(
         name="trace " + "+".join(d.date for d in days),
-        calls=calls,
+        calls=draw_channels(calls, chat_share, seed),
         staffing=staffing,
         volunteer_departements=_volunteer_pool(staffing, volunteers, rng),
         notes={"days": [d.date for d in days], "volunteers": volunteers,
-               "staffing_factor": staffing_factor},
+               "staffing_factor": staffing_factor, "chat_share": chat_share},
     )  # fmt: skip
 
 
@@ -160,8 +181,10 @@ def poisson(
     departements: str = "population",
     volunteers: str = "population",
     start_s: float = 0.0,
+    chat_share: float = 0.0,
 ) -> Scenario:
     """Synthetic M/M/n(+M) load: Poisson arrivals, exponential service and patience.
+    ``calls_per_hour`` counts every contact; a ``chat_share`` of them are web chats.
 
     The same volunteers are on duty from start_s until an hour after the last arrival
     (rounded to half hours, within the day), so the queue can drain.
@@ -192,9 +215,9 @@ def poisson(
     staffing = [volunteers_on_duty if first <= s < last else 0 for s in range(48)]
     return Scenario(
         name=f"poisson {calls_per_hour:g}/h, {aht_s:g} s, {volunteers_on_duty} on duty",
-        calls=calls,
+        calls=draw_channels(calls, chat_share, seed),
         staffing=staffing,
         volunteer_departements=_volunteer_pool(staffing, volunteers, rng),
         notes={"calls_per_hour": calls_per_hour, "aht_s": aht_s, "patience_s": patience_s,
-               "hours": hours},
+               "hours": hours, "chat_share": chat_share},
     )  # fmt: skip

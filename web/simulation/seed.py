@@ -25,15 +25,18 @@ class Login:
     departement: str
 
 
+# Préfectures whose postal code is not the département's number followed by zeros: the
+# cities split into arrondissements, and Corsica's two départements (2A Ajaccio, 2B Bastia).
+PREFECTURE_POSTAL_CODES = {"13": "13001", "69": "69001", "75": "75001",
+                           "2A": "20000", "2B": "20200"}  # fmt: skip
+
+
 def postal_code_of(departement: str) -> str:
-    """A postal code that maps back to this département (Corsica and overseas included)."""
-    if departement == "2A":
-        return "20000"
-    if departement == "2B":
-        return "20200"
-    if len(departement) == 3:
-        return departement + "00"
-    return departement + "000"
+    """The postal code of the département's préfecture: a real one, which the app maps
+    back to this département (Corsica and overseas included)."""
+    if departement in PREFECTURE_POSTAL_CODES:
+        return PREFECTURE_POSTAL_CODES[departement]
+    return departement.ljust(5, "0")  # 05 → 05000 (Gap), 974 → 97400 (Saint-Denis)
 
 
 async def seed_accounts(
