@@ -1,8 +1,10 @@
-"""The live simulator against the real app served by uvicorn: signed webhooks, consoles,
-the coordinator's dashboard, and the app's Twilio REST calls coming back to the simulator."""
+"""The live simulator against the real app served by uvicorn: signed webhooks, web chats
+over the public websocket, consoles, the coordinator's dashboard, and the app's Twilio REST
+calls coming back to the simulator."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import datetime
@@ -12,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from routing.clock import PARIS, Clock
+from routing.keys import Keys
 from tests.callers.live import free_port, serve
 from web.cli import cli
 from web.settings import Settings
@@ -51,7 +54,7 @@ async def live_app(app_settings: Settings, redis, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv(name, value)
     monday = OpenHoursClock(datetime(2026, 11, 23, 10, 0, tzinfo=PARIS))
     with serve(settings, monday, port):
-        yield base, twilio_port
+        yield base, twilio_port, settings.line
     async for key in redis.scan_iter(match=f"*{{{settings.line}}}*", count=1000):
         await redis.delete(key)
 
@@ -61,7 +64,7 @@ POISSON = {"calls_per_hour": 400, "hours": 0.02, "aht_s": 40, "patience_s": 150,
 
 
 def test_live_run_accounts_for_every_call(live_app, tmp_path: Path) -> None:
-    base, twilio_port = live_app
+    base, twilio_port, _ = live_app
     out = tmp_path / "live.json"
     result = CliRunner().invoke(cli, [
         "simulate", "--live", "--url", base, "--twilio-listen", f"127.0.0.1:{twilio_port}",
@@ -87,3 +90,52 @@ def test_live_run_accounts_for_every_call(live_app, tmp_path: Path) -> None:
     # The coordinator's dashboard saw the same offered calls the callers placed.
     assert live["dashboard_updates"] >= 1
     assert live["server_today"]["offered"] == m["offered"]
+
+
+MIXED = {"calls_per_hour": 500, "hours": 0.02, "aht_s": 60, "patience_s": 400,
+         "volunteers_on_duty": 2, "seed": 6, "chat_share": 0.6}  # fmt: skip
+
+
+async def test_live_run_with_chats_over_the_public_websocket(live_app, redis, tmp_path) -> None:
+    """Chats start on the public API, wait and talk on /aide/ws, and are answered by
+    console volunteers, several at once; every contact is counted in its channel, as the
+    server counted it."""
+    base, twilio_port, line = live_app
+    out = tmp_path / "mixed.json"
+    scenario = poisson(**MIXED, start_s=8 * 3600)
+    chats = sum(c.channel == "chat" for c in scenario.calls)
+    calls = len(scenario.calls) - chats
+    assert chats >= 3 and calls >= 1
+    result = await asyncio.to_thread(CliRunner().invoke, cli, [
+        "simulate", "--live", "--url", base, "--twilio-listen", f"127.0.0.1:{twilio_port}",
+        "--poisson", str(MIXED["calls_per_hour"]), "--hours", str(MIXED["hours"]),
+        "--aht", str(MIXED["aht_s"]), "--patience", str(MIXED["patience_s"]),
+        "--volunteers", str(MIXED["volunteers_on_duty"]), "--seed", str(MIXED["seed"]),
+        "--chat-share", str(MIXED["chat_share"]), "--speedup", "20", "--widen", "20,40,60",
+        "--drain", "120", "--json", str(out),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Chats" in result.output and "Chat messages" in result.output
+    report = json.loads(out.read_text(encoding="utf-8"))
+    channels, chat = report["live"]["channels"], report["live"]["chat"]
+    assert channels["voice"]["contacts"] == calls and channels["chat"]["contacts"] == chats
+    server = await redis.hgetall(Keys(line).stats("2026-11-23"))
+    for name, c in channels.items():
+        assert c["refused"] == 0
+        assert c["answered"] + c["abandoned"] + c["closed"] == c["offered"] == c["contacts"]
+        assert int(server.get(f"offered_{name}", 0)) == c["offered"]
+        assert int(server.get(f"answered_{name}", 0)) == c["answered"]
+        assert int(server.get(f"abandoned_{name}", 0)) == c["abandoned"]
+    assert report["metrics"]["offered"] == calls + chats == report["calls"]
+    answered = channels["chat"]["answered"]
+    assert answered == chats and channels["chat"]["asa_s"] is not None
+    # Words crossed both ways: every chat was greeted on its page, and callers' messages
+    # reached the consoles; callers ended their chats themselves.
+    assert chat["volunteer_messages_seen_by_callers"] >= answered
+    assert chat["caller_messages_sent"] >= answered and chat["caller_messages_refused"] == 0
+    assert chat["caller_messages_seen_by_volunteers"] == chat["caller_messages_sent"]
+    assert chat["ended_by_volunteer"] == 0
+    # Several chats at once, never beyond the capacity; a call takes a volunteer whole.
+    assert 2 <= chat["most_chats_at_once"] <= chat["chat_capacity"]
+    assert chat["calls_alongside_another_task"] == 0
+    assert report["live"]["dispatch_latency_ms"]["count"] >= calls + chats

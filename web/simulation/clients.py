@@ -29,6 +29,7 @@ import httpx
 import uvicorn
 import websockets
 from fastapi import Request
+from itsdangerous import URLSafeTimedSerializer
 
 from callers.fake_twilio import FakeTwilio, fake_twilio_app
 from callers.phone_sim import PhoneSimulator
@@ -228,50 +229,146 @@ class Caller:
                                   CallStatus="completed")  # fmt: skip
 
 
+CHAT_END_WAIT_S = 10.0  # how long an ending chat waits for the server's "ended"
+
+
 @dataclass
 class ChatCaller:
-    """One web chat from the public page: start, wait for a volunteer, end."""
+    """One web chat from the public page (callers/chat/router.py): the start API, then
+    the chat websocket: wait for a volunteer, write, end the chat."""
 
     line: Line
     http: httpx.AsyncClient
-    task_token: str = ""
-    started_at: float | None = None
-    answered_at: float | None = None
+    token: str = ""
+    task: str = ""  # the app's task id, read from the token (signed, not secret)
+    refusal: str = ""  # the start API's error code: closed, rate, postal_code...
+    enqueue_sent_at: float | None = None  # when the start request (which enqueues) left
+    answered_at: float | None = None  # when the page was told a volunteer had joined
     statuses: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)  # the conversation as seen
+    errors: list[dict[str, Any]] = field(default_factory=list)  # refused messages (rate...)
+    sent: int = 0  # messages written
+    requests: int = 0  # HTTP requests and websocket frames sent
+    _ws: Any = field(default=None, repr=False)
+    _reader: asyncio.Task[None] | None = field(default=None, repr=False)
+    _talking: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _gone: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # chat ended
+    _news: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # volunteer wrote
+
+    @property
+    def ended(self) -> bool:
+        return self._gone.is_set()
 
     async def start(self, postal_code: str, topic: str = "autre", first_name: str = "") -> bool:
-        """POST the start form; False (with the French reason logged in statuses) if refused."""
-        self.started_at = time.time()
+        """POST the start form, as the page does; False (``refusal`` says why) if refused."""
+        self.enqueue_sent_at = time.time()
+        self.requests += 1
         reply = await self.http.post(self.line.base_url.rstrip("/") + "/aide/api/start",
                                      json={"topic": topic, "postal_code": postal_code,
                                            "first_name": first_name})  # fmt: skip
         if reply.status_code != 200:
-            self.statuses.append((time.time(), reply.json()))
+            body = reply.json()
+            self.statuses.append((time.time(), body))
+            self.refusal = str(body.get("error", reply.status_code))
             return False
-        self.task_token = reply.json()["token"]
+        self.token = reply.json()["token"]
+        with contextlib.suppress(Exception):
+            _, payload = URLSafeTimedSerializer("").loads_unsafe(self.token)
+            self.task = str(payload.get("t", ""))
         return True
 
+    async def connect(self) -> None:
+        """Open the chat socket and follow it (status, messages, errors, end)."""
+        url = f"{self.line.ws_base}/aide/ws?token={self.token}"
+        self._ws = await websockets.connect(url, origin=self.line.base_url, max_queue=None)
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in self._ws:
+                at, msg = time.time(), json.loads(raw)
+                kind = msg.get("type")
+                if kind == "hello":
+                    self._heard(msg.get("messages", []))
+                    self._status(at, msg.get("status", {}))
+                elif kind == "messages":
+                    self._heard(msg.get("messages", []))
+                elif kind == "status":
+                    self._status(at, msg)
+                elif kind == "error":
+                    self.errors.append(msg)
+                elif kind == "ended":
+                    self._gone.set()
+        self._gone.set()
+
+    def _heard(self, messages: list[dict[str, Any]]) -> None:
+        self.messages.extend(messages)
+        if any(m.get("author") == "volunteer" for m in messages):
+            self._news.set()
+
+    def _status(self, at: float, status: dict[str, Any]) -> None:
+        state = status.get("state")
+        if not state:
+            return
+        self.statuses.append((at, status))
+        if state == "talking" and self.answered_at is None:
+            self.answered_at = at
+            self._talking.set()
+        elif state == "ended":
+            self._gone.set()
+
+    @property
+    def volunteer_messages(self) -> int:
+        return sum(m.get("author") == "volunteer" for m in self.messages)
+
     async def wait_answer(self, patience_s: float | None) -> bool:
-        """Follow the chat socket until a volunteer talks (True) or patience runs out."""
-        if not self.task_token:
+        """Wait until a volunteer joins (True), or the chat ends or patience runs out."""
+        if not self.token:
             return False
-        url = f"{self.line.ws_base}/aide/ws?token={self.task_token}"
-        async with websockets.connect(url, origin=self.line.base_url) as ws:
-            try:
-                async with asyncio.timeout(patience_s):
-                    async for raw in ws:
-                        msg = json.loads(raw)
-                        status = msg.get("status", msg) if msg.get("type") == "hello" else msg
-                        if status.get("state"):
-                            self.statuses.append((time.time(), status))
-                        if status.get("state") == "talking":
-                            self.answered_at = time.time()
-                            return True
-                        if status.get("state") == "ended" or msg.get("type") == "ended":
-                            return False
-            except TimeoutError:
-                await ws.send(json.dumps({"type": "end"}))  # gives up: ends the chat
-            return False
+        if self._ws is None:
+            await self.connect()
+        talking = asyncio.ensure_future(self._talking.wait())
+        gone = asyncio.ensure_future(self._gone.wait())
+        try:
+            await asyncio.wait({talking, gone}, timeout=patience_s,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            talking.cancel()
+            gone.cancel()
+        return self._talking.is_set()
+
+    async def wait_volunteer_message(self, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until a volunteer has written something."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._news.wait(), timeout_s)
+        return self._news.is_set()
+
+    async def say(self, text: str) -> None:
+        """Write a message, as the page's send button does."""
+        if self._ws is None or self.ended:
+            return
+        await self._ws.send(json.dumps({"type": "send", "text": text}))
+        self.sent += 1
+        self.requests += 1
+
+    async def end(self) -> None:
+        """End the chat as the page's end button does (abandoned while waiting, completed
+        while talking), wait for the server's "ended", and close the socket."""
+        if self._ws is not None and not self.ended:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await self._ws.send(json.dumps({"type": "end"}))
+                self.requests += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._gone.wait(), CHAT_END_WAIT_S)
+        await self.close()
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
 
 
 async def login(base_url: str, email: str, password: str) -> httpx.AsyncClient:
@@ -320,6 +417,10 @@ class Offer:
     def task(self) -> str:
         return str(self.message.get("task", ""))
 
+    @property
+    def channel(self) -> str:
+        return str(self.message.get("channel", "voice"))
+
 
 class Console:
     """A volunteer's console over the real websocket (protocol v1, volunteers/PROTOCOL.md)."""
@@ -329,6 +430,9 @@ class Console:
         self.welcome: dict[str, Any] = {}
         self.offers: asyncio.Queue[Offer] = asyncio.Queue()
         self.pushes: list[tuple[float, dict[str, Any]]] = []  # everything but offers/results
+        self.task_status: dict[str, str] = {}  # last `task` push per task: assigned, wrapup...
+        self.chats: dict[str, list[dict[str, Any]]] = {}  # `chat` pushes: messages per task
+        self._news: dict[str, asyncio.Event] = {}
         self._ref = 0
         self._results: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -367,9 +471,24 @@ class Console:
                     self.offers.put_nowait(Offer(msg, at))
                 elif kind != "pong":
                     self.pushes.append((at, msg))
+                    self._task_news(msg)
         for future in self._results.values():
             if not future.done():
                 future.set_exception(ConnectionError("console socket closed"))
+
+    def _task_news(self, msg: dict[str, Any]) -> None:
+        task = str(msg.get("task", ""))
+        if msg.get("type") == "task" and task:
+            self.task_status[task] = str(msg.get("status", ""))
+        elif msg.get("type") == "chat" and task:
+            self.chats.setdefault(task, []).extend(msg.get("messages", []))
+        else:
+            return
+        self.news(task).set()
+
+    def news(self, task: str) -> asyncio.Event:
+        """Set by each `task` or `chat` push about this task (clear it before reading)."""
+        return self._news.setdefault(task, asyncio.Event())
 
     async def _heartbeat(self, every_s: float) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
@@ -404,23 +523,40 @@ class Handled:
 
     task: str
     offered_at: float
+    channel: str = "voice"
     accepted: bool = False
-    accepted_at: float | None = None
-    completed_at: float | None = None
+    accepted_at: float | None = None  # the accept's result arrived
+    completed_at: float | None = None  # the conversation ended (either side)
+    wrapup_sent_at: float | None = None  # the volunteer let go of it
     wrapped: bool = False
+    ended_by_volunteer: bool = False  # a chat whose caller never ended it
+    chat_sent: int = 0  # chat messages the volunteer wrote
+    chat_heard: int = 0  # chat messages the caller wrote, as the console showed them
     error: str = ""
 
 
 Delay = Callable[[], float]
+# What a simulated volunteer writes in a chat: a greeting, then one line per caller message.
+VOLUNTEER_LINES = ("Bonjour, je suis bénévole. Je vous écoute : que puis-je faire pour vous ?",
+                   "Je regarde cela avec vous.")  # fmt: skip
+CHAT_GRACE_S = 10.0  # real seconds past twice its service time before a volunteer ends a chat
 
 
 class Volunteer:
-    """A volunteer at work: available, accepts after a delay, talks, completes, wraps up."""
+    """A volunteer at work: available, accepts after a delay, talks, completes, wraps up.
+
+    Each accepted task is handled on its own, so chats run side by side. The engine
+    decides how many: one offer at a time, chats up to the volunteer's chat capacity,
+    nothing else while a call is held (a call takes their full attention).
+    """
 
     def __init__(self, console: Console, home: str = "") -> None:
         self.console, self.home = console, home
+        self.chat_capacity = int(console.welcome.get("volunteer", {}).get("chat_capacity") or 1)
         self.available_at: float | None = None  # when "available" was last confirmed
-        self.available_times: list[float] = []  # every time it was sent (presence, wrap-up)
+        # Every request after which the engine may offer this volunteer a task: presence,
+        # wrap-up, and the accept of a chat (room may be left for another).
+        self.available_times: list[float] = []
         self.handled: list[Handled] = []
 
     async def go_available(self) -> None:
@@ -433,28 +569,96 @@ class Volunteer:
 
     async def work(self, accept_delay: Delay, service_s: Callable[[str], Awaitable[float]],
                    wrapup_delay: Delay, topic: str = "autre") -> None:  # fmt: skip
-        """Answer offers until cancelled; ``service_s(task)`` says how long each call lasts."""
-        while True:
-            offer = await self.console.offers.get()
-            done = Handled(offer.task, offer.at)
-            self.handled.append(done)
-            await asyncio.sleep(accept_delay())
-            reply = await self.console.request("accept", task=offer.task)
-            if not reply.get("ok"):  # the caller hung up meanwhile, or it went elsewhere
-                done.error = reply.get("error", {}).get("code", "refused")
-                continue
-            done.accepted, done.accepted_at = True, time.time()
-            await asyncio.sleep(await service_s(offer.task))
-            await self.console.request("complete", task=offer.task)
+        """Answer offers until cancelled. ``service_s(task)`` says how long a call lasts; a
+        chat lasts until its caller ends it (past twice that, the volunteer ends it)."""
+        handling: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                offer = await self.console.offers.get()
+                done = Handled(offer.task, offer.at, channel=offer.channel)
+                self.handled.append(done)
+                await asyncio.sleep(accept_delay())
+                sent = time.time()
+                reply = await self.console.request("accept", task=offer.task)
+                if not reply.get("ok"):  # the caller left meanwhile, or it went elsewhere
+                    done.error = reply.get("error", {}).get("code", "refused")
+                    continue
+                done.accepted, done.accepted_at = True, time.time()
+                if done.channel == "chat":
+                    self.available_times.append(sent)
+                job = asyncio.get_running_loop().create_task(
+                    self._handle(done, service_s, wrapup_delay, topic)
+                )
+                handling.add(job)
+                job.add_done_callback(handling.discard)
+        finally:
+            for job in handling:
+                job.cancel()
+            await asyncio.gather(*handling, return_exceptions=True)
+
+    async def _handle(self, done: Handled, service_s: Callable[[str], Awaitable[float]],
+                      wrapup_delay: Delay, topic: str) -> None:  # fmt: skip
+        """One accepted task, from the conversation to the wrap-up."""
+        if done.channel == "chat":
+            await self._chat(done, await service_s(done.task))
+        else:
+            await asyncio.sleep(await service_s(done.task))
+            await self.console.request("complete", task=done.task)
             done.completed_at = time.time()
-            await asyncio.sleep(wrapup_delay())
-            sent = time.time()  # the wrap-up hands the volunteer back to the queue
-            reply = await self.console.request("wrapup", task=offer.task, topic=topic,
-                                               outcome="resolved", consent=False)  # fmt: skip
-            done.wrapped = True
-            if reply.get("ok"):
-                self.available_at = sent
-                self.available_times.append(sent)
+        await asyncio.sleep(wrapup_delay())
+        sent = done.wrapup_sent_at = time.time()  # the wrap-up gives the capacity back
+        reply = await self.console.request("wrapup", task=done.task, topic=topic,
+                                           outcome="resolved", consent=False)  # fmt: skip
+        done.wrapped = True
+        if reply.get("ok"):
+            self.available_at = sent
+            self.available_times.append(sent)
+
+    async def _chat(self, done: Handled, service_s: float) -> None:
+        """Greet, answer each message of the caller, until the caller ends the chat."""
+        console, task = self.console, done.task
+        news = console.news(task)
+        await self._write(done, VOLUNTEER_LINES[0])
+        deadline = time.monotonic() + 2 * service_s + CHAT_GRACE_S
+        while console.task_status.get(task, "assigned") == "assigned":
+            news.clear()  # before reading: a push arriving while we write sets it again
+            heard = sum(m.get("author") == "caller" for m in console.chats.get(task, []))
+            if heard > done.chat_heard:
+                done.chat_heard = heard
+                await self._write(done, VOLUNTEER_LINES[1])
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                await console.request("complete", task=task)
+                done.ended_by_volunteer = True
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(news.wait(), left)
+        done.completed_at = time.time()
+
+    async def _write(self, done: Handled, text: str) -> None:
+        reply = await self.console.request("chat_send", task=done.task, text=text)
+        done.chat_sent += bool(reply.get("ok"))  # refused once the caller has ended it
+
+    def held_at_once(self) -> tuple[int, int]:
+        """(most chats held at once, calls held alongside another task).
+
+        Each task counts from its accept's result to its wrap-up's sending: a window in
+        which the server surely held it, so an overlap seen here is a real one.
+        """
+        spans = [(h.accepted_at, h.wrapup_sent_at, h.channel) for h in self.handled
+                 if h.accepted_at is not None and h.wrapup_sent_at is not None]  # fmt: skip
+        edges = sorted([(a, 1) for a, _, ch in spans if ch == "chat"]
+                       + [(b, -1) for _, b, ch in spans if ch == "chat"])  # fmt: skip
+        most = held = 0
+        for _, step in edges:  # at equal times a release (-1) sorts first
+            held += step
+            most = max(most, held)
+        shared = sum(
+            1 for i, (a, b, ch) in enumerate(spans) if ch == "voice"
+            and any(a2 < b and a < b2 for j, (a2, b2, _) in enumerate(spans) if j != i)
+        )  # fmt: skip
+        return most, shared
 
     async def finish_held(self, topic: str = "autre") -> int:
         """End what this volunteer still holds (a run cut short, a previous run): complete

@@ -1,9 +1,10 @@
 """``permanence simulate``: traffic through the routing engine, from a trace or Poisson load.
 
 Fast mode drives the engine in-process on a manual clock, on a throwaway Redis (or
---redis-url / REDIS_URL, on a fresh line deleted afterwards). Live mode (--live) drives
-a running server from outside: signed Twilio webhooks, volunteers' consoles, a
-coordinator's dashboard (web/simulation/live.py).
+--redis-url / REDIS_URL, on a fresh line deleted afterwards); it plays phone calls only,
+so it refuses --chat-share. Live mode (--live) drives a running server from outside:
+signed Twilio webhooks, web chats over the public page's websocket (--chat-share),
+volunteers' consoles, a coordinator's dashboard (web/simulation/live.py).
 """
 
 from __future__ import annotations
@@ -45,13 +46,15 @@ def _scenario(
     patience: float | None,
     homes: str,
     seed: int,
+    chat_share: float = 0.0,
 ) -> Scenario:
     if rate is not None:
         if volunteers is None:
             raise ScenarioError("--volunteers is required with --poisson")
         return poisson(seed=seed, calls_per_hour=rate, aht_s=aht, volunteers_on_duty=volunteers,
                        hours=hours, patience_s=patience, volunteers=homes,
-                       start_s=8 * 3600 if hours <= 16 else 0)  # fmt: skip
+                       start_s=8 * 3600 if hours <= 16 else 0,
+                       chat_share=chat_share)  # fmt: skip
     loaded = load_trace(trace)
     chosen = days or [next(d for d, day in loaded.items() if len(day.calls) > 1000)]
     unknown = [d for d in chosen if d not in loaded]
@@ -59,7 +62,8 @@ def _scenario(
         raise ScenarioError(f"unknown trace day(s): {', '.join(unknown)} "
                             f"(the trace has {', '.join(loaded)})")  # fmt: skip
     pat = Patience([c for d in loaded.values() for c in d.calls])
-    scenario = from_trace([loaded[d] for d in chosen], pat, seed=seed, volunteers=homes)
+    scenario = from_trace([loaded[d] for d in chosen], pat, seed=seed, volunteers=homes,
+                          chat_share=chat_share)  # fmt: skip
     if volunteers is not None:  # a fixed number on duty whenever the trace had anyone
         if volunteers < 1:
             raise ScenarioError("--volunteers must be at least 1")
@@ -80,7 +84,7 @@ def simulate_command(
         typer.Option(help="trace day YYYY-MM-DD; repeat to overlay days (a bigger line)"),
     ] = None,
     poisson_rate: Annotated[
-        float | None, typer.Option("--poisson", help="synthetic load instead: calls per hour")
+        float | None, typer.Option("--poisson", help="synthetic load instead: contacts per hour")
     ] = None,
     aht: Annotated[float, typer.Option(help="Poisson: mean handle time, s")] = 200.0,
     hours: Annotated[float, typer.Option(help="Poisson: hours of arrivals")] = 8.0,
@@ -132,14 +136,29 @@ def simulate_command(
     open_line: Annotated[
         bool, typer.Option(help="live: set the line's hours to every day, all day (test servers)")
     ] = False,
+    chat_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="live: share of contacts that are web chats, 0 to 1 (drawn with --seed). All "
+            "chats come from this machine's address: start the server with CHAT_STARTS_PER_HOUR_IP "
+            "and CHAT_MESSAGES_PER_MINUTE_IP above what the run sends (defaults 20 and 40)",
+        ),
+    ] = 0.0,
 ) -> None:
-    """Simulate a day of calls through the routing engine and report how it went."""
+    """Simulate a day of calls (and, live, web chats) through the routing engine and report."""
     if live:
         mode = "live"
     if mode not in ("fast", "live"):
         raise typer.BadParameter("fast or live", param_hint="--mode")
     if homes not in DISTRIBUTIONS:
         raise typer.BadParameter(f"choose from {', '.join(DISTRIBUTIONS)}", param_hint="--homes")
+    if chat_share and mode != "live":
+        raise typer.BadParameter(
+            "the fast mode plays phone calls only: add --live to simulate chats",
+            param_hint="--chat-share",
+        )
     config = RoutingConfig()
     if widen:
         try:
@@ -152,7 +171,7 @@ def simulate_command(
             ) from None
     try:
         scenario = _scenario(trace, day or [], poisson_rate, aht, volunteers, hours, patience,
-                             homes, seed)  # fmt: skip
+                             homes, seed, chat_share)  # fmt: skip
     except (ScenarioError, TraceError) as exc:
         typer.echo(f"simulate: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -162,8 +181,10 @@ def simulate_command(
         report = _run_live(scenario, url, public_url, twilio_listen, speedup, drain, open_line,
                            seed, (config.widen_group_s, config.widen_region_s,
                                   config.widen_national_s) if widen else None)  # fmt: skip
-        # the live run counts its webhooks and console requests, not engine calls
-        typer.echo(table(report, default_territories()).replace("engine calls", "requests", 1))
+        # the live run counts its webhooks, chat and console requests, not engine calls; its
+        # contacts include chats
+        shown = table(report, default_territories()).replace("engine calls", "requests", 1)
+        typer.echo(shown.replace(f"({report['calls']} calls,", f"({report['calls']} contacts,", 1))
         typer.echo(live_table(report["live"]))
     else:
         options = SimOptions(seed=seed, territory_blind=national)
@@ -225,7 +246,7 @@ def _run_live(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())  # fmt: skip
     with Progress(*columns, transient=True) as progress:
-        bar = progress.add_task("appels simulés (serveur réel)", total=len(scenario.calls))
+        bar = progress.add_task("contacts simulés (serveur réel)", total=len(scenario.calls))
 
         def on_progress(done: int, total: int) -> None:
             progress.update(bar, completed=done, total=total)

@@ -1,17 +1,24 @@
 """The live simulator: a scenario played against a running Permanence, from outside.
 
 Callers phone through ``TwilioNetwork`` (signed webhooks; the app's REST calls come back
-to it, so the app's TWILIO_API_BASE must be its ``rest_url``), volunteers work from real
-consoles, a coordinator's dashboard watches. Scenario time runs ``speedup`` times faster
+to it, so the app's TWILIO_API_BASE must be its ``rest_url``) or open the public web chat
+(``ChatCaller``: the start API and the /aide/ws websocket, as the page does), volunteers
+work from real consoles (several chats at once, up to their chat capacity), a
+coordinator's dashboard watches. Scenario time runs ``speedup`` times faster
 than the wall clock: arrivals, patience, service, human delays and shifts are divided by
 it. The server's own timers (widening, ring time) run in real seconds unless ``--widen``
 sets them (divided by the speed-up too).
 
+Every chat comes from this one machine, so the server's per-IP chat limits apply to the
+whole run: a test server meant for it raises CHAT_STARTS_PER_HOUR_IP and
+CHAT_MESSAGES_PER_MINUTE_IP (the report counts what those limits refused).
+
 What the report says is what the world saw: waits from the caller's side (enqueued →
-moved out of the queue), territory from the volunteer who took the call, dispatch
-latency from the simulator's own action that made a match possible (the enqueueing
-webhook, a volunteer's availability or wrap-up, a widening threshold) to the offer's
-arrival on the volunteer's socket.
+moved out of the queue, or told that a volunteer joined the chat), territory from the
+volunteer who took the contact, dispatch latency from the simulator's own action that
+made a match possible (the enqueueing webhook or chat start, a volunteer's availability,
+wrap-up or chat accept, a widening threshold) to the offer's arrival on the volunteer's
+socket.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import hmac
 import random
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,11 +38,13 @@ from typing import Any
 import httpx
 
 from routing.config import RoutingConfig
-from routing.metrics import Counts
+from routing.metrics import Counts, compute
 from routing.territory import Territories
 from web.simulation.clients import (
     CSRF,
+    REQUEST_TIMEOUT_S,
     Caller,
+    ChatCaller,
     Console,
     Dashboard,
     Handled,
@@ -46,11 +56,15 @@ from web.simulation.clients import (
 from web.simulation.fast import CallRecord, SimOptions, SimResult
 from web.simulation.report import percentile
 from web.simulation.runner import default_territories
-from web.simulation.scenario import HALF_HOUR_S, Scenario, SimCall
-from web.simulation.seed import Login, seed_accounts
+from web.simulation.scenario import CHANNELS, HALF_HOUR_S, Scenario, SimCall
+from web.simulation.seed import Login, postal_code_of, seed_accounts
 
 ROUTING_INPUT = re.compile(r'name="(widen_group_s|widen_region_s|widen_national_s|ring_s)" '
                            r'value="([0-9.]+)"')  # fmt: skip
+# What a simulated chat caller writes: once a volunteer has written, then halfway through.
+CALLER_LINES = ("Bonjour, j'ai besoin d'aide pour une démarche en ligne.",
+                "Merci, c'est plus clair maintenant.")  # fmt: skip
+CHANNEL_NAMES = {"voice": "Calls", "chat": "Chats"}
 
 
 @dataclass(frozen=True)
@@ -69,11 +83,21 @@ class LiveOptions:
 
 @dataclass
 class LiveCall:
+    """One contact of the scenario as it is played: a phone call or a web chat."""
+
     sim: SimCall
     caller: Caller | None = None
+    chat: ChatCaller | None = None
     matchable: bool = False
-    outcome: str = "pending"  # answered | abandoned | closed | refused
+    outcome: str = "pending"  # answered | abandoned | closed | refused | failed
+    refusal: str = ""  # why it never reached the queue: closed, rate (chats' per-IP limit)...
+    error: str = ""  # what broke, when the simulator itself failed to play it
     served: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def contact(self) -> Caller | ChatCaller | None:
+        """The caller's side, whichever the channel: enqueue_sent_at, answered_at, task."""
+        return self.chat if self.sim.channel == "chat" else self.caller
 
 
 class LiveSimulator:
@@ -96,7 +120,9 @@ class LiveSimulator:
         self.workers: list[Volunteer] = []
         self.rostered: set[int] = set()
         self.dashboard: Dashboard | None = None
+        self.chat_http: httpx.AsyncClient | None = None  # every chat caller's requests
         self.config = RoutingConfig()
+        self.channel_counts: dict[str, Counts] = {}  # per channel, filled with the result
         self.requests = 0
         self._numbers: dict[str, str] = {}
         # Fresh numbers each run: the app would resume a previous run's abandoned callers.
@@ -200,15 +226,31 @@ class LiveSimulator:
             self._numbers[key] = f"+336{(self._number_base + len(self._numbers)) % 10**8:08d}"
         return self._numbers[key]
 
-    async def _call(self, index: int, live: LiveCall) -> None:
-        call = live.sim
-        await self.until(call.arrival_s)
+    def _matchable(self, call: SimCall) -> bool:
+        """A volunteer of the caller's département is on duty (at the caller's arrival)."""
         on_duty = {self.workers[i].home for i in self.rostered}
-        live.matchable = self.territories.territory(call.departement).departement in on_duty
+        return self.territories.territory(call.departement).departement in on_duty
+
+    def _known(self, task: str, live: LiveCall) -> None:
+        self.by_task[task] = live
+        self.task_known.setdefault(task, asyncio.Event()).set()
+
+    async def _contact(self, live: LiveCall) -> None:
+        await self.until(live.sim.arrival_s)
+        live.matchable = self._matchable(live.sim)
+        try:
+            await (self._chat(live) if live.sim.channel == "chat" else self._call(live))
+        except Exception as exc:  # counted and shown, never silently dropped from the report
+            live.outcome, live.error = "failed", f"{type(exc).__name__}: {exc}"
+            if live.chat is not None:
+                await live.chat.close()
+
+    async def _call(self, live: LiveCall) -> None:
+        call = live.sim
         caller = live.caller = self.net.caller(self._number(call))
         try:
             if not await caller.dial(call.departement):
-                live.outcome = "refused"
+                live.outcome, live.refusal = "refused", "closed"
                 return
             patience = None if call.patience_s is None else self.real(call.patience_s)
             # Twilio refetches the wait URL after each music play: at least a second apart,
@@ -216,8 +258,7 @@ class LiveSimulator:
             hold_every = max(1.0, self.real(self.options.hold_every_s))
             if await caller.wait_answer(patience, hold_every):
                 live.outcome = "answered"
-                self.by_task[caller.task] = live
-                self.task_known.setdefault(caller.task, asyncio.Event()).set()
+                self._known(caller.task, live)
                 await asyncio.sleep(self.real(call.service_s))
             else:
                 live.outcome = "abandoned"
@@ -230,6 +271,42 @@ class LiveSimulator:
         finally:
             live.served.set()
 
+    async def _chat(self, live: LiveCall) -> None:
+        """The public chat as a person uses it: the form, the wait, a few words, the end."""
+        call = live.sim
+        assert self.chat_http is not None
+        chat = live.chat = ChatCaller(self.line, self.chat_http)
+        try:
+            if not await chat.start(postal_code_of(call.departement)):
+                live.outcome, live.refusal = "refused", chat.refusal
+                return
+            if chat.task:
+                self._known(chat.task, live)
+            patience = None if call.patience_s is None else self.real(call.patience_s)
+            if await chat.wait_answer(patience):
+                live.outcome = "answered"
+                await self._talk(chat, self.real(call.service_s))
+            else:  # patience ran out, or the server ended the chat itself
+                live.outcome = "closed" if chat.ended else "abandoned"
+            await chat.end()
+        except asyncio.CancelledError:
+            live.outcome = "closed" if live.outcome == "pending" else live.outcome
+            with contextlib.suppress(Exception):
+                await asyncio.shield(chat.end())
+            raise
+        finally:
+            live.served.set()
+
+    @staticmethod
+    async def _talk(chat: ChatCaller, service_s: float) -> None:
+        """Write once the volunteer has, again halfway through; the service time ends it."""
+        ends = time.monotonic() + service_s
+        await chat.wait_volunteer_message(service_s)
+        await chat.say(CALLER_LINES[0])
+        await asyncio.sleep(max(0.0, (ends - time.monotonic()) / 2))
+        await chat.say(CALLER_LINES[1])
+        await asyncio.sleep(max(0.0, ends - time.monotonic()))
+
     # Run ---------------------------------------------------------------------------------
 
     async def run(self) -> SimResult:
@@ -239,11 +316,12 @@ class LiveSimulator:
             self.dashboard = await Dashboard.open(self.line.base_url, self.coordinator.email,
                                                   self.coordinator.password)  # fmt: skip
         await self._open_consoles()
+        self.chat_http = httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S)
         self.t0 = time.time()
         loop = asyncio.get_running_loop()
         shifts = loop.create_task(self._shifts())
         work = [loop.create_task(self._work(i)) for i in range(len(self.workers))]
-        callers = [loop.create_task(self._call(i, c)) for i, c in enumerate(self.calls)]
+        callers = [loop.create_task(self._contact(c)) for c in self.calls]
         progress = loop.create_task(self._progress())
         try:
             last = max((c.arrival_s for c in self.scenario.calls), default=self.sim_start_s)
@@ -279,6 +357,8 @@ class LiveSimulator:
             await worker.console.close()
         if self.dashboard is not None:
             await self.dashboard.close()
+        if self.chat_http is not None:
+            await self.chat_http.aclose()
 
     # Results -------------------------------------------------------------------------
 
@@ -289,64 +369,73 @@ class LiveSimulator:
                 if h.accepted:
                     taken[h.task] = (worker, h)
         records, counts = [], Counts()
-        sl_ms, short_ms = self.config.service_level_s * 1000, self.config.short_abandon_s * 1000
+        self.channel_counts = {channel: Counts() for channel in CHANNELS}
         for live in self.calls:
-            c, caller = live.sim, live.caller
-            terr = self.territories.territory(c.departement)
-            if live.outcome in ("refused", "pending") or caller is None:
+            found = self._record(live, taken)
+            if found is None:
                 continue
-            start = caller.enqueue_sent_at or self.t0
-            rec = CallRecord(
-                id=c.id,
-                departement=terr.departement,
-                region=terr.region,
-                arrival_ms=int(c.arrival_s * 1000),
-                matchable=live.matchable,
-            )
-            counts.offered += 1
-            if live.outcome == "answered" and caller.answered_at is not None:
-                wait = self.scenario_ms(caller.answered_at) - self.scenario_ms(start)
-                rec.outcome, rec.wait_ms = "answered", max(0, wait)
-                worker, handled = taken.get(caller.task, (None, None))
-                if worker is not None:
-                    rec.volunteer = worker.console.volunteer_id
-                    rec.ring = self.territories.ring(c.departement, worker.home)
-                    setattr(counts, f"answered_ring{rec.ring}",
-                            getattr(counts, f"answered_ring{rec.ring}") + 1)  # fmt: skip
-                counts.answered += 1
-                counts.wait_ms += rec.wait_ms
-                counts.answered_within_sl += rec.wait_ms <= sl_ms
-                if handled is not None and handled.completed_at and handled.accepted_at:
-                    counts.completed += 1
-                    counts.handle_ms += self.scenario_ms(handled.completed_at) - \
-                        self.scenario_ms(handled.accepted_at)  # fmt: skip
-            else:
-                rec.outcome = "abandoned" if live.outcome == "abandoned" else "closed"
-                rec.wait_ms = int(1000 * (c.patience_s or 0)) if rec.outcome == "abandoned" \
-                    else None  # fmt: skip
-                if rec.outcome == "abandoned":
-                    counts.abandoned += 1
-                    counts.abandoned_short += (rec.wait_ms or 0) < short_ms
-                else:
-                    counts.closed += 1
+            rec, one = found
             records.append(rec)
+            counts = counts + one
+            self.channel_counts[live.sim.channel] += one
+        chats = sum(c.chat.requests for c in self.calls if c.chat is not None)
         result = SimResult(
             scenario=self.scenario.name + f" (live, ×{self.options.speedup:g})",
             records=records,
             counts=counts,
             wall_s=wall_s,
-            engine_calls=self.requests + self.net.phone.sent,
+            engine_calls=self.requests + self.net.phone.sent + chats,
             options=SimOptions(seed=self.options.seed),
             staffing=list(self.scenario.staffing),
         )
         return result
 
+    def _record(
+        self, live: LiveCall, taken: dict[str, tuple[Volunteer, Handled]]
+    ) -> tuple[CallRecord, Counts] | None:
+        """What happened to one contact that reached the queue, and its counts."""
+        c, contact = live.sim, live.contact
+        if live.outcome in ("refused", "failed", "pending") or contact is None:
+            return None
+        terr = self.territories.territory(c.departement)
+        sl_ms, short_ms = self.config.service_level_s * 1000, self.config.short_abandon_s * 1000
+        start = contact.enqueue_sent_at or self.t0
+        rec = CallRecord(
+            id=c.id,
+            departement=terr.departement,
+            region=terr.region,
+            arrival_ms=int(c.arrival_s * 1000),
+            matchable=live.matchable,
+        )
+        counts = Counts(offered=1)
+        if live.outcome == "answered" and contact.answered_at is not None:
+            wait = self.scenario_ms(contact.answered_at) - self.scenario_ms(start)
+            rec.outcome, rec.wait_ms = "answered", max(0, wait)
+            worker, handled = taken.get(contact.task, (None, None))
+            if worker is not None:
+                rec.volunteer = worker.console.volunteer_id
+                rec.ring = self.territories.ring(c.departement, worker.home)
+                setattr(counts, f"answered_ring{rec.ring}", 1)
+            counts.answered, counts.wait_ms = 1, rec.wait_ms
+            counts.answered_within_sl = int(rec.wait_ms <= sl_ms)
+            if handled is not None and handled.completed_at and handled.accepted_at:
+                counts.completed = 1
+                counts.handle_ms = self.scenario_ms(handled.completed_at) - \
+                    self.scenario_ms(handled.accepted_at)  # fmt: skip
+        elif live.outcome == "abandoned":
+            rec.outcome, rec.wait_ms = "abandoned", int(1000 * (c.patience_s or 0))
+            counts.abandoned, counts.abandoned_short = 1, int(rec.wait_ms < short_ms)
+        else:
+            rec.outcome, counts.closed = "closed", 1
+        return rec, counts
+
     def dispatch_latencies(self) -> list[tuple[str, float]]:
         """(trigger, ms) per offer: its arrival minus the latest of what made it possible.
 
-        Triggers: ``arrival`` (the enqueueing webhook was sent), ``volunteer`` (presence
-        or wrap-up sent), ``widening`` (task arrival + the ring's threshold). Request send
-        times are used, so a request's own work (a wrap-up's SQL write) counts as latency.
+        Triggers: ``arrival`` (the enqueueing webhook or the chat's start request was
+        sent), ``volunteer`` (presence, wrap-up or the accept of a chat sent), ``widening``
+        (task arrival + the ring's threshold). Request send times are used, so a request's
+        own work (a wrap-up's SQL write) counts as latency.
         """
         thresholds = [0.0, self.config.widen_group_s, self.config.widen_region_s,
                       self.config.widen_national_s]  # fmt: skip
@@ -355,9 +444,10 @@ class LiveSimulator:
             times = sorted(worker.available_times)
             for h in worker.handled:
                 live = self.by_task.get(h.task)
-                if live is None or live.caller is None or live.caller.enqueue_sent_at is None:
+                contact = live.contact if live is not None else None
+                if live is None or contact is None or contact.enqueue_sent_at is None:
                     continue
-                enq = live.caller.enqueue_sent_at
+                enq = contact.enqueue_sent_at
                 candidates = [(enq, "arrival")]
                 candidates += [(t, "volunteer") for t in times if t <= h.offered_at]
                 widened = enq + thresholds[self.territories.ring(live.sim.departement, worker.home)]
@@ -366,6 +456,50 @@ class LiveSimulator:
                 at, kind = max(candidates)
                 out.append((kind, max(0.0, (h.offered_at - at) * 1000)))
         return out
+
+    def channels(self) -> dict[str, dict[str, Any]]:
+        """Per channel: the headline metrics, contacts closed at the end, and refusals."""
+        out = {}
+        for channel, counts in self.channel_counts.items():
+            lives = [c for c in self.calls if c.sim.channel == channel]
+            refusals = [c.refusal for c in lives if c.outcome == "refused"]
+            errors = [c.error for c in lives if c.outcome == "failed"]
+            out[channel] = {
+                "contacts": len(lives),
+                **compute(counts).as_dict(),
+                "closed": counts.closed,
+                "refused": len(refusals),
+                "refused_by_reason": dict(Counter(refusals)),
+                "failed": len(errors),
+                "first_error": errors[0] if errors else None,
+            }
+        return out
+
+    def chat_section(self) -> dict[str, Any]:
+        """What crossed the chats both ways, and how many tasks volunteers held at once."""
+        chats = [c.chat for c in self.calls if c.chat is not None]
+        handled = [h for w in self.workers for h in w.handled if h.channel == "chat"]
+        held = [w.held_at_once() for w in self.workers]
+        seen = {
+            (task, m.get("id"))
+            for w in self.workers
+            for task, messages in w.console.chats.items()
+            for m in messages
+            if m.get("author") == "caller"
+        }
+        refused = Counter(str(e.get("code", "")) for c in chats for e in c.errors)
+        return {
+            "caller_messages_sent": sum(c.sent for c in chats),
+            "caller_messages_refused": refused.total(),
+            "caller_messages_refused_by_code": dict(refused),  # rate: the per-IP limit
+            "volunteer_messages_seen_by_callers": sum(c.volunteer_messages for c in chats),
+            "volunteer_messages_sent": sum(h.chat_sent for h in handled),
+            "caller_messages_seen_by_volunteers": len(seen),
+            "ended_by_volunteer": sum(h.ended_by_volunteer for h in handled),
+            "most_chats_at_once": max((m for m, _ in held), default=0),
+            "chat_capacity": max((w.chat_capacity for w in self.workers), default=0),
+            "calls_alongside_another_task": sum(n for _, n in held),
+        }  # fmt: skip
 
     def live_section(self) -> dict[str, Any]:
         """What only the live mode reports: latencies, refusals, the server's own view."""
@@ -386,6 +520,8 @@ class LiveSimulator:
             "speedup": self.options.speedup,
             "dispatch_latency_ms": latency,
             "refused": sum(c.outcome == "refused" for c in self.calls),
+            "channels": self.channels(),
+            "chat": self.chat_section(),
             "routing_config_on_server": {k: getattr(self.config, k) for k in (
                 "widen_group_s", "widen_region_s", "widen_national_s", "ring_s")},
             "dashboard_updates": len(board.updates) if board else None,
@@ -421,9 +557,68 @@ def live_table(section: dict[str, Any]) -> str:
         if part["count"]:
             lines.append(f"    after {kind:<10} p50/p90 {ms(part['p50'])} / {ms(part['p90'])}"
                          f"  ({part['count']} offers)")  # fmt: skip
-    if section["refused"]:
-        lines.append(f"  ({section['refused']} calls found the line closed or nobody on duty)")
+    channels = section["channels"]
+    if channels["chat"]["contacts"]:
+        lines += ["", *_channel_lines(channels, section["chat"])]
+    lines += _refusal_lines(channels, section["chat"])
     return "\n".join(lines)
+
+
+def _channel_lines(channels: dict[str, Any], chat: dict[str, Any]) -> list[str]:
+    def pct(x: float | None) -> str:
+        return "     -" if x is None else f"{100 * x:5.1f} %"
+
+    def sec(x: float | None) -> str:
+        return "     -" if x is None else f"{x:6.1f} s"
+
+    lines = [f"  {'Channel':<8} {'contacts':>8} {'answered':>8} {'abandoned':>9} "
+             f"{'closed':>6} {'refused':>7} {'failed':>6} {'ASA':>8} {'SL (60 s)':>9}"]  # fmt: skip
+    for channel, c in channels.items():
+        lines.append(f"  {CHANNEL_NAMES[channel]:<8} {c['contacts']:>8} {c['answered']:>8} "
+                     f"{c['abandoned']:>9} {c['closed']:>6} {c['refused']:>7} {c['failed']:>6} "
+                     f"{sec(c['asa_s'])} {pct(c['service_level']):>9}")  # fmt: skip
+    lines.append(
+        f"  Chat messages: {chat['caller_messages_sent']} from callers "
+        f"({chat['caller_messages_seen_by_volunteers']} seen on consoles), "
+        f"{chat['volunteer_messages_sent']} from volunteers "
+        f"({chat['volunteer_messages_seen_by_callers']} seen on the page)"
+    )
+    lines.append(
+        f"  Most chats held at once by one volunteer: {chat['most_chats_at_once']} "
+        f"(capacity {chat['chat_capacity']}); calls held alongside another task: "
+        f"{chat['calls_alongside_another_task']}"
+    )
+    return lines
+
+
+def _refusal_lines(channels: dict[str, Any], chat: dict[str, Any]) -> list[str]:
+    """Contacts that never reached the queue, and what to change when it was a limit."""
+    lines = []
+    calls = channels["voice"]["refused"]
+    if calls:
+        lines.append(f"  ({calls} calls found the line closed or nobody on duty)")
+    for channel, c in channels.items():
+        if c["failed"]:
+            lines.append(f"  ({c['failed']} {CHANNEL_NAMES[channel].lower()} failed in the "
+                         f"simulator, first: {c['first_error']})")  # fmt: skip
+    reasons = dict(channels["chat"]["refused_by_reason"])
+    closed, rate = reasons.pop("closed", 0), reasons.pop("rate", 0)
+    if closed:
+        lines.append(f"  ({closed} chats found the chat closed: line closed or nobody on duty)")
+    if rate:
+        lines.append(f"  ({rate} chats refused by the server's per-IP limit: start a test "
+                     "server with a higher CHAT_STARTS_PER_HOUR_IP)")  # fmt: skip
+    if reasons:
+        lines.append("  (chats refused: " + ", ".join(f"{n} {r}" for r, n in reasons.items())
+                     + ")")  # fmt: skip
+    codes = dict(chat["caller_messages_refused_by_code"])
+    if codes.get("rate"):
+        lines.append(f"  ({codes.pop('rate')} chat messages refused by the server's per-IP "
+                     "limit: raise CHAT_MESSAGES_PER_MINUTE_IP on a test server)")  # fmt: skip
+    if codes:
+        lines.append("  (chat messages refused: "
+                     + ", ".join(f"{n} {code}" for code, n in codes.items()) + ")")  # fmt: skip
+    return lines
 
 
 @dataclass(frozen=True)
