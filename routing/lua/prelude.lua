@@ -283,15 +283,22 @@ end
 
 local function before(a, b) return a.score < b.score or (a.score == b.score and a.id < b.id) end
 
+-- Whether a task may be left to a closer volunteer on duty: not once it has been offered
+-- (whoever had it declined, missed or passed it on), nor while it needs a skill or language
+-- (the on-duty counts do not say whether the closer volunteer has it).
+local function leavable(t)
+  if t.offered_at then return false end
+  return tonumber(t.need_until) <= NOW or (t.skill == '' and t.lang == '')
+end
+
 -- How a freed volunteer ranks a task they may take (find_task): tier 0 has waited
 -- local_first_max_wait, tier 1 is theirs, tier 2 is left to a closer volunteer on duty
--- (leave_to_closer) — unless it has been offered already: whoever it was offered to declined,
--- missed or passed it on. rank: -1 their own returning caller, else the ring.
+-- (leave_to_closer). rank: -1 their own returning caller, else the ring.
 local function choice(t, score, scope_rank, v, cap, leave)
   local rank = math.min(scope_rank, ring_of(t, v))
   local tier = 1
   if cap <= 0 or NOW - (score % 1e13) >= cap then tier = 0 -- task_score: priority * 1e13 + place
-  elseif leave and not t.offered_at and rank > 0 and ring_on_duty(t, rank - 1) then tier = 2 end
+  elseif leave and rank > 0 and leavable(t) and ring_on_duty(t, rank - 1) then tier = 2 end
   return {id = t.id, score = score, rank = rank, tier = tier}
 end
 

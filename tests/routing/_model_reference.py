@@ -176,8 +176,8 @@ class Model:
         """Highest priority always. Within it: first the tasks that have waited
         local_first_max_wait (all of them when that is 0), by earliest place; then the
         closest (their own caller, then ring), then earliest place; with leave_to_closer, last
-        the tasks never offered yet for which a volunteer of a closer ring is on duty, by
-        earliest place. Ties
+        the tasks never offered yet, needing no skill or language now, for which a volunteer
+        of a closer ring is on duty, by earliest place. Ties
         by id. (The engine looks at most 64 tasks past the first of a ring for one not left
         to a closer volunteer; the examples never queue that many.)"""
         waiting = [
@@ -197,9 +197,11 @@ class Model:
             if cap <= 0 or self.now - t.enq >= cap:
                 return 0
             ring = closeness(t)
+            needs = t.need_until > self.now and bool(t.skill or t.lang)
             if (
                 self.leave_to_closer
                 and not t.offered_at
+                and not needs
                 and any(ring_of(t, w) < ring for w in self.on_duty())
             ):
                 return 2

@@ -203,6 +203,19 @@ async def test_a_task_declined_once_is_no_longer_left_to_anyone(desk, engine) ->
     assert await free(desk, engine, "v75", "busy-v75") == "t05"
 
 
+async def test_a_task_needing_a_skill_is_not_left_to_anyone(desk, engine) -> None:
+    """The on-duty counts do not say whether the closer volunteer has the skill."""
+    await all_rings_open(engine, leave_to_closer=True)
+    await desk.busy("v05", "05")
+    await desk.volunteer("v75", "75", skills={"impots"})
+    await desk.call("busy-v75", "75")
+    await engine.accept("v75", "busy-v75")
+    await desk.call("t05", "05", skill="impots")
+    await desk.wait(5)
+    await desk.call("t29", "29")
+    assert await free(desk, engine, "v75", "busy-v75") == "t05"
+
+
 async def test_without_leave_to_closer_the_oldest_goes_first(desk, engine) -> None:
     await all_rings_open(engine, leave_to_closer=False)
     await desk.busy("v05", "05")
