@@ -51,38 +51,24 @@ WIDE = {"widen_group_s": 0, "widen_region_s": 0, "widen_national_s": 0}
 FCFS = {"local_first_max_wait_s": 0, "leave_to_closer": False}
 
 
-def _thresholds(group: float, region: float, national: float) -> dict[str, float]:
+def _thresholds(group: float, region: float, national: float) -> dict[str, float | bool]:
     return {"widen_group_s": group, "widen_region_s": region, "widen_national_s": national}
+
+
+def _local_first(cap_s: float, leave_to_closer: bool) -> dict[str, float | bool]:
+    return {**WIDE, "local_first_max_wait_s": cap_s, "leave_to_closer": leave_to_closer}
 
 
 POLICIES: dict[str, tuple[bool, dict[str, float | bool]]] = {
     "a national longest-idle": (True, {**WIDE, **FCFS}),
     "a' all rings open, closest first": (False, {**WIDE, **FCFS}),
     "b default": (False, {}),  # RoutingConfig() as it stands
-    "b' local first 60 s (former default)": (
-        False,
-        {**WIDE, "local_first_max_wait_s": 60, "leave_to_closer": False},
-    ),
-    "b' local first 120 s": (
-        False,
-        {**WIDE, "local_first_max_wait_s": 120, "leave_to_closer": False},
-    ),
-    "d leave to closer 60 s": (
-        False,
-        {**WIDE, "local_first_max_wait_s": 60, "leave_to_closer": True},
-    ),
-    "d leave to closer 180 s": (
-        False,
-        {**WIDE, "local_first_max_wait_s": 180, "leave_to_closer": True},
-    ),
-    "d leave to closer 300 s": (
-        False,
-        {**WIDE, "local_first_max_wait_s": 300, "leave_to_closer": True},
-    ),
-    "c 15/30/90 (first default)": (
-        False,
-        {**_thresholds(15, 30, 90), **FCFS},
-    ),
+    "b' local first 60 s (former default)": (False, _local_first(60, False)),
+    "b' local first 120 s": (False, _local_first(120, False)),
+    "d leave to closer 60 s": (False, _local_first(60, True)),
+    "d leave to closer 180 s": (False, _local_first(180, True)),
+    "d leave to closer 300 s": (False, _local_first(300, True)),
+    "c 15/30/90 (first default)": (False, {**_thresholds(15, 30, 90), **FCFS}),
     "c 2/5/15": (False, {**_thresholds(2, 5, 15), **FCFS}),
     "c 5/10/30": (False, {**_thresholds(5, 10, 30), **FCFS}),
     "c 10/20/60": (False, {**_thresholds(10, 20, 60), **FCFS}),

@@ -139,13 +139,18 @@ async def test_the_choice_is_made_when_the_volunteer_goes_available(desk, engine
 # nobody on duty in any of these tests.
 
 
+async def t05_then_t29(desk) -> None:
+    """A caller from 05, then 5 s later one from 29: the oldest is the 05 one."""
+    await desk.call("t05", "05")
+    await desk.wait(5)
+    await desk.call("t29", "29")
+
+
 async def test_a_farther_volunteer_leaves_a_task_to_its_local_volunteer(desk, engine) -> None:
     await all_rings_open(engine, leave_to_closer=True)
     await desk.busy("v05", "05")
     await desk.busy("v75", "75")
-    await desk.call("t05", "05")
-    await desk.wait(5)
-    await desk.call("t29", "29")
+    await t05_then_t29(desk)
     assert await free(desk, engine, "v75", "busy-v75") == "t29"  # t05 is older, but v05 is on duty
     assert await free(desk, engine, "v05", "busy-v05") == "t05"
 
@@ -162,9 +167,7 @@ async def test_a_région_colleague_on_duty_counts_as_closer(desk, engine) -> Non
     await all_rings_open(engine, leave_to_closer=True)
     await desk.busy("v13", "13")  # PACA, like 05
     await desk.busy("v75", "75")
-    await desk.call("t05", "05")
-    await desk.wait(5)
-    await desk.call("t29", "29")
+    await t05_then_t29(desk)
     assert await free(desk, engine, "v75", "busy-v75") == "t29"
 
 
@@ -175,9 +178,7 @@ async def test_a_task_is_left_to_a_closer_volunteer_until_the_cap(
     await all_rings_open(engine, leave_to_closer=True)
     await desk.busy("v05", "05")
     await desk.busy("v75", "75")
-    await desk.call("t05", "05")
-    await desk.wait(5)
-    await desk.call("t29", "29")
+    await t05_then_t29(desk)
     await desk.wait(free_at_s - 5)
     assert await free(desk, engine, "v75", "busy-v75") == expected
 
@@ -186,9 +187,7 @@ async def test_a_paused_local_volunteer_is_not_waited_for(desk, engine) -> None:
     await all_rings_open(engine, leave_to_closer=True)
     await desk.volunteer("v05", "05", available=False)  # logged in, not on duty
     await desk.busy("v75", "75")
-    await desk.call("t05", "05")
-    await desk.wait(5)
-    await desk.call("t29", "29")
+    await t05_then_t29(desk)
     assert await free(desk, engine, "v75", "busy-v75") == "t05"  # oldest first, as without
 
 
@@ -220,9 +219,7 @@ async def test_without_leave_to_closer_the_oldest_goes_first(desk, engine) -> No
     await all_rings_open(engine, leave_to_closer=False)
     await desk.busy("v05", "05")
     await desk.busy("v75", "75")
-    await desk.call("t05", "05")
-    await desk.wait(5)
-    await desk.call("t29", "29")
+    await t05_then_t29(desk)
     assert await free(desk, engine, "v75", "busy-v75") == "t05"
 
 
