@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from twilio.rest import Client
 
 from callers.identity import CallerIdentity
@@ -24,6 +25,35 @@ SessionFactory = Callable[[], AbstractAsyncContextManager[Any]]
 DEFAULT_HANDLE_S = 8 * 60  # before the day has any completed call to measure
 
 
+@dataclass(frozen=True)
+class Staffing:
+    """Volunteers of the line right now, as the voice and chat paths need them."""
+
+    logged_in: int  # available, busy or paused
+    working: int  # available, or paused with a conversation still in hand
+    chat_lanes: int  # the chat capacity of those working
+
+
+# KEYS[1]: the line's set of volunteer ids; ARGV[1]: the prefix of a volunteer's hash
+# (same hash tag, so the same slot as KEYS[1], as the engine's own scripts do).
+_STAFFING = """
+local logged_in, working, lanes = 0, 0, 0
+for _, vid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local v = redis.call('HMGET', ARGV[1] .. vid, 'presence', 'load_voice', 'load_chat', 'chat_cap')
+  local presence = v[1]
+  if presence and presence ~= 'logged_out' then
+    logged_in = logged_in + 1
+    local busy = tonumber(v[2] or '0') > 0 or tonumber(v[3] or '0') > 0
+    if presence == 'available' or (presence == 'paused' and busy) then
+      working = working + 1
+      lanes = lanes + tonumber(v[4] or '0')
+    end
+  end
+end
+return {logged_in, working, lanes}
+"""
+
+
 @dataclass
 class Callers:
     """The callers package's services for one line."""
@@ -36,8 +66,10 @@ class Callers:
     identity: CallerIdentity = field(init=False)
     keys: CallerKeys = field(init=False)
     schedule: ScheduleStore = field(init=False)
+    _staffing: AsyncScript = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self._staffing = self.engine.redis.register_script(_STAFFING)
         self.identity = CallerIdentity(self.settings.secret_key)
         self.keys = CallerKeys(self.engine.keys.line)
         self.schedule = ScheduleStore(self.redis, self.engine.keys.line)
@@ -49,34 +81,29 @@ class Callers:
     def now_ms(self) -> int:
         return self.engine.clock.now_ms()
 
-    async def volunteer_fields(self, *names: str) -> list[dict[str, str]]:
-        """A few fields of every volunteer of the line (those with a routing hash).
+    async def staffing(self) -> Staffing:
+        """Who is logged in and who is working, counted inside Redis in one script.
 
-        The voice path asks on every incoming call and hold announcement: reading only
-        the fields it needs, rather than each whole hash turned into a Volunteer, took
-        most of the server's CPU per call out (bench/voice_cpu.py).
+        Every incoming call and hold announcement asks: reading each volunteer's hash
+        into Python cost about a tenth of a millisecond per volunteer per webhook, most
+        of the server's CPU per call (bench/voice_cpu.py); the script reads the same
+        hashes as the engine left them, at one instant.
         """
         keys = self.engine.keys
-        ids = await self.redis.smembers(keys.vols)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for vid in ids:
-                pipe.hmget(keys.vol(vid), names)
-            rows = await pipe.execute()
-        return [dict(zip(names, row, strict=True)) for row in rows if row[0] is not None]
+        logged_in, working, chat_lanes = await self._staffing(keys=[keys.vols], args=[keys.vol("")])
+        return Staffing(int(logged_in), int(working), int(chat_lanes))
 
     async def on_duty(self) -> int:
         """How many volunteers are logged in (available, busy or paused)."""
-        rows = await self.volunteer_fields("presence")
-        return sum(1 for row in rows if row["presence"] != Presence.LOGGED_OUT)
+        return (await self.staffing()).logged_in
 
     async def expected_wait_minutes(self, position: int, channel_class: str) -> int | None:
         """A rough wait from live figures: place x mean handling time / volunteers working.
 
         None when nobody can take this channel now (we say nothing rather than guess).
         """
-        fields = await self.volunteer_fields("presence", "load_voice", "load_chat", "chat_cap")
-        volunteers = [v for v in fields if _working(v)]
-        if not volunteers:
+        staff = await self.staffing()
+        if not staff.working:
             return None
         day, _ = buckets(self.now_ms())
         stats = await self.redis.hgetall(self.engine.keys.stats(day))
@@ -85,21 +112,10 @@ class Callers:
             int(stats.get("handle_ms", 0)) / 1000 / completed if completed else DEFAULT_HANDLE_S
         )
         if channel_class == "chat":
-            lanes = sum(_int(v["chat_cap"]) for v in volunteers)
+            lanes = staff.chat_lanes
         else:
-            lanes = len(volunteers)
+            lanes = staff.working
         return max(1, math.ceil(position * handle_s / lanes / 60))
-
-
-def _int(value: str | None) -> int:
-    return int(value) if value else 0
-
-
-def _working(v: dict[str, str]) -> bool:
-    """Available, or paused with a conversation still in hand."""
-    if v["presence"] == Presence.AVAILABLE:
-        return True
-    return v["presence"] == Presence.PAUSED and bool(_int(v["load_voice"]) or _int(v["load_chat"]))
 
 
 async def national_departement(ctx: Callers) -> str:
