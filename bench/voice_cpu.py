@@ -51,12 +51,32 @@ LINE_NUMBER = "+33800000000"
 IVR_STEPS = 8
 
 
+class RoundTrips:
+    """Counts what this process sends to Redis (a pipeline is one send): a figure that,
+    unlike CPU time, does not move with the machine's load."""
+
+    sent = 0
+
+    @classmethod
+    def install(cls) -> None:
+        from redis.asyncio.connection import AbstractConnection
+
+        original = AbstractConnection.send_packed_command
+
+        async def counted(self: Any, *args: Any, **kwargs: Any) -> None:
+            cls.sent += 1
+            await original(self, *args, **kwargs)
+
+        AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+
+
 class Driver:
     """Calls the ASGI app directly and keeps the CPU time of each request by label."""
 
     def __init__(self, app: Any, profiler: cProfile.Profile | None) -> None:
         self.app = app
         self.cpu: dict[str, list[float]] = defaultdict(list)
+        self.trips: dict[str, list[int]] = defaultdict(list)
         self.profiler = profiler
 
     async def request(
@@ -92,9 +112,10 @@ class Driver:
 
         if self.profiler:
             self.profiler.enable()
-        start = time.process_time()
+        trips, start = RoundTrips.sent, time.process_time()
         await self.app(scope, receive, send)
         self.cpu[label].append(time.process_time() - start)
+        self.trips[label].append(RoundTrips.sent - trips)
         if self.profiler:
             self.profiler.disable()
         return status, b"".join(chunks)
@@ -234,6 +255,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from web.app import create_app
     from web.migrate import upgrade
 
+    RoundTrips.install()
     with tempfile.TemporaryDirectory(prefix="perm-voice-cpu-") as folder:
         settings = _settings(Path(folder), args.log_level)
         upgrade(settings)
@@ -277,6 +299,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                   if redis_proc is not None else None),
         "per_call_in_healthz": round(per_call / healthz, 2) if healthz else None,
         "per_step_cpu_ms": {k: _ms(v) for k, v in steps.items()},
+        # Sent while the request ran: the bridge's and recorder's own reads included.
+        "redis_round_trips_per_call": round(
+            sum(sum(driver.trips[k]) for k in steps) / args.calls, 2),
+        "per_step_redis_round_trips": {
+            k: round(sum(v) / len(v), 2) for k, v in driver.trips.items() if k in steps},
         "wall_s": round(wall, 2),
         "server_log_lines": log_lines,
         "machine": machine(),
@@ -302,8 +329,10 @@ def main() -> None:
           f"{result['redis_cpu_ms_per_call']} ms")
     print(f"baseline GET /healthz: {result['baseline_healthz_cpu_ms']:.3f} ms "
           f"(a call = {result['per_call_in_healthz']} healthz)")
+    print(f"Redis round trips per call: {result['redis_round_trips_per_call']}")
+    trips = result["per_step_redis_round_trips"]
     for step, ms in sorted(result["per_step_cpu_ms"].items(), key=lambda kv: -kv[1]):
-        print(f"  {step:<22} {ms:7.3f} ms")
+        print(f"  {step:<22} {ms:7.3f} ms  {trips[step]:5.2f} Redis round trips")
     print(json.dumps(result))
 
 
