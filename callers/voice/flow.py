@@ -25,8 +25,10 @@ from callers.voice.state import (
     new_id,
     set_call,
     set_task,
+    update_call,
 )
 from callers.voice.twiml import Speaker
+from routing.config import RoutingConfig
 from routing.errors import RoutingError, TaskExists
 from routing.models import Channel, TaskSpec, TaskState
 
@@ -278,10 +280,9 @@ class VoiceFlow:
             self.s.say(r, P.DEPT_FALLBACK)
             fallback = await national_departement(self.ctx)
             code = await claim_call_field(self.ctx, sid, "dept", fallback)
-            await set_call(self.ctx, sid, national="1")
+            state = await update_call(self.ctx, sid, national="1")
         else:
-            await set_call(self.ctx, sid, dept=code, national="0")
-        state = await get_call(self.ctx, sid)
+            state = await update_call(self.ctx, sid, dept=code, national="0")
         if state.get("mode") == "queue":
             return await self._enqueue(sid, state, r)
         await set_call(self.ctx, sid, cbfrom=state.get("mode", "request"))
@@ -315,12 +316,18 @@ class VoiceFlow:
 
     async def _remember_answers(self, state: dict[str, str]) -> None:
         key = self.ctx.keys.answers(state["ck"])
-        window_s = max(1, int((await self.ctx.engine.config()).resume_window_s) + 60)
+        window_s = max(1, int(await self._resume_window_s()) + 60)
         async with self.ctx.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={k: state.get(k, "") for k in
                                     ("topic", "skill", "dept", "national")})
             pipe.expire(key, window_s)
             await pipe.execute()
+
+    async def _resume_window_s(self) -> float:
+        """The line's resume window, read alone: the whole routing config is 20 fields."""
+        field = "resume_window_ms"
+        raw = await self.ctx.redis.hget(self.ctx.engine.keys.cfg, field)
+        return RoutingConfig.from_redis({field: raw} if raw else {}).resume_window_s
 
     def _enqueue_twiml(self, r: VoiceResponse) -> VoiceResponse:
         r.enqueue(
@@ -341,21 +348,26 @@ class VoiceFlow:
         fields = {"inq": "1"}
         if form.get("QueueSid"):
             fields["qsid"] = form["QueueSid"]
-        await set_call(self.ctx, sid, **fields)
         r = VoiceResponse()
         task = await self.ctx.engine.task(state.get("task", "")) if state.get("task") else None
         if task is None or task.state is TaskState.ENDED:
+            await set_call(self.ctx, sid, **fields)
             r.leave()  # the task was closed: the exit handler offers a callback
             return r
         g = self.s.gather(r, "hold/key", timeout=1)
+        announce = False
         if task.state is TaskState.WAITING:
             now = self.ctx.now_ms()
             every_ms = int(self.ctx.settings.announce_every_s * 1000)
             if now - int(state.get("ann", "0")) >= every_ms:
-                await set_call(self.ctx, sid, ann=str(now))
-                self.s.say(g, *await self._position_phrases(task.id))
-                self.s.say(g, P.STAR_FOR_CALLBACK)
-        else:
+                fields["ann"] = str(now)
+                announce = True
+        # One write for both: each Redis round trip is a good part of a webhook's CPU.
+        await set_call(self.ctx, sid, **fields)
+        if announce:
+            self.s.say(g, *await self._position_phrases(task.id))
+            self.s.say(g, P.STAR_FOR_CALLBACK)
+        elif task.state is not TaskState.WAITING:
             self.s.say(g, P.CONNECTING)
         g.play(self.ctx.settings.hold_music_url)
         return r
@@ -386,8 +398,7 @@ class VoiceFlow:
     async def queue_exit(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
         """<Enqueue action>: why the caller left the queue, and what they hear next."""
         sid, result = form["CallSid"], form.get("QueueResult", "")
-        await set_call(self.ctx, sid, inq="0")
-        state = await get_call(self.ctx, sid)
+        state = await update_call(self.ctx, sid, inq="0")
         r = VoiceResponse()
         if result in {"hangup", "bridged", "redirected", "bridging-in-process"}:
             return r
