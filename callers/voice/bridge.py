@@ -38,6 +38,8 @@ from routing.models import Channel, Task, TaskState
 log = logging.getLogger("callers.bridge")
 
 FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
+# The engine events the bridge acts on (see handle); it ignores every other kind.
+ACTED_ON = {"task_offered", "task_assigned", "offer_declined", "offer_timeout", "task_ended"}
 RECLAIM_IDLE_MS = 30_000  # an event unacknowledged this long: its process is presumed dead
 EventHook = Callable[[dict[str, str]], Awaitable[None]]
 
@@ -132,8 +134,8 @@ class Bridge:
         vid = event.get("volunteer", "")
         for hook in self.hooks:
             await hook(event)
-        if not task_id:
-            return
+        if not task_id or kind not in ACTED_ON:
+            return  # no task read for the rest (queued, widened...): a round trip per event
         task = await self.ctx.engine.task(task_id)
         if task is None or task.channel is Channel.CHAT:
             return
