@@ -455,12 +455,10 @@ class ConsoleSession:
             )
             await self.websocket.close(code=CLOSE_BAD_VERSION)
             return
-        async with self.vol.sessions() as session:
-            account = await session.get(Account, self.user.account_id)
-        if account is None:
+        conn = await self._connection()
+        if conn is None:
             await self.websocket.close(code=CLOSE_NOT_ALLOWED)
             return
-        conn = Connection(self.websocket, self.user, account)
         sender = asyncio.get_running_loop().create_task(conn.sender())
         self.hub.attach(conn)
         try:
@@ -476,6 +474,17 @@ class ConsoleSession:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
+
+    # serve() lasts as long as the socket, and so do its locals: reading the account there
+    # would keep the closed session and that first row (replaced by _still_allowed on every
+    # message) alive for hours, ~4 KB per console. Read in these short calls instead.
+    async def _connection(self) -> Connection | None:
+        account = await self._read_account()
+        return None if account is None else Connection(self.websocket, self.user, account)
+
+    async def _read_account(self) -> Account | None:
+        async with self.vol.sessions() as session:
+            return await session.get(Account, self.user.account_id)
 
     async def _welcome(self, conn: Connection) -> None:
         account = conn.account
@@ -563,8 +572,7 @@ class ConsoleSession:
         now, not when the laptop closes. Checked on every message — pings included, so
         within a heartbeat — and the fresh row also brings an approval or profile change.
         """
-        async with self.vol.sessions() as session:
-            account = await session.get(Account, self.user.account_id)
+        account = await self._read_account()
         if (
             session_user_of(account) is None
             or account.session_version != conn.account.session_version

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import types
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
 from routing.engine import Engine
 from routing.models import Channel, Presence, TaskSpec, TaskState
 from tests.volunteers.conftest import PASSWORD
 from tests.volunteers.live import Console, login
-from volunteers.console import LOST_REASON, ConsoleHub
-from volunteers.models import WrapUp
+from volunteers.console import LOST_REASON, ConsoleHub, ConsoleSession
+from volunteers.models import Account, WrapUp
 
 # Depending on which accept Redis runs first, the loser hears one of these.
 LOSER_MESSAGES = (
@@ -257,3 +260,20 @@ async def test_transfer_to_a_colleague_and_to_a_skill(live, make_account, engine
     assert task.skill == "impots" and task.state is not TaskState.ASSIGNED
     await con_a.close()
     await con_b.close()
+
+
+async def test_an_open_console_holds_no_database_session(live, make_account):
+    """serve() runs as long as the socket: its locals live as long (hundreds per process)."""
+    [(_anne, console)] = await _on_duty(live, make_account, "Anne")
+    await console.ping()  # a message: the account has been read again since the welcome
+    serving = [
+        obj.cr_frame
+        for obj in gc.get_objects()
+        if type(obj) is types.CoroutineType  # not isinstance: dead weak proxies raise
+        and obj.cr_code is ConsoleSession.serve.__code__
+        and obj.cr_frame is not None
+    ]
+    assert len(serving) == 1
+    held = [v for v in serving[0].f_locals.values() if isinstance(v, AsyncSession | Account)]
+    assert held == []
+    await console.close()
