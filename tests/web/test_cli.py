@@ -96,3 +96,39 @@ def test_help_lists_the_commands() -> None:
     assert result.returncode == 0
     for command in ("serve", "demo", "check-invariants", "migrate", "revision"):
         assert command in result.stdout
+
+
+def test_serve_spawns_workers_without_rerunning_the_cli(tmp_path: Path) -> None:
+    """Workers are spawned: multiprocessing would re-run the `permanence` script in each."""
+    script = tmp_path / "permanence"
+    script.write_text(
+        "import multiprocessing.spawn\n"
+        "from web.cli import _lighten_workers\n"
+        "def rerun(): return sorted(k for k in multiprocessing.spawn.get_preparation_data('w')"
+        " if k.startswith('init_main'))\n"
+        "before = rerun()\n"
+        "_lighten_workers()\n"
+        "print(before, rerun())\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.strip() == "['init_main_from_path'] []"
+
+
+def test_the_app_does_not_load_command_line_tools() -> None:
+    """httpx's own CLI (rich, pygments) and typer stay out of the workers."""
+    code = (
+        "import sys, web.ws_protocol, web.app, callers.web, volunteers.web, web.coordination.web;"
+        "print(sorted(m for m in ('rich', 'pygments', 'typer', 'httpx') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "['httpx']"
