@@ -34,6 +34,7 @@ from routing.metrics import Counts
 from routing.models import (
     Channel,
     Presence,
+    Staffing,
     Task,
     TaskSpec,
     TaskState,
@@ -67,6 +68,7 @@ class Engine:
             name: redis.register_script(scripts.source(name)) for name in scripts.TRANSITIONS
         }
         self._snapshot = redis.register_script(scripts.snapshot_source())
+        self._staffing = redis.register_script(scripts.staffing_source())
 
     # Configuration -----------------------------------------------------------------
 
@@ -294,6 +296,12 @@ class Engine:
         snap = json.loads(raw)
         snap["now"] = self.clock.now_ms()
         return snap
+
+    async def staffing(self) -> Staffing:
+        """Who is logged in and who is working, counted inside Redis (one read-only script:
+        the callers ask on every incoming contact and hold announcement)."""
+        logged_in, working, lanes = await self._staffing(keys=[self.keys.cfg], args=[])
+        return Staffing(int(logged_in), int(working), int(lanes))
 
     # Validation --------------------------------------------------------------------
 

@@ -186,3 +186,12 @@ class Volunteer:
         if self.load_voice or self.load_chat:
             return VolunteerState.WRAPUP if wrapup_only else VolunteerState.BUSY
         return VolunteerState(self.presence.value)
+
+
+@dataclass(frozen=True)
+class Staffing:
+    """The line's volunteers right now, counted at one instant."""
+
+    logged_in: int  # available, busy or paused
+    working: int  # available, or paused with a conversation still in hand
+    chat_lanes: int  # the chat capacity of those working

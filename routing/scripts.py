@@ -44,3 +44,9 @@ def source(name: str) -> str:
 def snapshot_source() -> str:
     """The read-only script that copies the whole live state at one instant."""
     return "\n".join((_HEADER, lua_key_builders(), _read("snapshot")))
+
+
+@cache
+def staffing_source() -> str:
+    """The read-only script that counts who is logged in and who is working."""
+    return "\n".join((_HEADER, lua_key_builders(), _read("staffing")))
