@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 from twilio.rest import Client
 
 from callers.identity import CallerIdentity
@@ -19,39 +18,10 @@ from callers.schedule import ScheduleStore
 from callers.settings import CallersSettings
 from routing.clock import buckets
 from routing.engine import Engine
-from routing.models import Presence
+from routing.models import Presence, Staffing
 
 SessionFactory = Callable[[], AbstractAsyncContextManager[Any]]
 DEFAULT_HANDLE_S = 8 * 60  # before the day has any completed call to measure
-
-
-@dataclass(frozen=True)
-class Staffing:
-    """Volunteers of the line right now, as the voice and chat paths need them."""
-
-    logged_in: int  # available, busy or paused
-    working: int  # available, or paused with a conversation still in hand
-    chat_lanes: int  # the chat capacity of those working
-
-
-# KEYS[1]: the line's set of volunteer ids; ARGV[1]: the prefix of a volunteer's hash
-# (same hash tag, so the same slot as KEYS[1], as the engine's own scripts do).
-_STAFFING = """
-local logged_in, working, lanes = 0, 0, 0
-for _, vid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local v = redis.call('HMGET', ARGV[1] .. vid, 'presence', 'load_voice', 'load_chat', 'chat_cap')
-  local presence = v[1]
-  if presence and presence ~= 'logged_out' then
-    logged_in = logged_in + 1
-    local busy = tonumber(v[2] or '0') > 0 or tonumber(v[3] or '0') > 0
-    if presence == 'available' or (presence == 'paused' and busy) then
-      working = working + 1
-      lanes = lanes + tonumber(v[4] or '0')
-    end
-  end
-end
-return {logged_in, working, lanes}
-"""
 
 
 @dataclass
@@ -66,10 +36,8 @@ class Callers:
     identity: CallerIdentity = field(init=False)
     keys: CallerKeys = field(init=False)
     schedule: ScheduleStore = field(init=False)
-    _staffing: AsyncScript = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._staffing = self.engine.redis.register_script(_STAFFING)
         self.identity = CallerIdentity(self.settings.secret_key)
         self.keys = CallerKeys(self.engine.keys.line)
         self.schedule = ScheduleStore(self.redis, self.engine.keys.line)
@@ -82,16 +50,12 @@ class Callers:
         return self.engine.clock.now_ms()
 
     async def staffing(self) -> Staffing:
-        """Who is logged in and who is working, counted inside Redis in one script.
+        """Who is logged in and who is working (the engine counts them inside Redis).
 
-        Every incoming call and hold announcement asks: reading each volunteer's hash
-        into Python cost about a tenth of a millisecond per volunteer per webhook, most
-        of the server's CPU per call (bench/voice_cpu.py); the script reads the same
-        hashes as the engine left them, at one instant.
+        Every incoming call and hold announcement asks: reading each volunteer's hash into
+        Python was most of the server's CPU per call (bench/voice_cpu.py).
         """
-        keys = self.engine.keys
-        logged_in, working, chat_lanes = await self._staffing(keys=[keys.vols], args=[keys.vol("")])
-        return Staffing(int(logged_in), int(working), int(chat_lanes))
+        return await self.engine.staffing()
 
     async def on_duty(self) -> int:
         """How many volunteers are logged in (available, busy or paused)."""
