@@ -240,62 +240,61 @@ class LiveSimulator:
         live.matchable = self._matchable(live.sim)
         try:
             await (self._chat(live) if live.sim.channel == "chat" else self._call(live))
+        except asyncio.CancelledError:  # the run is over: leave as a person would
+            live.outcome = "closed" if live.outcome == "pending" else live.outcome
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._leave(live))
+            raise
         except Exception as exc:  # counted and shown, never silently dropped from the report
             live.outcome, live.error = "failed", f"{type(exc).__name__}: {exc}"
             if live.chat is not None:
                 await live.chat.close()
+        finally:
+            live.served.set()
+
+    @staticmethod
+    async def _leave(live: LiveCall) -> None:
+        """Hang up, or end the chat."""
+        if live.chat is not None:
+            await live.chat.end()
+        elif live.caller is not None:
+            await live.caller.hang_up()
 
     async def _call(self, live: LiveCall) -> None:
         call = live.sim
         caller = live.caller = self.net.caller(self._number(call))
-        try:
-            if not await caller.dial(call.departement):
-                live.outcome, live.refusal = "refused", "closed"
-                return
-            patience = None if call.patience_s is None else self.real(call.patience_s)
-            # Twilio refetches the wait URL after each music play: at least a second apart,
-            # so a high speed-up does not turn hold music into a webhook flood.
-            hold_every = max(1.0, self.real(self.options.hold_every_s))
-            if await caller.wait_answer(patience, hold_every):
-                live.outcome = "answered"
-                self._known(caller.task, live)
-                await asyncio.sleep(self.real(call.service_s))
-            else:
-                live.outcome = "abandoned"
-            await caller.hang_up()
-        except asyncio.CancelledError:
-            live.outcome = "closed" if live.outcome == "pending" else live.outcome
-            with contextlib.suppress(Exception):
-                await asyncio.shield(caller.hang_up())
-            raise
-        finally:
-            live.served.set()
+        if not await caller.dial(call.departement):
+            live.outcome, live.refusal = "refused", "closed"
+            return
+        patience = None if call.patience_s is None else self.real(call.patience_s)
+        # Twilio refetches the wait URL after each music play: at least a second apart,
+        # so a high speed-up does not turn hold music into a webhook flood.
+        hold_every = max(1.0, self.real(self.options.hold_every_s))
+        if await caller.wait_answer(patience, hold_every):
+            live.outcome = "answered"
+            self._known(caller.task, live)
+            await asyncio.sleep(self.real(call.service_s))
+        else:
+            live.outcome = "abandoned"
+        await caller.hang_up()
 
     async def _chat(self, live: LiveCall) -> None:
         """The public chat as a person uses it: the form, the wait, a few words, the end."""
         call = live.sim
         assert self.chat_http is not None
         chat = live.chat = ChatCaller(self.line, self.chat_http)
-        try:
-            if not await chat.start(postal_code_of(call.departement)):
-                live.outcome, live.refusal = "refused", chat.refusal
-                return
-            if chat.task:
-                self._known(chat.task, live)
-            patience = None if call.patience_s is None else self.real(call.patience_s)
-            if await chat.wait_answer(patience):
-                live.outcome = "answered"
-                await self._talk(chat, self.real(call.service_s))
-            else:  # patience ran out, or the server ended the chat itself
-                live.outcome = "closed" if chat.ended else "abandoned"
-            await chat.end()
-        except asyncio.CancelledError:
-            live.outcome = "closed" if live.outcome == "pending" else live.outcome
-            with contextlib.suppress(Exception):
-                await asyncio.shield(chat.end())
-            raise
-        finally:
-            live.served.set()
+        if not await chat.start(postal_code_of(call.departement)):
+            live.outcome, live.refusal = "refused", chat.refusal
+            return
+        if chat.task:
+            self._known(chat.task, live)
+        patience = None if call.patience_s is None else self.real(call.patience_s)
+        if await chat.wait_answer(patience):
+            live.outcome = "answered"
+            await self._talk(chat, self.real(call.service_s))
+        else:  # patience ran out, or the server ended the chat itself
+            live.outcome = "closed" if chat.ended else "abandoned"
+        await chat.end()
 
     @staticmethod
     async def _talk(chat: ChatCaller, service_s: float) -> None:
