@@ -15,9 +15,7 @@ MAX_NO_ANSWER, DELAY_S, RING_S = 3, 5, 20
 async def test_the_volunteer_whose_phone_failed_is_not_offered_the_task_again(
     desk, engine, clock
 ) -> None:
-    await desk.volunteer("v1", "05")
-    await desk.call("t1", "05")
-    await engine.accept("v1", "t1")
+    await desk.busy("v1", "05", "t1")
     await engine.give_back("v1", "t1")
     # v1 is the only free volunteer: the caller waits rather than ring a failed phone again.
     assert (await desk.state("t1"), await desk.offered_to("t1")) == (TaskState.WAITING, None)
@@ -51,9 +49,7 @@ async def test_the_given_back_task_keeps_its_place_and_goes_to_the_next_voluntee
 async def test_a_given_back_task_is_offered_at_once_to_another_free_volunteer(
     desk, engine, clock
 ) -> None:
-    await desk.volunteer("v1", "05")
-    await desk.call("t1", "05")
-    await engine.accept("v1", "t1")
+    await desk.busy("v1", "05", "t1")
     clock.advance(1)
     await desk.volunteer("v2", "05")  # idle for less time than v1 will be
     await engine.give_back("v1", "t1")
@@ -101,9 +97,7 @@ async def test_console_misses_and_failed_legs_add_up(desk, engine, clock) -> Non
 async def test_a_conversation_after_a_failed_leg_starts_the_count_again(
     desk, engine, clock
 ) -> None:
-    await desk.volunteer("v1", "05")
-    await desk.call("t1", "05")
-    await engine.accept("v1", "t1")
+    await desk.busy("v1", "05", "t1")
     await engine.give_back("v1", "t1")
     await desk.wait(DELAY_S)
     await engine.accept("v1", "t1")  # this time the phone answers
@@ -134,9 +128,7 @@ async def test_a_returning_callers_volunteer_whose_phone_fails_lets_anyone_take_
 async def test_a_failed_leg_after_going_off_duty_blocks_without_pausing(
     desk, engine, clock
 ) -> None:
-    await desk.volunteer("v1", "05")
-    await desk.call("t1", "05")
-    await engine.accept("v1", "t1")
+    await desk.busy("v1", "05", "t1")
     await engine.set_presence("v1", Presence.PAUSED, "pause café")
     await engine.give_back("v1", "t1")
     vol = await engine.volunteer("v1")
