@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from routing.clock import ManualClock
-from tests.coordination.sessions import ensure_auth
+from tests.coordination.sessions import Login, ensure_auth, login
+from volunteers.models import Role
 from web.app import create_app
 from web.db import Database
 from web.settings import Settings
@@ -47,3 +48,16 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+
+
+# Logged-in users of whichever ``app`` the test module runs.
+@pytest.fixture
+async def coordinator(app: FastAPI, app_settings: Settings) -> Login:
+    return await login(app.state.runtime.db, app_settings.secret_key, "Claire Coord",
+                       Role.COORDINATOR)
+
+
+@pytest.fixture
+async def volunteer(app: FastAPI, app_settings: Settings) -> Login:
+    return await login(app.state.runtime.db, app_settings.secret_key, "Vincent Bene",
+                       Role.VOLUNTEER)

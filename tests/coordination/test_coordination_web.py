@@ -19,9 +19,8 @@ from routing.clock import PARIS, ManualClock
 from routing.engine import Engine
 from routing.models import Channel, Presence, TaskSpec, VolunteerProfile
 from tests.coordination.conftest import running_app
-from tests.coordination.sessions import Login, login
+from tests.coordination.sessions import Login
 from volunteers import accounts
-from volunteers.models import Role
 from web.coordination.controls import broadcast_key
 from web.models import AuditLog
 from web.settings import Settings
@@ -37,18 +36,6 @@ async def app(app_settings: Settings, clock: ManualClock, redis: Redis) -> Async
 @pytest.fixture
 def line_engine(app: FastAPI) -> Engine:
     return app.state.runtime.engine
-
-
-@pytest.fixture
-async def coordinator(app: FastAPI, app_settings: Settings) -> Login:
-    return await login(app.state.runtime.db, app_settings.secret_key, "Claire Coord",
-                       Role.COORDINATOR)
-
-
-@pytest.fixture
-async def volunteer(app: FastAPI, app_settings: Settings) -> Login:
-    return await login(app.state.runtime.db, app_settings.secret_key, "Vincent Bene",
-                       Role.VOLUNTEER)
 
 
 def coordination_routes(app: FastAPI) -> list[tuple[str, str]]:

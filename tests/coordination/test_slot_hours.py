@@ -20,8 +20,8 @@ from sqlmodel import select
 
 from routing.clock import PARIS, ManualClock
 from tests.coordination.conftest import running_app
-from tests.coordination.sessions import Login, login
-from volunteers.models import Booking, Role
+from tests.coordination.sessions import Login
+from volunteers.models import Booking
 from web.settings import Settings
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=PARIS)  # a Tuesday
@@ -33,18 +33,6 @@ async def app(app_settings: Settings, clock: ManualClock, redis: Redis) -> Async
     clock.set(NOW)
     async with running_app(app_settings, clock, redis) as application:
         yield application
-
-
-@pytest.fixture
-async def coordinator(app: FastAPI, app_settings: Settings) -> Login:
-    return await login(app.state.runtime.db, app_settings.secret_key, "Claire Coord",
-                       Role.COORDINATOR)
-
-
-@pytest.fixture
-async def volunteer(app: FastAPI, app_settings: Settings) -> Login:
-    return await login(app.state.runtime.db, app_settings.secret_key, "Vincent Bene",
-                       Role.VOLUNTEER)
 
 
 async def post(client: httpx.AsyncClient, who: Login, path: str, data: dict[str, str],
