@@ -236,14 +236,15 @@ local function eligible(t, v)
   return true
 end
 
--- First entry of a sorted set accepted by `ok`, scanning in pages.
+-- First entry of a sorted set accepted by `ok(member, score)`, scanning in pages.
 local function first_in(key, ok)
   local start, size = 0, 4 -- the first entry is usually the one: a small page first
   while true do
     local page = redis.call('ZRANGE', key, start, start + size - 1, 'WITHSCORES')
     if #page == 0 then return nil end
     for i = 1, #page, 2 do
-      if ok(page[i]) then return page[i], tonumber(page[i + 1]) end
+      local score = tonumber(page[i + 1])
+      if ok(page[i], score) then return page[i], score end
     end
     start, size = start + size, 50
   end
@@ -313,26 +314,19 @@ end
 -- entries further, so that a long queue costs a bounded scan (past it, tier 2 stands).
 local LEAVE_SCAN = 64
 local function scan_waiting(key, scope_rank, v, cap, leave, found)
-  local start, size, seen, first = 0, 4, 0, nil
-  while true do
-    local page = redis.call('ZRANGE', key, start, start + size - 1, 'WITHSCORES')
-    if #page == 0 then return end
-    for i = 1, #page, 2 do
-      local score = tonumber(page[i + 1])
-      if first then
-        if seen == LEAVE_SCAN or math.floor(score / 1e13) ~= math.floor(first.score / 1e13) then return end
-        seen = seen + 1
-      end
-      local t = load_task(page[i])
-      if eligible(t, v) then
-        local c = choice(t, score, scope_rank, v, cap, leave)
-        if first == nil then first = c; found[#found + 1] = c
-        elseif c.tier < 2 then found[#found + 1] = c end
-        if c.tier < 2 then return end
-      end
+  local seen, first = 0, nil
+  first_in(key, function(tid, score) -- true ends the scan
+    if first then
+      if seen == LEAVE_SCAN or math.floor(score / 1e13) ~= math.floor(first.score / 1e13) then return true end
+      seen = seen + 1
     end
-    start, size = start + size, 50
-  end
+    local t = load_task(tid)
+    if not eligible(t, v) then return false end
+    local c = choice(t, score, scope_rank, v, cap, leave)
+    if first == nil then first = c; found[#found + 1] = c
+    elseif c.tier < 2 then found[#found + 1] = c end
+    return c.tier < 2
+  end)
 end
 
 -- Among the tasks this volunteer may take now: highest priority first, always. Within it,
