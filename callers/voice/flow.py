@@ -28,7 +28,6 @@ from callers.voice.state import (
     update_call,
 )
 from callers.voice.twiml import Speaker
-from routing.config import RoutingConfig
 from routing.errors import RoutingError, TaskExists
 from routing.models import Channel, TaskSpec, TaskState
 
@@ -316,18 +315,12 @@ class VoiceFlow:
 
     async def _remember_answers(self, state: dict[str, str]) -> None:
         key = self.ctx.keys.answers(state["ck"])
-        window_s = max(1, int(await self._resume_window_s()) + 60)
+        window_s = max(1, int((await self.ctx.engine.config()).resume_window_s) + 60)
         async with self.ctx.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={k: state.get(k, "") for k in
                                     ("topic", "skill", "dept", "national")})
             pipe.expire(key, window_s)
             await pipe.execute()
-
-    async def _resume_window_s(self) -> float:
-        """The line's resume window, read alone: the whole routing config is 20 fields."""
-        field = "resume_window_ms"
-        raw = await self.ctx.redis.hget(self.ctx.engine.keys.cfg, field)
-        return RoutingConfig.from_redis({field: raw} if raw else {}).resume_window_s
 
     def _enqueue_twiml(self, r: VoiceResponse) -> VoiceResponse:
         r.enqueue(
