@@ -38,8 +38,6 @@ from routing.models import Channel, Task, TaskState
 log = logging.getLogger("callers.bridge")
 
 FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
-# The engine events the bridge acts on (see handle); it ignores every other kind.
-ACTED_ON = {"task_offered", "task_assigned", "offer_declined", "offer_timeout", "task_ended"}
 RECLAIM_IDLE_MS = 30_000  # an event unacknowledged this long: its process is presumed dead
 EventHook = Callable[[dict[str, str]], Awaitable[None]]
 
@@ -51,6 +49,14 @@ class Bridge:
         self.ctx = ctx
         self.s = Speaker(ctx.settings)
         self.hooks: list[EventHook] = []  # other consumers (the chat rooms) plug in here
+        # The engine events the bridge acts on; it ignores every other kind, unread.
+        self._actions: dict[str, Callable[[Task, str], Awaitable[None]]] = {
+            "task_offered": self._offered,
+            "task_assigned": self._assigned,
+            "offer_declined": self._offer_refused,
+            "offer_timeout": self._offer_refused,
+            "task_ended": self._task_ended,
+        }
 
     # Reading the engine's event stream ---------------------------------------------
 
@@ -134,19 +140,19 @@ class Bridge:
         vid = event.get("volunteer", "")
         for hook in self.hooks:
             await hook(event)
-        if not task_id or kind not in ACTED_ON:
+        act = self._actions.get(kind)
+        if act is None or not task_id:
             return  # no task read for the rest (queued, widened...): a round trip per event
         task = await self.ctx.engine.task(task_id)
         if task is None or task.channel is Channel.CHAT:
             return
-        if kind == "task_offered":
-            await self._offered(task, vid)
-        elif kind == "task_assigned":
-            await self._assigned(task, vid)
-        elif kind in {"offer_declined", "offer_timeout"}:
-            await self._hang_up_unaccepted(task.id, vid)
-        elif kind == "task_ended":
-            await self._hang_up_unaccepted(task.id, "")
+        await act(task, vid)
+
+    async def _offer_refused(self, task: Task, vid: str) -> None:
+        await self._hang_up_unaccepted(task.id, vid)
+
+    async def _task_ended(self, task: Task, _vid: str) -> None:
+        await self._hang_up_unaccepted(task.id, "")
 
     # Offers and assignments --------------------------------------------------------------
 
