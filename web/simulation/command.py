@@ -181,10 +181,7 @@ def simulate_command(
         report = _run_live(scenario, url, public_url, twilio_listen, speedup, drain, open_line,
                            seed, (config.widen_group_s, config.widen_region_s,
                                   config.widen_national_s) if widen else None)  # fmt: skip
-        # the live run counts its webhooks, chat and console requests, not engine calls; its
-        # contacts include chats
-        shown = table(report, default_territories()).replace("engine calls", "requests", 1)
-        typer.echo(shown.replace(f"({report['calls']} calls,", f"({report['calls']} contacts,", 1))
+        typer.echo(table(report, default_territories(), contacts="contacts", requests="requests"))
         typer.echo(live_table(report["live"]))
     else:
         options = SimOptions(seed=seed, territory_blind=national)

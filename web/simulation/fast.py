@@ -152,9 +152,6 @@ class FastSimulator:
         finally:
             await self._sync()
 
-    def _ring(self, departement: str, volunteer: str) -> int:
-        return self.territories.ring(departement, self.vol_home[volunteer])
-
     def _on_event(self, ev: Event) -> None:
         now = ev.at_ms
         if ev.type is EventType.TASK_OFFERED:
@@ -168,7 +165,9 @@ class FastSimulator:
                 return
             self.answered.add(ev.task)
             rec.outcome, rec.wait_ms = "answered", int(ev.data.get("waited_ms", "0"))
-            rec.volunteer, rec.ring = ev.volunteer, self._ring(rec.departement, ev.volunteer)
+            rec.volunteer, rec.ring = ev.volunteer, self.territories.ring(
+                rec.departement, self.vol_home[ev.volunteer]
+            )
             self._push(now + int(round(self.calls[ev.task].service_s * 1000)),
                        Kind.END_SERVICE, ev.volunteer, ev.task)  # fmt: skip
         elif ev.type is EventType.TASK_ENDED:

@@ -54,7 +54,7 @@ from web.simulation.clients import (
     login,
 )
 from web.simulation.fast import CallRecord, SimOptions, SimResult
-from web.simulation.report import percentile
+from web.simulation.report import pct, percentile, sec
 from web.simulation.runner import default_territories
 from web.simulation.scenario import CHANNELS, HALF_HOUR_S, Scenario, SimCall
 from web.simulation.seed import Login, postal_code_of, seed_accounts
@@ -138,6 +138,10 @@ class LiveSimulator:
     def real(self, scenario_s: float) -> float:
         """Scenario seconds as real seconds."""
         return scenario_s / self.options.speedup
+
+    def _patience(self, call: SimCall) -> float | None:
+        """How long this caller waits, in real seconds (None: as long as it takes)."""
+        return None if call.patience_s is None else self.real(call.patience_s)
 
     async def until(self, scenario_at_s: float) -> None:
         delay = self.t0 + self.real(scenario_at_s - self.sim_start_s) - time.time()
@@ -266,7 +270,7 @@ class LiveSimulator:
         if not await caller.dial(call.departement):
             live.outcome, live.refusal = "refused", "closed"
             return
-        patience = None if call.patience_s is None else self.real(call.patience_s)
+        patience = self._patience(call)
         # Twilio refetches the wait URL after each music play: at least a second apart,
         # so a high speed-up does not turn hold music into a webhook flood.
         hold_every = max(1.0, self.real(self.options.hold_every_s))
@@ -288,7 +292,7 @@ class LiveSimulator:
             return
         if chat.task:
             self._known(chat.task, live)
-        patience = None if call.patience_s is None else self.real(call.patience_s)
+        patience = self._patience(call)
         if await chat.wait_answer(patience):
             live.outcome = "answered"
             await self._talk(chat, self.real(call.service_s))
@@ -564,18 +568,12 @@ def live_table(section: dict[str, Any]) -> str:
 
 
 def _channel_lines(channels: dict[str, Any], chat: dict[str, Any]) -> list[str]:
-    def pct(x: float | None) -> str:
-        return "     -" if x is None else f"{100 * x:5.1f} %"
-
-    def sec(x: float | None) -> str:
-        return "     -" if x is None else f"{x:6.1f} s"
-
     lines = [f"  {'Channel':<8} {'contacts':>8} {'answered':>8} {'abandoned':>9} "
              f"{'closed':>6} {'refused':>7} {'failed':>6} {'ASA':>8} {'SL (60 s)':>9}"]  # fmt: skip
     for channel, c in channels.items():
         lines.append(f"  {CHANNEL_NAMES[channel]:<8} {c['contacts']:>8} {c['answered']:>8} "
                      f"{c['abandoned']:>9} {c['closed']:>6} {c['refused']:>7} {c['failed']:>6} "
-                     f"{sec(c['asa_s'])} {pct(c['service_level']):>9}")  # fmt: skip
+                     f"{sec(c['asa_s']):>8} {pct(c['service_level']):>9}")  # fmt: skip
     lines.append(
         f"  Chat messages: {chat['caller_messages_sent']} from callers "
         f"({chat['caller_messages_seen_by_volunteers']} seen on consoles), "

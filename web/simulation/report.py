@@ -84,37 +84,46 @@ def build(result: SimResult) -> dict[str, Any]:
     }
 
 
-def _pct(x: float | None) -> str:
+def pct(x: float | None) -> str:
+    """A share as "12.3 %", or "-" when there is none."""
     return "   -" if x is None else f"{100 * x:5.1f} %"
 
 
-def _sec(x: float | None) -> str:
+def sec(x: float | None) -> str:
+    """Seconds as "12.3 s", or "-" when there are none."""
     return "   -" if x is None else f"{x:6.1f} s"
 
 
-def table(report: dict[str, Any], territories: Territories | None = None) -> str:
-    """A readable summary of one report."""
+def table(
+    report: dict[str, Any],
+    territories: Territories | None = None,
+    *,
+    contacts: str = "calls",
+    requests: str = "engine calls",
+) -> str:
+    """A readable summary of one report; ``contacts`` and ``requests`` name what was counted
+    (the live mode plays chats too and counts its requests, not engine calls)."""
     terr = territories or load_territories()
     m, t = report["metrics"], report["territory"]
     lines = [
-        f"Scenario: {report['scenario']}  ({report['calls']} calls, "
-        f"{report['run']['engine_calls']} engine calls in {report['run']['wall_s']:.1f} s)",
-        f"  Service level (60 s)      {_pct(m['service_level'])}",
-        f"  ASA                       {_sec(m['asa_s'])}",
-        f"  Abandonment               {_pct(m['abandonment_rate'])}",
-        f"  Answered at département   {_pct(t['match']['departement'])}",
-        f"  Answered in group         {_pct(t['match']['groupe'])}",
-        f"  Answered in région        {_pct(t['match']['region'])}",
-        f"  Answered nationally       {_pct(t['match']['national'])}",
-        f"  Local among matchable     {_pct(t['local_among_matchable'])}"
+        f"Scenario: {report['scenario']}  ({report['calls']} {contacts}, "
+        f"{report['run']['engine_calls']} {requests} in {report['run']['wall_s']:.1f} s)",
+        f"  Service level (60 s)      {pct(m['service_level'])}",
+        f"  ASA                       {sec(m['asa_s'])}",
+        f"  Abandonment               {pct(m['abandonment_rate'])}",
+        f"  Answered at département   {pct(t['match']['departement'])}",
+        f"  Answered in group         {pct(t['match']['groupe'])}",
+        f"  Answered in région        {pct(t['match']['region'])}",
+        f"  Answered nationally       {pct(t['match']['national'])}",
+        f"  Local among matchable     {pct(t['local_among_matchable'])}"
         f"  ({t['locally_matchable_answered']} answered calls were locally matchable)",
-        f"  Wait p50 / p90            {_sec(t['p50_wait_s'])} / {_sec(t['p90_wait_s'])}",
+        f"  Wait p50 / p90            {sec(t['p50_wait_s'])} / {sec(t['p90_wait_s'])}",
         "",
         f"  {'Région':<30} {'answered':>8} {'p50':>9} {'p90':>9}",
     ]
     for code, r in t["regions"].items():
         name = terr.regions[code].name if code in terr.regions else code
-        lines.append(f"  {name[:30]:<30} {r['answered']:>8} {_sec(r['p50_s'])} {_sec(r['p90_s'])}")
+        lines.append(f"  {name[:30]:<30} {r['answered']:>8} {sec(r['p50_s'])} {sec(r['p90_s'])}")
     if report["closed_at_end"]:
         lines.append(f"  ({report['closed_at_end']} calls still waiting at the end were closed)")
     return "\n".join(lines)
