@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from volunteers.bookings import Bookings
 from volunteers.models import Account, BookingStatus
 from volunteers.notify import Notifier
 from volunteers.runtime import Volunteers
@@ -22,7 +21,7 @@ async def notify_closed_bookings(vol: Volunteers, now: datetime) -> int:
     """Message every volunteer booked on an upcoming slot that is now closed; how many sent."""
     sent = 0
     async with vol.sessions() as session:
-        book = Bookings(session, vol.settings, opening=vol.opening)
+        book = vol.bookings(session)
         notifier = Notifier(vol)
         for booking, reason in await book.closed_between(now, now + HORIZON):
             # Standby volunteers were never expected on the slot: nothing changes for them.

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 
 from routing.engine import Engine
+from volunteers.bookings import Bookings
 from volunteers.credentials import Sealer
 from volunteers.settings import VolunteersSettings
 from volunteers.slots import OpeningProvider, SlotPlan
@@ -58,6 +59,10 @@ class Volunteers:
     def plan(self) -> SlotPlan:
         """The slots, cut from the line's hours (the settings' own when none is installed)."""
         return SlotPlan(self.settings, self.opening)
+
+    def bookings(self, session: Any, forecast: ForecastProvider | None = None) -> Bookings:
+        """Booking services on the line's hours, in ``session``."""
+        return Bookings(session, self.settings, forecast, self.opening)
 
     @property
     def redis(self) -> Redis:

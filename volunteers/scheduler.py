@@ -29,7 +29,6 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from volunteers import jobs
-from volunteers.bookings import Bookings
 from volunteers.models import Account, RecurringBooking
 from volunteers.runtime import Volunteers
 from volunteers.slots import PARIS, paris
@@ -243,7 +242,7 @@ async def expand_recurring() -> int:
             account = await session.get(Account, rule.account_id)
             if account is None:
                 continue
-            book = Bookings(session, vol.settings, opening=vol.opening)
+            book = vol.bookings(session)
             booked, _ = await book.expand(account, rule, now)
             made += len(booked)
     return made

@@ -296,7 +296,7 @@ async def home(
     account = await load_account(vol, user)
     now = datetime.fromtimestamp(vol.now_ms() / 1000, UTC)
     async with vol.sessions() as session:
-        book = _bookings(session, vol)
+        book = vol.bookings(session)
         mine = (await book.mine(account.id or 0, now))[:5]
         closed = await book.closed_reasons(mine)
     upcoming = [_booking_item(b, closed) for b in mine]
@@ -313,8 +313,6 @@ async def home(
 
 def _booking_item(booking: Any, closed: dict[datetime, str]) -> dict[str, Any]:
     start, end = booking.slot_start, booking.slot_end
-    if start.tzinfo is None:  # SQLite hands back naive datetimes: they are UTC
-        start, end = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
     reason = closed.get(start.astimezone(UTC), "")
     return {
         "label": f"{day_label(start)}, {hour_label(start)} – {hour_label(end)}",
@@ -413,11 +411,6 @@ async def profile_save(
 # Slots --------------------------------------------------------------------------------------------
 
 
-def _bookings(session: Any, vol: Volunteers, forecast: Any = None) -> Bookings:
-    """Booking services on the line's hours (the provider web/ installed, if any)."""
-    return Bookings(session, vol.settings, forecast, vol.opening)
-
-
 def _now(vol: Volunteers) -> datetime:
     return datetime.fromtimestamp(vol.now_ms() / 1000, UTC)
 
@@ -435,7 +428,7 @@ async def slots_page(
     except ValueError:
         monday = monday_of(paris(now).date())
     async with vol.sessions() as session:
-        book = _bookings(session, vol, vol.slot_forecast)
+        book = vol.bookings(session, vol.slot_forecast)
         needs = await book.week(monday, user.account_id)
         mine = await book.mine(user.account_id, now)
         closed = await book.closed_reasons(mine)
@@ -534,7 +527,7 @@ async def slot_book(
     async with vol.sessions() as session:
         account = await session.get(Account, user.account_id)
         try:
-            result = await _bookings(session, vol).book(account, start, _now(vol))
+            result = await vol.bookings(session).book(account, start, _now(vol))
         except VolunteerError as exc:
             flash(request, exc.message, "error")
         else:
@@ -557,7 +550,7 @@ async def slot_cancel(
         return _week_redirect(semaine)
     async with vol.sessions() as session:
         account = await session.get(Account, user.account_id)
-        book = _bookings(session, vol)
+        book = vol.bookings(session)
         try:
             await book.cancel(account, start, _now(vol))
         except VolunteerError as exc:
@@ -588,7 +581,7 @@ async def slot_recurring(
         account = await session.get(Account, user.account_id)
         try:
             weekday = int(jour)
-            _rule, booked, skipped = await _bookings(session, vol).add_recurring(
+            _rule, booked, skipped = await vol.bookings(session).add_recurring(
                 account, weekday, debut, _now(vol)
             )
         except ValueError:
@@ -612,7 +605,7 @@ async def slot_recurring_stop(
 ) -> Response:
     async with vol.sessions() as session:
         account = await session.get(Account, user.account_id)
-        book = _bookings(session, vol)
+        book = vol.bookings(session)
         try:
             n = await book.stop_recurring(account, rule_id, _now(vol))
         except VolunteerError as exc:
@@ -633,7 +626,7 @@ async def ical_feed(token: str, request: Request, vol: Vol) -> Response:
         if account is None or account.status == "disabled":
             raise HTTPException(404, "Agenda introuvable.")
         now = _now(vol)
-        book = _bookings(session, vol)
+        book = vol.bookings(session)
         rows = await book.for_feed(account.id or 0, now - timedelta(days=30))
         closed = await book.closed_reasons([r for r in rows if r.status in ACTIVE])
     host = urlsplit(vol.settings.public_base_url).hostname or "permanence"
