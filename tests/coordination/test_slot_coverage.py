@@ -13,12 +13,10 @@ from fastapi import FastAPI
 
 from routing.clock import PARIS, ManualClock
 from tests.coordination.sessions import Login
-from tests.coordination.test_coordination_web import (  # noqa: F401 (fixtures)
+from tests.coordination.test_coordination_web import (  # noqa: F401 (the app fixture)
     app,
     audit_entries,
-    coordinator,
     post,
-    volunteer,
 )
 from volunteers.bookings import Bookings
 from volunteers.web import settings_from
