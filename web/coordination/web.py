@@ -47,7 +47,7 @@ from web.coordination.reports import Period, ReportFilter, build_report, report_
 from web.models import AuditLog
 from web.runtime import Runtime
 from web.settings import Settings
-from web.slot_hours import line_opening
+from web.slot_hours import line_opening, opening_days
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def _make_hub(runtime: Runtime, forecast: ForecastProvider | None = None) -> Das
     store = ScheduleStore(runtime.redis, engine.keys.line)
     registration: dict[str, bool | None] = {"open": None}
     vsettings = volunteers_settings(runtime.settings)
-    plan = SlotPlan(vsettings, line_opening(runtime.redis, engine.keys.line))
+    plan = SlotPlan(vsettings, opening_days(store))
 
     async def slots_loader(now_ms: int) -> Slots | None:
         async with runtime.db.session() as session:
