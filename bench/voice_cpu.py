@@ -223,7 +223,7 @@ async def _prepare(app: Any, volunteers: int) -> list[str]:
             VolunteerProfile(vid, departements[i % len(departements)], name=f"B{i}")
         )
         await runtime.engine.set_presence(vid, Presence.PAUSED)
-    return [d for d in departements if d != "20"]
+    return departements
 
 
 def _redis_process(folder: Path) -> Any:

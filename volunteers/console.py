@@ -592,8 +592,9 @@ class ConsoleSession:
             raise VolunteerError("unknown_type", "Demande inconnue.")
         # Colleagues (for a transfer) need no complete profile, but an approved account:
         # who is on duty is not for someone nobody has vetted yet.
-        allowed = conn.account.status == AccountStatus.APPROVED
-        if kind != "colleagues":
+        if kind == "colleagues":
+            allowed = conn.account.status == AccountStatus.APPROVED
+        else:
             allowed = self._can_work(conn)
         if not allowed:
             raise VolunteerError(

@@ -565,8 +565,9 @@ async def _tell_promoted(vol: Volunteers, session: Any, book: Bookings) -> None:
     """Tell those the standby list moved into a freed place."""
     from volunteers.notify import Notifier
 
+    notifier = Notifier(vol)
     for booking in book.promoted:
-        await Notifier(vol).standby_promoted(session, booking)
+        await notifier.standby_promoted(session, booking)
 
 
 @router.post("/benevole/creneaux/regulier", dependencies=[Depends(require_csrf)])

@@ -15,7 +15,7 @@ from volunteers.slots import OpeningDay, OpeningProvider
 
 def _closure(hours: DayHours) -> str:
     """A closure cutting into the day's hours, as volunteers read it ('' if none)."""
-    if [tuple(r) for r in hours.open] == [tuple(r) for r in hours.hours]:
+    if hours.open == hours.hours:
         return ""
     label = "fermeture exceptionnelle"
     return f"{label} — {hours.closure_message}" if hours.closure_message else label
