@@ -207,6 +207,14 @@ async def require_same_origin(conn: HTTPConnection) -> None:
         raise _refuse(conn, status.HTTP_403_FORBIDDEN, "Origine refusée.")
 
 
+def session_user_at(account: Any, session_version: int) -> SessionUser | None:
+    """The SessionUser of a session signed at ``session_version``, or None once it no longer
+    stands (account gone or disabled, role or password changed since)."""
+    if account is None or account.session_version != session_version:
+        return None
+    return session_user_of(account)
+
+
 def session_user_of(account: Any) -> SessionUser | None:
     """The SessionUser of an Account row, or None if it may not log in (disabled)."""
     if account is None or account.status == "disabled":

@@ -32,7 +32,7 @@ from routing.models import Channel, Presence, Task, TaskState
 from routing.skills import SKILLS
 from routing.territory import load_territories
 from volunteers import accounts, wrapup
-from volunteers.access import SessionUser, session_user_of
+from volunteers.access import SessionUser, session_user_at
 from volunteers.errors import VolunteerError
 from volunteers.models import Account, AccountStatus, PhoneMode
 from volunteers.runtime import Volunteers
@@ -573,10 +573,7 @@ class ConsoleSession:
         within a heartbeat — and the fresh row also brings an approval or profile change.
         """
         account = await self._read_account()
-        if (
-            session_user_of(account) is None
-            or account.session_version != conn.account.session_version
-        ):
+        if session_user_at(account, conn.account.session_version) is None:
             return False
         conn.account = account
         return True

@@ -56,7 +56,7 @@ from volunteers.access import (
     require_same_origin,
     require_user,
     require_volunteer,
-    session_user_of,
+    session_user_at,
 )
 from volunteers.models import Account
 
@@ -93,10 +93,7 @@ def account_loader(sessions: SessionFactory) -> UserLoader:
 
     async def load(account_id: int, version: int) -> SessionUser | None:
         async with sessions() as session:
-            account = await session.get(Account, account_id)
-            if account is None or account.session_version != version:
-                return None
-            return session_user_of(account)
+            return session_user_at(await session.get(Account, account_id), version)
 
     return load
 
