@@ -88,7 +88,8 @@ class Engine:
 
     # Running scripts ---------------------------------------------------------------
 
-    async def _run(self, name: str, *args: Any) -> list[str]:
+    async def _run(self, name: str, *args: Any) -> str:
+        """Run one transition; its outcome, or its typed error when it refused."""
         now = self.clock.now_ms()
         day, interval = buckets(now)
         script, cfg = self._scripts[name], self.keys.cfg
@@ -98,7 +99,7 @@ class Engine:
             result = await self.redis.evalsha(script.sha, 1, cfg, now, day, interval, *args)
         except NoScriptError:  # a fresh or flushed server: load the script, then run it
             result = await script(keys=[cfg], args=[now, day, interval, *args])
-        if result and result[0] == "err":
+        if isinstance(result, list):  # ['err', code, detail]: refused, nothing changed
             raise ERRORS_BY_CODE.get(result[1], RoutingError)(result[2] or None)
         return result
 
@@ -191,7 +192,7 @@ class Engine:
             spec.caller_key,
             "" if spec.place_ms is None else spec.place_ms,
         )
-        return Task.from_hash(spec.id, json.loads(result[5]))  # as the transition left it
+        return Task.from_hash(spec.id, json.loads(result))  # as the transition left it
 
     async def cancel(self, task_id: str) -> None:
         """The caller left: abandoned if not yet answered, else the conversation ends."""

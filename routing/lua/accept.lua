@@ -3,7 +3,7 @@
 local vid, tid = ARGV[4], ARGV[5]
 local t = load_task(tid)
 if not t then return fail('unknown_task', tid) end
-if t.state == 'assigned' and t.vol == vid then return {'ok', 'already'} end
+if t.state == 'assigned' and t.vol == vid then return 'already' end
 if t.state == 'ended' or t.state == 'wrapup' then return fail('task_already_ended', tid) end
 if t.state ~= 'reserved' then return fail('offer_expired', tid) end
 if t.vol ~= vid then return fail('offer_not_yours', tid) end
@@ -11,11 +11,12 @@ if NOW > tonumber(t.offered_at) + CFG.ring_ms then return fail('offer_expired', 
 local v = load_vol(vid)
 local field = t.cls == 'voice' and 'load_voice' or 'load_chat'
 v[field] = tostring(tonumber(v[field]) + 1)
--- Kept with the task: if the volunteer's phone leg then fails (give_back), the streak goes on.
-redis.call('HSET', K.task(tid), 'acc_misses', v.misses)
+-- acc_misses: kept with the task so that if the volunteer's phone leg then fails (give_back),
+-- the streak goes on.
+redis.call('HSET', K.task(tid), 'state', 'assigned', 'assigned_at', n2s(NOW), 'answered', '1',
+  'acc_misses', v.misses)
 v.reserved, v.misses, v.idle_since = '', '0', n2s(NOW)
 redis.call('HSET', K.vol(vid), field, v[field], 'reserved', '', 'misses', '0', 'idle_since', v.idle_since)
-redis.call('HSET', K.task(tid), 'state', 'assigned', 'assigned_at', n2s(NOW), 'answered', '1')
 redis.call('ZREM', K.timers(), 'r:' .. tid)
 if t.ck ~= '' then
   redis.call('HSET', K.recent(t.ck), 'vol', vid, 'dept', t.dept, 'until', n2s(NOW + CFG.recent_caller_ms))
@@ -32,4 +33,4 @@ end
 emit('task_assigned', tid, vid, 'ring', t.ring, 'waited_ms', n2s(wait), 'channel', t.channel)
 refresh_free(v)
 dispatch_volunteer(v)
-return {'ok', 'assigned'}
+return 'assigned'

@@ -3,14 +3,14 @@
 local tid = ARGV[4]
 local t = load_task(tid)
 if not t then return fail('unknown_task', tid) end
-if t.state == 'wrapup' or t.state == 'ended' then return {'ok', 'already'} end
+if t.state == 'wrapup' or t.state == 'ended' then return 'already' end
 if t.state == 'assigned' then
   redis.call('HSET', K.task(tid), 'state', 'wrapup', 'outcome', 'completed', 'completed_at', n2s(NOW))
   redis.call('ZADD', K.timers(), n2s(NOW + CFG.wrapup_ms), 'x:' .. tid)
   stat('completed')
   stat('handle_ms', NOW - tonumber(t.assigned_at))
   emit('task_completed', tid, t.vol, 'handle_ms', n2s(NOW - tonumber(t.assigned_at)), 'channel', t.channel)
-  return {'ok', 'wrapup'}
+  return 'wrapup'
 end
 local v = nil
 if t.state == 'reserved' then v = load_vol(t.vol) drop_reservation(v) end
@@ -24,4 +24,4 @@ stat('abandoned_' .. t.channel)
 if waited_ms(t) < CFG.short_abandon_ms then stat('abandoned_short') end
 end_task(t, 'abandoned', 'caller_left')
 if v then refresh_free(v) dispatch_volunteer(v) end
-return {'ok', 'abandoned'}
+return 'abandoned'

@@ -10,4 +10,4 @@ if t.state == 'reserved' then v = load_vol(t.vol) drop_reservation(v) end
 stat('closed')
 end_task(t, 'closed', reason)
 if v then refresh_free(v) dispatch_volunteer(v) end
-return {'ok', 'closed'}
+return 'closed'

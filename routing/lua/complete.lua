@@ -10,4 +10,4 @@ redis.call('ZADD', K.timers(), n2s(NOW + CFG.wrapup_ms), 'x:' .. tid)
 stat('completed')
 stat('handle_ms', NOW - tonumber(t.assigned_at))
 emit('task_completed', tid, t.vol, 'handle_ms', n2s(NOW - tonumber(t.assigned_at)), 'channel', t.channel)
-return {'ok', 'wrapup'}
+return 'wrapup'

@@ -15,4 +15,4 @@ emit('offer_declined', tid, vid)
 -- Declined by the volunteer it was waiting for: the next volunteer, now (DESIGN.md).
 if t.pref == vid then forget_preference(t) end
 requeue(t)
-return {'ok', 'declined'}
+return 'declined'

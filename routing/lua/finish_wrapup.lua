@@ -4,9 +4,9 @@ local vid, tid, by_timer = ARGV[4], ARGV[5], ARGV[6] == 'timer'
 local t = load_task(tid)
 if by_timer then
   redis.call('ZREM', K.timers(), 'x:' .. tid)
-  if not t or t.state ~= 'wrapup' then return {'ok', 'stale'} end
+  if not t or t.state ~= 'wrapup' then return 'stale' end
   local due = tonumber(t.completed_at) + CFG.wrapup_ms
-  if NOW < due then redis.call('ZADD', K.timers(), n2s(due), 'x:' .. tid) return {'ok', 'early'} end
+  if NOW < due then redis.call('ZADD', K.timers(), n2s(due), 'x:' .. tid) return 'early' end
 else
   if vid == '' then return fail('volunteer_required', tid) end
   if not t then return fail('unknown_task', tid) end
@@ -15,4 +15,4 @@ end
 end_task(t, 'completed', by_timer and 'wrapup_timeout' or '')
 stat('wrapup_ms', NOW - tonumber(t.completed_at))
 release(load_vol(t.vol), t)
-return {'ok', 'ended'}
+return 'ended'

@@ -32,4 +32,4 @@ if ringing ~= '' then requeue(load_task(ringing)) end
 release(load_vol(vid), t)
 if v.presence == 'paused' then end_preferences(vid) end
 skip_empty_rings(emptied)
-return {'ok', v.presence}
+return v.presence

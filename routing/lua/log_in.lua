@@ -35,4 +35,4 @@ if on_duty then
   -- Reload: a task widened just now may already ring for this very volunteer.
   dispatch_volunteer(load_vol(vid))
 end
-return {'ok', v.presence}
+return v.presence

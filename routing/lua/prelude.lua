@@ -35,6 +35,8 @@ end
 
 local function has(csv, item) return string.find(',' .. csv .. ',', ',' .. item .. ',', 1, true) ~= nil end
 
+-- A script answers with one string (its outcome; a client parses it much faster than a list),
+-- or with this list when it refused and changed nothing.
 local function fail(code, detail) return {'err', code, detail or ''} end
 
 local function emit(kind, task_id, vol_id, ...)
@@ -42,16 +44,14 @@ local function emit(kind, task_id, vol_id, ...)
     'type', kind, 'at', n2s(NOW), 'task', task_id or '', 'volunteer', vol_id or '', ...)
 end
 
-local STATS_TTL_SET = {} -- counter keys whose TTL this script has already set
+-- A counter key gets its deadline when one of its fields is first written (a new key's first
+-- field always is): stats_ttl after the bucket's first use of each counter, not after its last
+-- write. Setting it on every write cost a tenth of a task life cycle's Redis calls.
 local function stat(field, n)
+  n = n or 1
   for _, bucket in ipairs({DAY, SLOT}) do
     local key = K.stats(bucket)
-    redis.call('HINCRBY', key, field, n or 1)
-    -- Once per key and script is enough (same deadline); a life cycle has ten counters.
-    if not STATS_TTL_SET[key] then
-      redis.call('PEXPIRE', key, CFG.stats_ttl_ms)
-      STATS_TTL_SET[key] = true
-    end
+    if redis.call('HINCRBY', key, field, n) == n then redis.call('PEXPIRE', key, CFG.stats_ttl_ms) end
   end
 end
 
@@ -110,8 +110,10 @@ local function wait_add(t, from_ring)
   if t.pref ~= '' then redis.call('ZADD', K.wait(t.cls, 'p:' .. t.pref), score, t.id) end
 end
 
+-- Only a waiting task is queued, and only in the rings it reached (wait_add, set_level).
 local function wait_remove(t)
-  for r = 0, RINGS do
+  if t.state ~= 'waiting' then return end
+  for r = 0, tonumber(t.level) do
     for _, scope in ipairs(ring_scopes(t, r)) do redis.call('ZREM', K.wait(t.cls, scope), t.id) end
   end
   redis.call('ZREM', K.wait(t.cls, 'all'), t.id)
@@ -162,10 +164,22 @@ local function free_for(v, cls)
   return lv == 0 and lc < tonumber(v.chat_cap)
 end
 
+-- Where the volunteer stands in the free sets, as refresh_free last left them: the classes they
+-- are free for and their idle time, '' when in none ('fs' in their hash).
+local function free_mark(v)
+  local voice, chat = free_for(v, 'voice'), free_for(v, 'chat')
+  if not (voice or chat) then return '' end
+  return (voice and 'v' or '') .. (chat and 'c' or '') .. ':' .. v.idle_since
+end
+
+-- Put the volunteer in (or out of) the free sets of their scopes as their state now says; only
+-- when that changed (most transitions of a busy volunteer leave them out, e.g. accepting a call).
 local function refresh_free(v)
   -- Still blocked at this script's NOW, which another process may have taken just before the
   -- unblock timer ran: keep a timer to bring the volunteer back (a no-op when it is there).
   if tonumber(v.blocked_until) > NOW then redis.call('ZADD', K.timers(), v.blocked_until, 'u:' .. v.id) end
+  local mark = free_mark(v)
+  if mark == v.fs then return end
   for _, cls in ipairs({'voice', 'chat'}) do
     local free = free_for(v, cls)
     for _, scope in ipairs(vol_scopes(v)) do
@@ -173,6 +187,8 @@ local function refresh_free(v)
       else redis.call('ZREM', K.free(cls, scope), v.id) end
     end
   end
+  v.fs = mark
+  redis.call('HSET', K.vol(v.id), 'fs', mark)
 end
 
 local function set_on_duty(v, delta)
@@ -254,11 +270,15 @@ local function better(id, score, best_id, best_score)
   return id and (best_id == nil or score < best_score or (score == best_score and id < best_id))
 end
 
--- Closest ring first, then longest idle, then volunteer id.
+-- Closest ring first, then longest idle, then volunteer id. Returns the volunteer as loaded.
 local function find_volunteer(t)
-  local function ok(vid) return eligible(t, load_vol(vid)) end
+  local loaded = {}
+  local function ok(vid)
+    loaded[vid] = load_vol(vid)
+    return eligible(t, loaded[vid])
+  end
   if tonumber(t.pref_until) > NOW then
-    if redis.call('ZSCORE', K.free(t.cls, 'n'), t.pref) and ok(t.pref) then return t.pref end
+    if redis.call('ZSCORE', K.free(t.cls, 'n'), t.pref) and ok(t.pref) then return loaded[t.pref] end
     return nil
   end
   for ring = 0, tonumber(t.level) do
@@ -267,7 +287,7 @@ local function find_volunteer(t)
       local id, score = first_in(K.free(t.cls, scope), ok)
       if better(id, score, best, best_score) then best, best_score = id, score end
     end
-    if best then return best end
+    if best then return loaded[best] end
   end
   return nil
 end
@@ -336,13 +356,15 @@ end
 -- ring is on duty (they will likely free up for it soon): taken only when nothing else
 -- waits, so nobody idles beside a waiting task. local_first_max_wait 0: the longest waiting.
 local function find_task(v)
-  local cap = CFG.local_first_max_wait_ms or 0
-  local leave = (CFG.leave_to_closer or 0) == 1
+  local cap, leave = nil, nil
   local found = {}
   for _, cls in ipairs({'voice', 'chat'}) do
     -- Every waiting task is also in its class's 'all' set (wait_add, wait_remove): when that
     -- is empty (no queue, the usual case when a volunteer frees up) no scope needs a scan.
     if free_for(v, cls) and redis.call('EXISTS', K.wait(cls, 'all')) == 1 then
+      if cap == nil then
+        cap, leave = CFG.local_first_max_wait_ms or 0, (CFG.leave_to_closer or 0) == 1
+      end
       for _, sr in ipairs(ranked_scopes(v)) do scan_waiting(K.wait(cls, sr[1]), sr[2], v, cap, leave, found) end
     end
   end
@@ -356,12 +378,11 @@ local function find_task(v)
   return pick.id
 end
 
-local function reserve(t, v)
+-- Offer a task that is not (or no longer) queued to this volunteer, for the ring time.
+local function offer(t, v)
   local ring = ring_of(t, v)
-  wait_remove(t)
-  t.state, t.vol = 'reserved', v.id
-  redis.call('HSET', K.task(t.id), 'state', 'reserved', 'vol', v.id, 'ring', ring, 'offered_at', n2s(NOW))
-  redis.call('ZREM', K.timers(), 'w:' .. t.id)
+  t.state, t.vol, t.ring, t.offered_at = 'reserved', v.id, tostring(ring), n2s(NOW)
+  redis.call('HSET', K.task(t.id), 'state', 'reserved', 'vol', v.id, 'ring', t.ring, 'offered_at', t.offered_at)
   redis.call('ZADD', K.timers(), n2s(NOW + CFG.ring_ms), 'r:' .. t.id)
   v.reserved = t.id
   redis.call('HSET', K.vol(v.id), 'reserved', t.id)
@@ -369,10 +390,17 @@ local function reserve(t, v)
   emit('task_offered', t.id, v.id, 'ring', ring, 'expires_at', n2s(NOW + CFG.ring_ms), 'channel', t.channel)
 end
 
+-- Offer a waiting task: out of the queue (and its widening timer) first.
+local function reserve(t, v)
+  wait_remove(t)
+  redis.call('ZREM', K.timers(), 'w:' .. t.id)
+  offer(t, v)
+end
+
 local function dispatch_task(t)
   if t.state ~= 'waiting' then return end
-  local vid = find_volunteer(t)
-  if vid then reserve(t, load_vol(vid)) end
+  local v = find_volunteer(t)
+  if v then reserve(t, v) end
 end
 
 local function dispatch_volunteer(v)
@@ -477,10 +505,12 @@ end
 
 local function waited_ms(t) return NOW - tonumber(t.created) end
 
--- Store a new task, place it in its rings, and offer it at once if someone may take it.
+-- Store a new task and offer it at once if someone may take it, else queue it in its rings.
 -- `replaces`: the call this callback replaces, already counted as offered (one contact).
 local function create_task(t, replaces)
   t.cls = t.channel == 'chat' and 'chat' or 'voice'
+  local level = target_level(t)
+  t.level = tostring(level)
   local fields = {}
   for k, v in pairs(t) do fields[#fields + 1] = k; fields[#fields + 1] = v end
   redis.call('HSET', K.task(t.id), unpack(fields))
@@ -489,14 +519,17 @@ local function create_task(t, replaces)
     stat('offered')
     stat('offered_' .. t.channel)
   end
-  -- Announced before anything else is said of it (skipping rings at once emits task_widened).
+  -- Announced before anything else is said of it, with the ring it starts at (rings skipped at
+  -- once, or all of them with no widening delay); task_widened says when it reaches the next.
   emit('task_created', t.id, '', 'channel', t.channel, 'dept', t.dept, 'region', t.region,
     'skill', t.skill, 'priority', t.priority, 'resumed', t.resumed, 'preferred', t.pref,
-    'replaces', replaces or '')
+    'replaces', replaces or '', 'level', t.level)
+  -- Offered straight away when someone may take it (no queue, the usual case): queueing it in
+  -- every ring only to take it out again was a fifth of a life cycle's Redis calls.
+  local v = find_volunteer(t)
+  if v then return offer(t, v) end
   wait_add(t, 0)
-  set_level(t, target_level(t))
   schedule_task_timer(t)
-  dispatch_task(t)
 end
 
 local function new_task(id, channel, enq)

@@ -3,10 +3,10 @@
 local tid = ARGV[4]
 redis.call('ZREM', K.timers(), 'r:' .. tid)
 local t = load_task(tid)
-if not t or t.state ~= 'reserved' then return {'ok', 'stale'} end
+if not t or t.state ~= 'reserved' then return 'stale' end
 if NOW < tonumber(t.offered_at) + CFG.ring_ms then
   redis.call('ZADD', K.timers(), n2s(tonumber(t.offered_at) + CFG.ring_ms), 'r:' .. tid)
-  return {'ok', 'early'}
+  return 'early'
 end
 local v = load_vol(t.vol)
 drop_reservation(v)
@@ -19,4 +19,4 @@ if t.pref == v.id then forget_preference(t) end
 requeue(t)
 if v.presence == 'paused' then end_preferences(v.id) end
 skip_empty_rings(emptied)
-return {'ok', v.presence}
+return v.presence

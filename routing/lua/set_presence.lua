@@ -7,7 +7,7 @@ if presence ~= 'available' and presence ~= 'paused' and presence ~= 'logged_out'
   return fail('invalid_presence', presence)
 end
 local was = v.presence
-if was == presence and v.reason == reason then return {'ok', 'same'} end
+if was == presence and v.reason == reason then return 'same' end
 v.presence, v.reason = presence, reason
 redis.call('HSET', K.vol(vid), 'presence', presence, 'reason', reason, 'presence_since', n2s(NOW))
 emit('volunteer_presence', '', vid, 'presence', presence, 'reason', reason)
@@ -23,7 +23,7 @@ if presence == 'available' then
   end
   refresh_free(v)
   dispatch_volunteer(v)
-  return {'ok', presence}
+  return presence
 end
 local offered = v.reserved
 if offered ~= '' then drop_reservation(v) end
@@ -33,4 +33,4 @@ if was == 'available' then emptied = set_on_duty(v, -1) end
 if offered ~= '' then requeue(load_task(offered)) end
 end_preferences(vid)
 skip_empty_rings(emptied)
-return {'ok', presence}
+return presence

@@ -7,4 +7,4 @@ t.priority = priority
 redis.call('HSET', K.task(tid), 'priority', priority)
 if t.state == 'waiting' then wait_add(t, 0) end
 emit('task_priority', tid, '', 'priority', priority)
-return {'ok', priority}
+return priority

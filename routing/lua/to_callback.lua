@@ -17,4 +17,4 @@ c.level = t.level
 create_task(c, tid)
 -- Reload: creating the callback may already have offered it to this very volunteer.
 if v then dispatch_volunteer(load_vol(v.id)) end
-return {'ok', c.state, c.vol}
+return c.state

@@ -11,7 +11,6 @@ if target ~= '' then
     return fail('transfer_target_unavailable', target)
   end
 end
-wait_remove(t)
 if skill ~= '' then
   t.skill, t.need_until = skill, n2s(NOW + CFG.skill_relax_ms)
   redis.call('HSET', K.task(tid), 'skill', skill, 'need_until', t.need_until)
@@ -31,4 +30,4 @@ stat('transferred')
 requeue(t)
 -- Reload: a chat with room to spare may just have been offered again to this very volunteer.
 release(load_vol(vid), t)
-return {'ok', t.state}
+return t.state

@@ -3,11 +3,11 @@
 local vid = ARGV[4]
 redis.call('ZREM', K.timers(), 'u:' .. vid)
 local v = load_vol(vid)
-if not v then return {'ok', 'stale'} end
+if not v then return 'stale' end
 if tonumber(v.blocked_until) > NOW then
   redis.call('ZADD', K.timers(), v.blocked_until, 'u:' .. vid)
-  return {'ok', 'early'}
+  return 'early'
 end
 refresh_free(v)
 dispatch_volunteer(v)
-return {'ok', 'free'}
+return 'free'

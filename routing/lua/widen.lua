@@ -3,7 +3,7 @@
 local tid = ARGV[4]
 redis.call('ZREM', K.timers(), 'w:' .. tid)
 local t = load_task(tid)
-if not t or t.state ~= 'waiting' then return {'ok', 'stale'} end
+if not t or t.state ~= 'waiting' then return 'stale' end
 if t.pref ~= '' and tonumber(t.pref_until) <= NOW then
   redis.call('ZREM', K.wait(t.cls, 'p:' .. t.pref), tid)
   t.pref, t.pref_until = '', '0'
@@ -12,4 +12,4 @@ end
 set_level(t, target_level(t))
 schedule_task_timer(t)
 dispatch_task(t)
-return {'ok', t.level}
+return t.level

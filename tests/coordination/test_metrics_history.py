@@ -159,3 +159,11 @@ def test_compute_is_the_same_for_live_counters() -> None:
     counts = contact_counts(contacts(history()), Thresholds())
     as_hash = {k: str(v) for k, v in counts.__dict__.items()}
     assert compute(Counts.from_hash(as_hash)) == compute(counts)
+
+
+def test_the_ring_a_contact_reached_counts_the_one_it_started_at() -> None:
+    started_national = ev(EventType.TASK_CREATED, 0, "H", channel="voice", dept="05",
+                          region="93", skill="", priority=0, resumed=0, preferred="", level=3)
+    assert contact_fields([started_national])["level"] == 3
+    widened_later = [created("I", 0), ev(EventType.TASK_WIDENED, 30, "I", level=2)]
+    assert contact_fields(widened_later)["level"] == 2  # events without a starting ring: 0

@@ -52,6 +52,7 @@ async def test_a_life_cycle_in_order(desk, engine, clock) -> None:
         "93",
         "impots",
     )
+    assert created["level"] == "0"
     assert [e.data["level"] for e in events if e.type is EventType.TASK_WIDENED] == ["1", "2"]
     offered = by_type[EventType.TASK_OFFERED].data
     assert (offered["ring"], int(offered["expires_at"]) - start) == ("0", 80_000)
@@ -62,14 +63,16 @@ async def test_a_life_cycle_in_order(desk, engine, clock) -> None:
     assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))  # stream order
 
 
-async def test_a_task_that_skips_rings_is_created_before_it_widens(desk) -> None:
+async def test_a_task_that_skips_rings_is_created_at_the_ring_it_starts_at(desk) -> None:
     await desk.volunteer("v13", "13")
     await desk.call("t1", "05")  # nobody in 05 or the massif: straight to the région
-    assert summary(await desk.events(), "t1") == [
+    events = await desk.events()
+    assert summary(events, "t1") == [
         ("task_created", "t1", ""),
-        ("task_widened", "t1", ""),
         ("task_offered", "t1", "v13"),
     ]
+    created = next(e for e in events if e.type is EventType.TASK_CREATED)
+    assert created.data["level"] == "2"
 
 
 async def test_decline_timeout_and_auto_pause_events(desk, engine) -> None:
@@ -269,3 +272,18 @@ async def test_a_call_turned_into_a_callback_is_offered_once(desk, engine) -> No
     counts = await engine.counts(DAY)
     assert (counts.offered, counts.answered, counts.callback) == (2, 2, 1)
     assert compute(counts).abandonment_rate == 0
+
+
+async def test_every_counter_key_expires(desk, engine, clock) -> None:
+    """Counter keys get their deadline when created, even in a bucket a wrap-up opens."""
+    ttl_ms = int((await engine.config()).stats_ttl_s * 1000)
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.accept("v1", "t1")
+    await engine.complete("v1", "t1")
+    clock.advance(15 * 60)  # the wrap-up ends in the next quarter-hour: its first counter
+    await engine.finish_wrapup("v1", "t1")
+    for bucket in (DAY, NINE, NINE_FIFTEEN):
+        key = engine.keys.stats(bucket)
+        assert await engine.redis.hgetall(key), bucket
+        assert 0 < await engine.redis.pttl(key) <= ttl_ms, bucket

@@ -87,6 +87,7 @@ def contact_fields(events: Iterable[Event]) -> dict[str, Any]:
                 row["topic"] = d.get("skill", "")
                 row["priority"] = _int(d.get("priority"))
                 row["resumed"] = d.get("resumed") == "1"
+                row["level"] = max(row["level"], _int(d.get("level")))
             case EventType.TASK_WIDENED:
                 row["level"] = max(row["level"], _int(d.get("level")))
             case EventType.TASK_OFFERED:
