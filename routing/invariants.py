@@ -102,6 +102,19 @@ def target_level(task: dict[str, str], cfg: dict[str, str], on: Counter[str], no
     return level
 
 
+def staffing_counts(vols: dict[str, dict[str, str]]) -> dict[str, int]:
+    """Logged in, working (available, or paused with a conversation in hand), their chat lanes."""
+    counts = Counter({"logged_in": 0, "working": 0, "lanes": 0})
+    for v in vols.values():
+        if v["presence"] == "logged_out":
+            continue
+        counts["logged_in"] += 1
+        if v["presence"] == "available" or int(v["load_voice"]) or int(v["load_chat"]):
+            counts["working"] += 1
+            counts["lanes"] += int(v["chat_cap"])
+    return dict(counts)
+
+
 def check_snapshot(snap: dict[str, Any]) -> list[str]:
     """Every violated invariant, in plain words; an empty list when all hold."""
     now = int(snap["now"])
@@ -216,6 +229,9 @@ def check_snapshot(snap: dict[str, Any]) -> list[str]:
     stored = {k: int(v) for k, v in snap["on"].items()}
     if {k: v for k, v in on.items() if v} != {k: v for k, v in stored.items() if v}:
         problems.append(f"on-duty counts {stored} differ from presences {dict(on)}")
+    kept = {k: int(v) for k, v in snap.get("staff", {}).items()}
+    if kept and kept != staffing_counts(vols):
+        problems.append(f"staffing counts {kept} differ from presences {staffing_counts(vols)}")
 
     # Timeliness and work conservation: nothing waits that could be offered now.
     for tid, t in tasks.items():

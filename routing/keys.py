@@ -17,6 +17,7 @@ TEMPLATES: dict[str, str] = {
     "wait": "w:{}:{}",  # zset per channel class and scope: waiting tasks by place
     "free": "f:{}:{}",  # zset per channel class and scope: offerable volunteers by idle time
     "on": "on",  # hash scope -> volunteers on duty (available) in that scope
+    "staff": "staff",  # hash: logged_in, working, lanes (Engine.staffing); absent = not counted
     "timers": "timers",  # zset: due times of widening, ring, wrap-up and delay timers
     "events": "events",  # stream: every transition
     "stats": "s:{}",  # hash per day or 15-minute interval: live counters
@@ -52,6 +53,10 @@ class Keys:
     @property
     def on(self) -> str:
         return self._key("on")
+
+    @property
+    def staff(self) -> str:
+        return self._key("staff")
 
     @property
     def timers(self) -> str:

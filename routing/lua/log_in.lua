@@ -3,6 +3,7 @@
 -- ARGV: 4 volunteer, 5 dept, 6 region, 7 groups, 8 skills, 9 languages, 10 chat capacity, 11 name
 local vid = ARGV[4]
 local v = load_vol(vid)
+local before = staff_share(v)
 if v then
   -- A lower chat capacity must still hold the chats in hand and the one ringing, if any.
   local chats = tonumber(v.load_chat)
@@ -28,6 +29,7 @@ local fields = {}
 for k, val in pairs(v) do if k ~= 'id' then fields[#fields + 1] = k; fields[#fields + 1] = val end end
 redis.call('HSET', K.vol(vid), unpack(fields))
 redis.call('SADD', K.vols(), vid)
+restaff(before, v) -- a new chat capacity changes the lanes
 if on_duty then
   set_on_duty(v, 1)
   refresh_free(v)

@@ -202,6 +202,29 @@ local function set_on_duty(v, delta)
   return emptied
 end
 
+-- The volunteer's share of the line's staffing (Engine.staffing): logged in; working (available,
+-- or paused with a conversation still in hand); the chat lanes of those working.
+local function staff_share(v)
+  if v == nil or v.presence == 'logged_out' then return {0, 0, 0} end
+  if v.presence == 'available' or tonumber(v.load_voice) > 0 or tonumber(v.load_chat) > 0 then
+    return {1, 1, tonumber(v.chat_cap)}
+  end
+  return {1, 0, 0}
+end
+
+-- Keep the staffing counts in step with a change of the volunteer (`before`: their share then),
+-- so that reading them costs the same with 20 or 2,000 volunteers. No counts yet: the staffing
+-- script makes them, once, by counting every volunteer.
+local STAFF_FIELDS = {'logged_in', 'working', 'lanes'}
+local function restaff(before, v)
+  local after = staff_share(v)
+  if after[1] == before[1] and after[2] == before[2] and after[3] == before[3] then return end
+  if redis.call('EXISTS', K.staff()) == 0 then return end
+  for i, field in ipairs(STAFF_FIELDS) do
+    if after[i] ~= before[i] then redis.call('HINCRBY', K.staff(), field, after[i] - before[i]) end
+  end
+end
+
 -- No offer for a while (mod_callcenter's reject and no-answer delays); the unblock timer ends it.
 local function block(v, ms)
   v.blocked_until = n2s(NOW + ms)
@@ -219,8 +242,10 @@ end
 -- no-answer delay. Returns the scopes the pause left with nobody on duty (skip_empty_rings).
 local function pause_or_block(v)
   if tonumber(v.misses) >= CFG.max_no_answer and v.presence == 'available' then
+    local before = staff_share(v)
     v.presence, v.reason = 'paused', 'sans réponse'
     redis.call('HSET', K.vol(v.id), 'presence', 'paused', 'reason', v.reason, 'presence_since', n2s(NOW))
+    restaff(before, v)
     local emptied = set_on_duty(v, -1)
     emit('volunteer_presence', '', v.id, 'presence', 'paused', 'reason', v.reason)
     return emptied
@@ -476,13 +501,16 @@ end
 
 -- Give back a volunteer's capacity held by a task (after wrap-up or a transfer).
 local function release(v, t)
+  local before = staff_share(v)
   local field = t.cls == 'voice' and 'load_voice' or 'load_chat'
   v[field] = tostring(tonumber(v[field]) - 1)
-  redis.call('HSET', K.vol(v.id), field, v[field])
   if tonumber(v.load_voice) == 0 and tonumber(v.load_chat) == 0 then
     v.idle_since = n2s(NOW)
-    redis.call('HSET', K.vol(v.id), 'idle_since', v.idle_since)
+    redis.call('HSET', K.vol(v.id), field, v[field], 'idle_since', v.idle_since)
+  else
+    redis.call('HSET', K.vol(v.id), field, v[field])
   end
+  restaff(before, v)
   refresh_free(v)
   dispatch_volunteer(v)
 end

@@ -20,7 +20,7 @@ local function scan(pattern)
 end
 local escaped = string.gsub(B, '([%[%]%*%?{}\\])', '\\%1')
 local snap = {tasks = {}, vols = {}, sets = {}, on = hash(K.on()), timers = zset(K.timers()),
-  cfg = hash(K.cfg())}
+  cfg = hash(K.cfg()), staff = hash(K.staff())}
 for _, id in ipairs(redis.call('SMEMBERS', K.live())) do snap.tasks[id] = hash(K.task(id)) end
 for _, id in ipairs(redis.call('SMEMBERS', K.vols())) do snap.vols[id] = hash(K.vol(id)) end
 for _, prefix in ipairs({'w:', 'f:'}) do

@@ -1,5 +1,9 @@
--- Read-only: who of the line's volunteers is logged in and who is working, at one instant.
--- Working: available, or paused with a conversation still in hand; lanes: their chat capacity.
+-- Who of the line's volunteers is logged in and who is working, at one instant: the counts the
+-- transitions keep (restaff). Absent (a new line, or one from before they were kept): counted
+-- here once from every volunteer, then kept. Working: available, or paused with a conversation
+-- still in hand; lanes: their chat capacity.
+local counts = redis.call('HMGET', K.staff(), 'logged_in', 'working', 'lanes')
+if counts[1] then return counts end
 local logged_in, working, lanes = 0, 0, 0
 for _, vid in ipairs(redis.call('SMEMBERS', K.vols())) do
   local v = redis.call('HMGET', K.vol(vid), 'presence', 'load_voice', 'load_chat', 'chat_cap')
@@ -13,4 +17,5 @@ for _, vid in ipairs(redis.call('SMEMBERS', K.vols())) do
     end
   end
 end
+redis.call('HSET', K.staff(), 'logged_in', logged_in, 'working', working, 'lanes', lanes)
 return {logged_in, working, lanes}

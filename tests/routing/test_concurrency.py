@@ -115,6 +115,7 @@ async def test_processes_racing_on_one_line_keep_every_invariant(
     seed = int(os.environ.get("RACE_SEED") or random.randrange(1, 2**31))
     engine = Engine(redis, line=line, territories=territories, clock=Clock())
     await engine.configure(RACE_CONFIG)
+    await engine.staffing()  # from here the transitions keep the counts the invariants check
     for vid in VOLUNTEER_IDS:
         await engine.log_in(profile(vid, VOLUNTEERS[vid][0][0]))
         await engine.set_presence(vid, Presence.AVAILABLE)

@@ -88,6 +88,7 @@ class RoutingMachine(RuleBasedStateMachine):
         line = "m" + uuid.uuid4().hex[:12]
         self.engine = Engine(self.redis, line=line, territories=TERRITORIES, clock=self.clock)
         self.run(self.engine.configure(CONFIG))
+        self.run(self.engine.staffing())  # from here the transitions keep the staffing counts
         self.model = Model(CONFIG, TERRITORIES, self.clock.now_ms())
         self.serial = 0
 
