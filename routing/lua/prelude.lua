@@ -225,6 +225,16 @@ local function restaff(before, v)
   end
 end
 
+-- Record a new presence with its reason (a pause by hand, the auto-pause, logging out...) and
+-- announce it; on-duty counts and offers in flight are the caller's business.
+local function record_presence(v, presence, reason)
+  local before = staff_share(v)
+  v.presence, v.reason = presence, reason
+  redis.call('HSET', K.vol(v.id), 'presence', presence, 'reason', reason, 'presence_since', n2s(NOW))
+  restaff(before, v)
+  emit('volunteer_presence', '', v.id, 'presence', presence, 'reason', reason)
+end
+
 -- No offer for a while (mod_callcenter's reject and no-answer delays); the unblock timer ends it.
 local function block(v, ms)
   v.blocked_until = n2s(NOW + ms)
@@ -242,13 +252,8 @@ end
 -- no-answer delay. Returns the scopes the pause left with nobody on duty (skip_empty_rings).
 local function pause_or_block(v)
   if tonumber(v.misses) >= CFG.max_no_answer and v.presence == 'available' then
-    local before = staff_share(v)
-    v.presence, v.reason = 'paused', 'sans réponse'
-    redis.call('HSET', K.vol(v.id), 'presence', 'paused', 'reason', v.reason, 'presence_since', n2s(NOW))
-    restaff(before, v)
-    local emptied = set_on_duty(v, -1)
-    emit('volunteer_presence', '', v.id, 'presence', 'paused', 'reason', v.reason)
-    return emptied
+    record_presence(v, 'paused', 'sans réponse')
+    return set_on_duty(v, -1)
   end
   block(v, CFG.no_answer_delay_ms)
   return {}

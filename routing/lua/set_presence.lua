@@ -8,11 +8,7 @@ if presence ~= 'available' and presence ~= 'paused' and presence ~= 'logged_out'
 end
 local was = v.presence
 if was == presence and v.reason == reason then return 'same' end
-local before = staff_share(v)
-v.presence, v.reason = presence, reason
-redis.call('HSET', K.vol(vid), 'presence', presence, 'reason', reason, 'presence_since', n2s(NOW))
-restaff(before, v)
-emit('volunteer_presence', '', vid, 'presence', presence, 'reason', reason)
+record_presence(v, presence, reason)
 if presence == 'available' then
   v.misses = '0'
   redis.call('HSET', K.vol(vid), 'misses', '0')
