@@ -13,9 +13,9 @@ local field = t.cls == 'voice' and 'load_voice' or 'load_chat'
 v[field] = tostring(tonumber(v[field]) + 1)
 -- acc_misses: kept with the task so that if the volunteer's phone leg then fails (give_back),
 -- the streak goes on.
-redis.call('HSET', K.task(tid), 'state', 'assigned', 'assigned_at', n2s(NOW), 'answered', '1',
+redis.call('HSET', K.task(tid), 'state', 'assigned', 'assigned_at', NOW_S, 'answered', '1',
   'acc_misses', v.misses)
-v.reserved, v.misses, v.idle_since = '', '0', n2s(NOW)
+v.reserved, v.misses, v.idle_since = '', '0', NOW_S
 redis.call('HSET', K.vol(vid), field, v[field], 'reserved', '', 'misses', '0', 'idle_since', v.idle_since)
 redis.call('ZREM', K.timers(), 'r:' .. tid)
 if t.ck ~= '' then

@@ -3,7 +3,7 @@
 --       12 caller key, 13 place (ms, '' = now; a message left offline keeps its time)
 local id = ARGV[4]
 if redis.call('EXISTS', K.task(id)) == 1 then return fail('task_exists', id) end
-local t = new_task(id, ARGV[5], ARGV[13] ~= '' and ARGV[13] or n2s(NOW))
+local t = new_task(id, ARGV[5], ARGV[13] ~= '' and ARGV[13] or NOW_S)
 t.dept, t.region, t.groups, t.skill, t.lang, t.priority, t.ck =
   ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 if t.skill ~= '' or t.lang ~= '' then t.need_until = n2s(NOW + CFG.skill_relax_ms) end

@@ -21,7 +21,7 @@ if on_duty then
 end
 if not v then
   v = {id = vid, load_voice = '0', load_chat = '0', reserved = '', misses = '0', blocked_until = '0',
-    idle_since = n2s(NOW), presence = 'logged_out', reason = '', presence_since = n2s(NOW)}
+    idle_since = NOW_S, presence = 'logged_out', reason = '', presence_since = NOW_S}
 end
 v.dept, v.region, v.groups, v.skills, v.langs, v.chat_cap, v.name =
   ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]

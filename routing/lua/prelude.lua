@@ -7,6 +7,7 @@ local RINGS = 3 -- 0 département, 1 groups, 2 région, 3 national
 
 -- Lua would print large numbers as 1.8e+12: always format them ourselves.
 local function n2s(x) return string.format('%.0f', x) end
+local NOW_S = n2s(NOW) -- formatted once: string.format is costly in Redis' Lua
 
 local function hgetall(key)
   local flat = redis.call('HGETALL', key)
@@ -41,7 +42,7 @@ local function fail(code, detail) return {'err', code, detail or ''} end
 
 local function emit(kind, task_id, vol_id, ...)
   redis.call('XADD', K.events(), 'MAXLEN', '~', CFG.stream_maxlen, '*',
-    'type', kind, 'at', n2s(NOW), 'task', task_id or '', 'volunteer', vol_id or '', ...)
+    'type', kind, 'at', NOW_S, 'task', task_id or '', 'volunteer', vol_id or '', ...)
 end
 
 -- A counter key gets its deadline when one of its fields is first written (a new key's first
@@ -230,7 +231,7 @@ end
 local function record_presence(v, presence, reason)
   local before = staff_share(v)
   v.presence, v.reason = presence, reason
-  redis.call('HSET', K.vol(v.id), 'presence', presence, 'reason', reason, 'presence_since', n2s(NOW))
+  redis.call('HSET', K.vol(v.id), 'presence', presence, 'reason', reason, 'presence_since', NOW_S)
   restaff(before, v)
   emit('volunteer_presence', '', v.id, 'presence', presence, 'reason', reason)
 end
@@ -411,7 +412,7 @@ end
 -- Offer a task that is not (or no longer) queued to this volunteer, for the ring time.
 local function offer(t, v)
   local ring = ring_of(t, v)
-  t.state, t.vol, t.ring, t.offered_at = 'reserved', v.id, tostring(ring), n2s(NOW)
+  t.state, t.vol, t.ring, t.offered_at = 'reserved', v.id, tostring(ring), NOW_S
   redis.call('HSET', K.task(t.id), 'state', 'reserved', 'vol', v.id, 'ring', t.ring, 'offered_at', t.offered_at)
   redis.call('ZADD', K.timers(), n2s(NOW + CFG.ring_ms), 'r:' .. t.id)
   v.reserved = t.id
@@ -510,7 +511,7 @@ local function release(v, t)
   local field = t.cls == 'voice' and 'load_voice' or 'load_chat'
   v[field] = tostring(tonumber(v[field]) - 1)
   if tonumber(v.load_voice) == 0 and tonumber(v.load_chat) == 0 then
-    v.idle_since = n2s(NOW)
+    v.idle_since = NOW_S
     redis.call('HSET', K.vol(v.id), field, v[field], 'idle_since', v.idle_since)
   else
     redis.call('HSET', K.vol(v.id), field, v[field])
@@ -531,7 +532,7 @@ local function end_task(t, outcome, reason)
   redis.call('ZREM', K.timers(), 'w:' .. t.id, 'r:' .. t.id, 'x:' .. t.id)
   redis.call('SREM', K.live(), t.id)
   redis.call('HSET', K.task(t.id), 'state', 'ended', 'outcome', outcome, 'reason', reason or '',
-    'ended_at', n2s(NOW))
+    'ended_at', NOW_S)
   redis.call('PEXPIRE', K.task(t.id), CFG.ended_ttl_ms)
   emit('task_ended', t.id, t.vol, 'outcome', outcome, 'reason', reason or '', 'channel', t.channel)
 end
@@ -566,6 +567,6 @@ local function create_task(t, replaces)
 end
 
 local function new_task(id, channel, enq)
-  return {id = id, channel = channel, enq = enq, created = n2s(NOW), level = '0', state = 'waiting',
+  return {id = id, channel = channel, enq = enq, created = NOW_S, level = '0', state = 'waiting',
     vol = '', pref = '', pref_until = '0', ring = '', answered = '0', resumed = '0', need_until = '0'}
 end

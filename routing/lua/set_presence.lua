@@ -15,7 +15,7 @@ if presence == 'available' then
   if was ~= 'available' then
     set_on_duty(v, 1)
     if tonumber(v.load_voice) == 0 and tonumber(v.load_chat) == 0 then
-      v.idle_since = n2s(NOW)
+      v.idle_since = NOW_S
       redis.call('HSET', K.vol(vid), 'idle_since', v.idle_since)
     end
   end
