@@ -20,9 +20,9 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from routing.events import Event, read_range
 from routing.keys import Keys
@@ -32,10 +32,12 @@ from web.coordination.models import Contact, RoutingEvent
 log = logging.getLogger(__name__)
 
 GROUP = "recorder"
+# Every column of a contact row but its keys: what contact_fields computes.
+CONTACT_FIELDS = tuple(contact_fields([]))
 
 
 def _insert(engine: AsyncEngine, table):  # noqa: ANN001, ANN202 - dialect-specific insert
-    """INSERT ... ON CONFLICT DO NOTHING for the database in use."""
+    """INSERT ... ON CONFLICT for the database in use."""
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
 
@@ -62,54 +64,78 @@ class Recorder:
         self.claim_idle_ms = claim_idle_ms
         self._own_pending = True  # re-read our own unacknowledged entries first
         self._last_claim = 0.0
+        self._row_locks = db.dialect.name == "postgresql"
+        self._build_statements()
+
+    def _build_statements(self) -> None:
+        """The recorder's statements, built once (their compiled form is then cached)."""
+        events = RoutingEvent.__table__  # type: ignore[attr-defined]
+        contacts = Contact.__table__  # type: ignore[attr-defined]
+        in_line = contacts.c.line == bindparam("line")
+        self._insert_events = (
+            _insert(self.db, events)
+            .on_conflict_do_nothing(index_elements=["line", "stream_id"])
+            .returning(events.c.task_id)
+        )
+        self._create_contacts = _insert(self.db, contacts).on_conflict_do_nothing(
+            index_elements=["line", "task_id"]
+        )
+        self._lock_contacts = (
+            select(contacts.c.task_id)
+            .where(in_line, contacts.c.task_id.in_(bindparam("tasks", expanding=True)))
+            .order_by(contacts.c.task_id)
+            .with_for_update()
+        )
+        self._task_events = select(events).where(
+            events.c.line == bindparam("line"),
+            events.c.task_id.in_(bindparam("tasks", expanding=True)),
+        )
+        upsert = _insert(self.db, contacts)
+        self._write_contacts = upsert.on_conflict_do_update(
+            index_elements=["line", "task_id"],
+            set_={name: upsert.excluded[name] for name in CONTACT_FIELDS},
+        )
 
     # Storing ---------------------------------------------------------------------------
 
     async def record(self, events: Sequence[Event]) -> int:
-        """Store events in one transaction; returns how many were new (replays count 0)."""
+        """Store events in one transaction; returns how many were new (replays count 0).
+
+        A fixed number of statements per batch, whatever its size (Core statements built
+        once, executemany): under load a batch holds hundreds of events of as many
+        contacts, and statements per event or per contact would be most of the cost.
+        """
         if not events:
             return 0
-        new = 0
-        touched: set[str] = set()
-        ev_table = RoutingEvent.__table__  # type: ignore[attr-defined]
-        ct_table = Contact.__table__  # type: ignore[attr-defined]
-        async with AsyncSession(self.db) as session, session.begin():
-            for event in events:
-                stmt = (
-                    _insert(self.db, ev_table)
-                    .values(**to_row(self.line, event))
-                    .on_conflict_do_nothing(index_elements=["line", "stream_id"])
-                    .returning(ev_table.c.id)
-                )
-                inserted = (await session.execute(stmt)).first()
-                if inserted is not None:
-                    new += 1
-                    if event.task:
-                        touched.add(event.task)
-            # Sorted, so that two recorders lock contact rows in the same order.
-            for task_id in sorted(touched):
-                await session.execute(
-                    _insert(self.db, ct_table)
-                    .values(line=self.line, task_id=task_id)
-                    .on_conflict_do_nothing(index_elements=["line", "task_id"])
-                )
-                contact = (
-                    await session.execute(
-                        select(Contact)
-                        .where(Contact.line == self.line, Contact.task_id == task_id)
-                        .with_for_update()
-                    )
-                ).scalar_one()
-                rows = (
-                    await session.execute(
-                        select(RoutingEvent).where(
-                            RoutingEvent.line == self.line, RoutingEvent.task_id == task_id
-                        )
-                    )
-                ).scalars()
-                for name, value in contact_fields(from_row(r) for r in rows).items():
-                    setattr(contact, name, value)
-        return new
+        async with self.db.begin() as conn:
+            rows = [to_row(self.line, event) for event in events]
+            inserted = (await conn.execute(self._insert_events, rows)).scalars().all()
+            touched = sorted({task for task in inserted if task})
+            if touched:
+                await self._rebuild_contacts(conn, touched)
+        return len(inserted)
+
+    async def _rebuild_contacts(self, conn: AsyncConnection, task_ids: list[str]) -> None:
+        """Rewrite each contact row from all of its task's recorded events.
+
+        The rows must be ours before the events are read, so that a recorder that
+        committed other events of the same task meanwhile is seen and the last writer
+        sees every event. PostgreSQL: created if new, then locked, sorted (two recorders
+        lock in the same order). SQLite: the transaction holds the database's write lock
+        since its INSERT of the events, so there is nothing to lock row by row.
+        """
+        keys = [{"line": self.line, "task_id": task_id} for task_id in task_ids]
+        if self._row_locks:
+            await conn.execute(self._create_contacts, keys)
+            await conn.execute(self._lock_contacts, {"line": self.line, "tasks": task_ids})
+        rows = await conn.execute(self._task_events, {"line": self.line, "tasks": task_ids})
+        by_task: dict[str, list[Event]] = {task_id: [] for task_id in task_ids}
+        for row in rows:
+            by_task[row.task_id].append(from_row(row))
+        await conn.execute(
+            self._write_contacts,
+            [{**key, **contact_fields(by_task[key["task_id"]])} for key in keys],
+        )
 
     async def replay(self, start: str = "-", end: str = "+") -> int:
         """Record every stored stream entry in a range again (idempotent); returns new ones."""
