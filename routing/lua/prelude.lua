@@ -364,15 +364,20 @@ end
 -- closer volunteer, the first that is not, in the same priority: looking at most LEAVE_SCAN
 -- entries further, so that a long queue costs a bounded scan (past it, tier 2 stands).
 local LEAVE_SCAN = 64
-local function scan_waiting(key, scope_rank, v, cap, leave, found)
+-- `loaded`: the tasks read so far by this find_task (a task is in every ring it reached).
+local function scan_waiting(key, scope_rank, v, cap, leave, found, loaded)
   local seen, first = 0, nil
   first_in(key, function(tid, score) -- true ends the scan
     if first then
       if seen == LEAVE_SCAN or math.floor(score / 1e13) ~= math.floor(first.score / 1e13) then return true end
       seen = seen + 1
     end
-    local t = load_task(tid)
-    if not eligible(t, v) then return false end
+    if loaded[tid] == nil then
+      local t = load_task(tid)
+      loaded[tid] = {task = t, ok = eligible(t, v)}
+    end
+    if not loaded[tid].ok then return false end
+    local t = loaded[tid].task
     local c = choice(t, score, scope_rank, v, cap, leave)
     if first == nil then first = c; found[#found + 1] = c
     elseif c.tier < 2 then found[#found + 1] = c end
@@ -386,9 +391,10 @@ end
 -- longest waiting; and with leave_to_closer, last the tasks for which a volunteer of a closer
 -- ring is on duty (they will likely free up for it soon): taken only when nothing else
 -- waits, so nobody idles beside a waiting task. local_first_max_wait 0: the longest waiting.
+-- Returns the task as loaded.
 local function find_task(v)
   local cap, leave = nil, nil
-  local found = {}
+  local found, loaded = {}, {}
   for _, cls in ipairs({'voice', 'chat'}) do
     -- Every waiting task is also in its class's 'all' set (wait_add, wait_remove): when that
     -- is empty (no queue, the usual case when a volunteer frees up) no scope needs a scan.
@@ -396,7 +402,9 @@ local function find_task(v)
       if cap == nil then
         cap, leave = CFG.local_first_max_wait_ms or 0, (CFG.leave_to_closer or 0) == 1
       end
-      for _, sr in ipairs(ranked_scopes(v)) do scan_waiting(K.wait(cls, sr[1]), sr[2], v, cap, leave, found) end
+      for _, sr in ipairs(ranked_scopes(v)) do
+        scan_waiting(K.wait(cls, sr[1]), sr[2], v, cap, leave, found, loaded)
+      end
     end
   end
   local head = nil
@@ -406,7 +414,7 @@ local function find_task(v)
   for _, c in ipairs(found) do
     if math.floor(c.score / 1e13) == band and preferred(c, pick) then pick = c end
   end
-  return pick.id
+  return loaded[pick.id].task
 end
 
 -- Offer a task that is not (or no longer) queued to this volunteer, for the ring time.
@@ -435,8 +443,8 @@ local function dispatch_task(t)
 end
 
 local function dispatch_volunteer(v)
-  local tid = find_task(v)
-  if tid then reserve(load_task(tid), v) end
+  local t = find_task(v)
+  if t then reserve(t, v) end
 end
 
 -- Back in the queue at its original place (decline, no answer, transfer, volunteer gone).
