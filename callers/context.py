@@ -18,7 +18,7 @@ from callers.schedule import ScheduleStore
 from callers.settings import CallersSettings
 from routing.clock import buckets
 from routing.engine import Engine
-from routing.models import Presence, Staffing
+from routing.models import Staffing
 
 SessionFactory = Callable[[], AbstractAsyncContextManager[Any]]
 DEFAULT_HANDLE_S = 8 * 60  # before the day has any completed call to measure
@@ -85,12 +85,12 @@ class Callers:
 async def national_departement(ctx: Callers) -> str:
     """A département to route a caller whose own is unknown (the national fallback).
 
-    The engine needs a département for every task; using the one of the volunteer who
-    has waited longest means the call is offered at once to whoever is free, and the
-    rings widen from there as usual.
+    The engine needs a département for every task; using the one of the volunteer free for
+    a call who has waited longest means the call is offered at once to them, and the rings
+    widen from there as usual (read from the engine's index, not from every volunteer).
     """
-    available = [v for v in await ctx.engine.volunteers() if v.presence is Presence.AVAILABLE]
-    if available:
-        return min(available, key=lambda v: (v.idle_since_ms, v.id)).departement
+    free = await ctx.engine.longest_idle("voice")
+    if free is not None:
+        return free.departement
     deps = ctx.engine.territories.departements.values()
     return max(deps, key=lambda d: (d.population, d.code)).code

@@ -249,6 +249,11 @@ class Engine:
         h = await self.redis.hgetall(self.keys.vol(volunteer_id))
         return Volunteer.from_hash(volunteer_id, h) if h else None
 
+    async def longest_idle(self, channel_class: str = "voice") -> Volunteer | None:
+        """The volunteer free for this channel class who has waited longest, if anyone is."""
+        first = await self.redis.zrange(self.keys.free(channel_class, "n"), 0, 0)
+        return await self.volunteer(first[0]) if first else None
+
     async def volunteers(self) -> list[Volunteer]:
         ids = sorted(await self.redis.smembers(self.keys.vols))
         async with self.redis.pipeline(transaction=False) as pipe:

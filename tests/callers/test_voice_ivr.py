@@ -134,6 +134,22 @@ async def test_bad_digits_reprompt_then_national_fallback_never_hangs_up(ctx, en
     assert task.skill == "" and task.departement == biggest.code
 
 
+async def test_national_fallback_goes_to_the_volunteer_free_longest(ctx, engine, clock, phone):
+    await volunteer_on_duty(engine, "anne", "38")
+    clock.advance(30)
+    await volunteer_on_duty(engine, "bruno", "13")
+    await volunteer_on_duty(engine, "carla", "05", Presence.PAUSED)
+    call = phone(CALLER)
+    await call.start()
+    await call.press("9")
+    await call.silence()
+    await call.press("99")
+    await call.press("#")  # no département: anyone in France
+    state = await ctx.redis.hgetall(ctx.keys.call(call.call_sid))
+    task = await engine.require_task(state["task"])
+    assert (state["national"], task.departement, task.volunteer) == ("1", "38", "anne")
+
+
 async def test_recognised_caller_confirms_last_departement(ctx, engine, phone):
     await volunteer_on_duty(engine, "anne", "38")
     first = phone(CALLER)
