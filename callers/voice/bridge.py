@@ -39,6 +39,7 @@ log = logging.getLogger("callers.bridge")
 
 FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 RECLAIM_IDLE_MS = 30_000  # an event unacknowledged this long: its process is presumed dead
+LEG_TTL_S = 2 * 24 * 3600  # a volunteer leg's records outlive any call
 EventHook = Callable[[dict[str, str]], Awaitable[None]]
 
 
@@ -207,10 +208,13 @@ class Bridge:
         leg_id = new_id("l")
         fields = {"task": task.id, "vol": reach.volunteer_id, "mode": reach.mode.value,
                   "purpose": purpose, "accepted": "0"}
-        await self.ctx.redis.hset(self.ctx.keys.leg(leg_id), mapping=fields)
-        await self.ctx.redis.expire(self.ctx.keys.leg(leg_id), 2 * 24 * 3600)
-        await self.ctx.redis.hset(self.ctx.keys.task_legs(task.id), reach.volunteer_id, leg_id)
-        await self.ctx.redis.expire(self.ctx.keys.task_legs(task.id), 2 * 24 * 3600)
+        leg_key, legs_key = self.ctx.keys.leg(leg_id), self.ctx.keys.task_legs(task.id)
+        async with self.ctx.redis.pipeline(transaction=True) as pipe:  # one round trip
+            pipe.hset(leg_key, mapping=fields)
+            pipe.expire(leg_key, LEG_TTL_S)
+            pipe.hset(legs_key, reach.volunteer_id, leg_id)
+            pipe.expire(legs_key, LEG_TTL_S)
+            await pipe.execute()
         try:
             call = await self.ctx.twilio.calls.create_async(
                 to=reach.address,
