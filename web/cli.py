@@ -64,7 +64,7 @@ def _lighten_workers() -> None:
     Uvicorn starts workers with multiprocessing's "spawn": a fresh interpreter that first
     re-runs the parent's ``__main__``, found by its ``__spec__`` or its ``__file__`` —
     here this whole CLI (typer, the simulator's command and its rich and httpx imports,
-    ~2 MB per worker) although uvicorn hands the app over by name ("web.app:create_app").
+    ~2 MB per worker) although uvicorn hands the app over by name ("web.app:create_served_app").
     A ``__main__`` with neither is left alone. Nothing of ``__main__`` is sent to a worker.
     """
     main = sys.modules["__main__"]
@@ -104,7 +104,7 @@ def serve(
     _lighten_workers()
     try:
         uvicorn.run(
-            "web.app:create_app",
+            "web.app:create_served_app",
             factory=True,
             host=settings.host,
             port=settings.port,
@@ -152,7 +152,7 @@ def demo(
         report = asyncio.run(run_seeds(settings))
         typer.echo(banner(settings, report))
         uvicorn.run(
-            create_app(settings),
+            create_app(settings, freeze_after_start=True),
             host=settings.host,
             port=settings.port,
             log_level="info",

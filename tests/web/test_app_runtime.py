@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import httpx
 from fastapi import FastAPI
@@ -58,6 +59,22 @@ async def test_routing_defaults_come_from_settings_without_overwriting(
         config = await app.state.runtime.engine.config()
     assert (config.ring_s, config.wrapup_s) == (33, 75)
     async for key in redis.scan_iter(match=Engine(redis, line=settings.line).keys.pattern()):
+        await redis.delete(key)
+
+
+async def test_only_a_served_app_freezes_what_it_allocated_at_start(
+    app_settings: Settings, redis: Redis, clock: ManualClock
+) -> None:
+    gc.unfreeze()
+    try:
+        for freeze in (False, True):
+            app = create_app(app_settings, clock=clock, timers=False, freeze_after_start=freeze)
+            async with app.router.lifespan_context(app):
+                # Started: a served worker's full collections skip all of it from now on.
+                assert (gc.get_freeze_count() > 0) is freeze
+    finally:
+        gc.unfreeze()  # this test process starts many apps: let their garbage go
+    async for key in redis.scan_iter(match=Engine(redis, line=app_settings.line).keys.pattern()):
         await redis.delete(key)
 
 
