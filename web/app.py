@@ -94,6 +94,7 @@ def create_app(
                 if hasattr(module, "lifespan"):
                     await stack.enter_async_context(module.lifespan(app))
             if freeze_after_start:
+                gc.collect()  # what is garbage now would otherwise be kept for good
                 gc.freeze()
             yield
 
