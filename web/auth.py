@@ -123,9 +123,11 @@ class SessionAuthMiddleware:
             await self.app(scope, receive, send)
             return
         data, issued = self._read_cookie(scope)
-        dirty = data is None or time.time() - issued > REFRESH_AFTER_S
+        dirty = data is not None and time.time() - issued > REFRESH_AFTER_S
         if data is None:
-            data = new_session_data()
+            # No session until something needs one (a form's CSRF token, a login): Twilio's
+            # webhooks, /healthz and the chat API get no cookie signed for nothing.
+            data = {}
         user: SessionUser | None = None
         if "uid" in data:
             user = await self.load_user(int(data["uid"]), int(data.get("ver", 0)))

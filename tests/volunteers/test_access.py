@@ -54,6 +54,17 @@ async def test_pages_need_a_session_and_login_checks_password(web_client, make_a
     assert home.status_code == 200 and "Bonjour Anne" in home.text
 
 
+async def test_a_session_cookie_only_when_something_needs_one(web_client) -> None:
+    """Webhooks, /healthz and JSON answers get no cookie; a page with a form does."""
+    for path in ("/healthz", "/benevole/voix/jeton"):
+        assert "set-cookie" not in (await web_client.get(path)).headers, path
+    form = await web_client.get("/connexion", headers=HTML)
+    assert "HttpOnly" in form.headers["set-cookie"]
+    token = await _csrf(web_client, "/connexion")
+    again = await web_client.get("/connexion", headers=HTML)  # the same session, not re-signed
+    assert "set-cookie" not in again.headers and token in again.text
+
+
 async def test_forms_without_csrf_are_refused_and_change_nothing(
     web_client, make_account, db_session
 ):
