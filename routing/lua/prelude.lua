@@ -165,26 +165,23 @@ local function free_for(v, cls)
   return lv == 0 and lc < tonumber(v.chat_cap)
 end
 
--- Where the volunteer stands in the free sets, as refresh_free last left them: the classes they
--- are free for and their idle time, '' when in none ('fs' in their hash).
-local function free_mark(v)
-  local voice, chat = free_for(v, 'voice'), free_for(v, 'chat')
-  if not (voice or chat) then return '' end
-  return (voice and 'v' or '') .. (chat and 'c' or '') .. ':' .. v.idle_since
-end
-
 -- Put the volunteer in (or out of) the free sets of their scopes as their state now says; only
 -- when that changed (most transitions of a busy volunteer leave them out, e.g. accepting a call).
+-- 'fs' in their hash records where refresh_free last left them: the classes they are free for
+-- and their idle time ('' when in none; missing, as in data from before, rewrites them).
 local function refresh_free(v)
   -- Still blocked at this script's NOW, which another process may have taken just before the
   -- unblock timer ran: keep a timer to bring the volunteer back (a no-op when it is there).
   if tonumber(v.blocked_until) > NOW then redis.call('ZADD', K.timers(), v.blocked_until, 'u:' .. v.id) end
-  local mark = free_mark(v)
+  local free = {voice = free_for(v, 'voice'), chat = free_for(v, 'chat')}
+  local mark = ''
+  if free.voice or free.chat then
+    mark = (free.voice and 'v' or '') .. (free.chat and 'c' or '') .. ':' .. v.idle_since
+  end
   if mark == v.fs then return end
-  for _, cls in ipairs({'voice', 'chat'}) do
-    local free = free_for(v, cls)
+  for cls, is_free in pairs(free) do
     for _, scope in ipairs(vol_scopes(v)) do
-      if free then redis.call('ZADD', K.free(cls, scope), v.idle_since, v.id)
+      if is_free then redis.call('ZADD', K.free(cls, scope), v.idle_since, v.id)
       else redis.call('ZREM', K.free(cls, scope), v.id) end
     end
   end
