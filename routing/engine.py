@@ -304,8 +304,8 @@ class Engine:
         return snap
 
     async def staffing(self) -> Staffing:
-        """Who is logged in and who is working, counted inside Redis (one read-only script:
-        the callers ask on every incoming contact and hold announcement)."""
+        """Who is logged in and who is working: the counts the transitions keep, in one script
+        (the callers ask on every incoming contact and hold announcement)."""
         logged_in, working, lanes = await self._staffing(keys=[self.keys.cfg], args=[])
         return Staffing(int(logged_in), int(working), int(lanes))
 

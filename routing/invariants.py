@@ -230,8 +230,8 @@ def check_snapshot(snap: dict[str, Any]) -> list[str]:
     if {k: v for k, v in on.items() if v} != {k: v for k, v in stored.items() if v}:
         problems.append(f"on-duty counts {stored} differ from presences {dict(on)}")
     kept = {k: int(v) for k, v in snap.get("staff", {}).items()}
-    if kept and kept != staffing_counts(vols):
-        problems.append(f"staffing counts {kept} differ from presences {staffing_counts(vols)}")
+    if kept and kept != (counted := staffing_counts(vols)):
+        problems.append(f"staffing counts {kept} differ from presences {counted}")
 
     # Timeliness and work conservation: nothing waits that could be offered now.
     for tid, t in tasks.items():

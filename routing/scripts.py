@@ -36,8 +36,9 @@ def _read(name: str) -> str:
 
 @cache
 def source(name: str) -> str:
-    """The full text of a transition script: key builders, prelude, body."""
-    return "\n".join((_HEADER, lua_key_builders(), _read("prelude"), _read(name)))
+    """The full text of a transition script: key builders, shared functions, body."""
+    parts = (_HEADER, lua_key_builders(), _read("staff_share"), _read("prelude"), _read(name))
+    return "\n".join(parts)
 
 
 @cache
@@ -48,5 +49,5 @@ def snapshot_source() -> str:
 
 @cache
 def staffing_source() -> str:
-    """The read-only script that counts who is logged in and who is working."""
-    return "\n".join((_HEADER, lua_key_builders(), _read("staffing")))
+    """The script that reads the staffing counts (and makes them once when absent)."""
+    return "\n".join((_HEADER, lua_key_builders(), _read("staff_share"), _read("staffing")))

@@ -200,16 +200,6 @@ local function set_on_duty(v, delta)
   return emptied
 end
 
--- The volunteer's share of the line's staffing (Engine.staffing): logged in; working (available,
--- or paused with a conversation still in hand); the chat lanes of those working.
-local function staff_share(v)
-  if v == nil or v.presence == 'logged_out' then return {0, 0, 0} end
-  if v.presence == 'available' or tonumber(v.load_voice) > 0 or tonumber(v.load_chat) > 0 then
-    return {1, 1, tonumber(v.chat_cap)}
-  end
-  return {1, 0, 0}
-end
-
 -- Keep the staffing counts in step with a change of the volunteer (`before`: their share then),
 -- so that reading them costs the same with 20 or 2,000 volunteers. No counts yet: the staffing
 -- script makes them, once, by counting every volunteer.
