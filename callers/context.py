@@ -18,7 +18,6 @@ from callers.schedule import ScheduleStore
 from callers.settings import CallersSettings
 from routing.clock import buckets
 from routing.engine import Engine
-from routing.models import Staffing
 
 SessionFactory = Callable[[], AbstractAsyncContextManager[Any]]
 DEFAULT_HANDLE_S = 8 * 60  # before the day has any completed call to measure
@@ -49,32 +48,20 @@ class Callers:
     def now_ms(self) -> int:
         return self.engine.clock.now_ms()
 
-    async def staffing(self) -> Staffing:
-        """Who is logged in and who is working (the engine counts them inside Redis).
-
-        Every incoming call and hold announcement asks: reading each volunteer's hash into
-        Python was most of the server's CPU per call (bench/voice_cpu.py).
-        """
-        return await self.engine.staffing()
-
     async def on_duty(self) -> int:
         """How many volunteers are logged in (available, busy or paused)."""
-        return (await self.staffing()).logged_in
+        return (await self.engine.staffing()).logged_in
 
     async def expected_wait_minutes(self, position: int, channel_class: str) -> int | None:
         """A rough wait from live figures: place x mean handling time / volunteers working.
 
         None when nobody can take this channel now (we say nothing rather than guess).
         """
-        staff = await self.staffing()
+        staff = await self.engine.staffing()
         if not staff.working:
             return None
-        day, _ = buckets(self.now_ms())
-        stats = await self.redis.hgetall(self.engine.keys.stats(day))
-        completed = int(stats.get("completed", 0))
-        handle_s = (
-            int(stats.get("handle_ms", 0)) / 1000 / completed if completed else DEFAULT_HANDLE_S
-        )
+        today = await self.engine.counts(buckets(self.now_ms())[0])
+        handle_s = today.handle_ms / 1000 / today.completed if today.completed else DEFAULT_HANDLE_S
         if channel_class == "chat":
             lanes = staff.chat_lanes
         else:

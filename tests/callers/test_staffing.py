@@ -1,4 +1,4 @@
-"""Who the voice and chat paths count as logged in and working (one Redis script)."""
+"""Who the voice and chat paths count as logged in and working (Engine.staffing)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from tests.callers.helpers import volunteer_on_duty
 
 
 async def test_staffing_counts_logged_in_working_and_chat_lanes(ctx, engine):
-    assert (await ctx.staffing()).logged_in == 0
+    assert (await engine.staffing()).logged_in == 0
     await volunteer_on_duty(engine, "anne", "05", chat_capacity=3)
     await volunteer_on_duty(engine, "paul", "05", Presence.PAUSED, chat_capacity=2)
     await volunteer_on_duty(engine, "lea", "05", Presence.LOGGED_OUT)
@@ -16,7 +16,7 @@ async def test_staffing_counts_logged_in_working_and_chat_lanes(ctx, engine):
     await engine.enqueue(TaskSpec(id="v1", channel=Channel.VOICE, departement="38"))
     await engine.accept("marc", "v1")
     await engine.set_presence("marc", Presence.PAUSED)
-    staff = await ctx.staffing()
+    staff = await engine.staffing()
     assert (staff.logged_in, staff.working, staff.chat_lanes) == (3, 2, 7)
     assert await ctx.on_duty() == 3
     volunteers = await engine.volunteers()  # the engine's own view agrees
