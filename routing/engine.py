@@ -275,9 +275,13 @@ class Engine:
     async def position(self, task_id: str) -> int | None:
         """1-based place among waiting tasks of the same channel class, or None."""
         task = await self.task(task_id)
-        if task is None or task.state is not TaskState.WAITING:
+        return None if task is None else await self.place(task)
+
+    async def place(self, task: Task) -> int | None:
+        """position() of a task already read (one round trip less), None if not waiting."""
+        if task.state is not TaskState.WAITING:
             return None
-        rank = await self.redis.zrank(self.keys.wait(task.channel.capacity_class, "all"), task_id)
+        rank = await self.redis.zrank(self.keys.wait(task.channel.capacity_class, "all"), task.id)
         return None if rank is None else rank + 1
 
     async def waiting_count(self, channel_class: str) -> int:

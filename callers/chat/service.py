@@ -127,7 +127,7 @@ class ChatService:
         if task.state is TaskState.ASSIGNED:
             volunteer = await self.ctx.engine.volunteer(task.volunteer)
             return {"state": "talking", "volunteer": volunteer.name if volunteer else ""}
-        position = await self.ctx.engine.position(task_id)
+        position = await self.ctx.engine.place(task)
         if position is None:  # offered to a volunteer, ringing on their console
             return {"state": "waiting", "position": 1, "wait_minutes": 1}
         minutes = await self.ctx.expected_wait_minutes(position, "chat")

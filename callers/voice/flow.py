@@ -29,7 +29,7 @@ from callers.voice.state import (
 )
 from callers.voice.twiml import Speaker
 from routing.errors import RoutingError, TaskExists
-from routing.models import Channel, TaskSpec, TaskState
+from routing.models import Channel, Task, TaskSpec, TaskState
 
 log = logging.getLogger("callers.voice")
 
@@ -358,15 +358,15 @@ class VoiceFlow:
         # One write for both: each Redis round trip is a good part of a webhook's CPU.
         await set_call(self.ctx, sid, **fields)
         if announce:
-            self.s.say(g, *await self._position_phrases(task.id))
+            self.s.say(g, *await self._position_phrases(task))
             self.s.say(g, P.STAR_FOR_CALLBACK)
         elif task.state is not TaskState.WAITING:
             self.s.say(g, P.CONNECTING)
         g.play(self.ctx.settings.hold_music_url)
         return r
 
-    async def _position_phrases(self, task_id: str) -> list[str]:
-        position = await self.ctx.engine.position(task_id)
+    async def _position_phrases(self, task: Task) -> list[str]:
+        position = await self.ctx.engine.place(task)
         if position is None:
             return [P.CONNECTING]
         ahead = position - 1
