@@ -30,7 +30,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from callers.context import Callers
 from callers.reach import ReachMode, VolunteerReach
 from callers.voice import prompts as P
-from callers.voice.state import get_call, get_task, new_id, once, set_task
+from callers.voice.state import TTL_S, get_call, get_task, new_id, once, set_task
 from callers.voice.twiml import Speaker
 from routing.errors import RoutingError
 from routing.models import Channel, Task, TaskState
@@ -39,7 +39,6 @@ log = logging.getLogger("callers.bridge")
 
 FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 RECLAIM_IDLE_MS = 30_000  # an event unacknowledged this long: its process is presumed dead
-LEG_TTL_S = 2 * 24 * 3600  # a volunteer leg's records outlive any call
 EventHook = Callable[[dict[str, str]], Awaitable[None]]
 
 
@@ -211,9 +210,9 @@ class Bridge:
         leg_key, legs_key = self.ctx.keys.leg(leg_id), self.ctx.keys.task_legs(task.id)
         async with self.ctx.redis.pipeline(transaction=True) as pipe:  # one round trip
             pipe.hset(leg_key, mapping=fields)
-            pipe.expire(leg_key, LEG_TTL_S)
+            pipe.expire(leg_key, TTL_S)
             pipe.hset(legs_key, reach.volunteer_id, leg_id)
-            pipe.expire(legs_key, LEG_TTL_S)
+            pipe.expire(legs_key, TTL_S)
             await pipe.execute()
         try:
             call = await self.ctx.twilio.calls.create_async(

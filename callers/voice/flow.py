@@ -82,8 +82,7 @@ class VoiceFlow:
         answers = await self._resumable_answers(state.get("ck", ""))
         if answers:
             # Back within the resume window: no menus again, straight back to their place.
-            await set_call(self.ctx, sid, **answers)
-            return await self._enqueue(sid, await get_call(self.ctx, sid), r)
+            return await self._enqueue(sid, await update_call(self.ctx, sid, **answers), r)
         self.s.redirect(r, "topic")
         return r
 
