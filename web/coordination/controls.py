@@ -22,11 +22,9 @@ from routing.models import Presence
 from volunteers import accounts
 from volunteers.bookings import Bookings
 from volunteers.errors import VolunteerError
-from volunteers.settings import VolunteersSettings
 from volunteers.slots import parse_slot_key
 from web import audit
 from web.coordination.hub import notify
-from web.slot_hours import line_opening
 
 BROADCAST_MAXLEN = 200
 MAX_BROADCAST_CHARS = 500
@@ -164,7 +162,7 @@ async def set_registration(
 
 
 async def set_slot_target(
-    redis: Redis, session: AsyncSession, user: Any, line: str, settings: VolunteersSettings,
+    redis: Redis, session: AsyncSession, user: Any, line: str, book: Bookings,
     slot_key: str, value: str,
 ) -> str:
     """Override how many volunteers a slot needs, or (empty value) hand it back to the
@@ -173,7 +171,6 @@ async def set_slot_target(
         start = parse_slot_key(slot_key)
     except ValueError:
         raise ControlError("Ce créneau n'existe pas.") from None
-    book = Bookings(session, settings, opening=line_opening(redis, line))
     slot = await book.plan.slot_at(start)
     if slot is None:
         raise ControlError("Ce créneau n'existe pas.")

@@ -29,7 +29,6 @@ from routing.skills import SKILLS
 from volunteers import accounts
 from volunteers.access import SessionUser, csrf_token, require_coordinator, require_csrf
 from volunteers.access import require_same_origin as same_origin_dependency
-from volunteers.bookings import Bookings
 from volunteers.models import Account
 from volunteers.slots import Slot, SlotPlan, day_label, hour_label, monday_of, paris
 from volunteers.targets import SOURCE_LABELS, ForecastProvider, current_forecast
@@ -47,7 +46,7 @@ from web.coordination.reports import Period, ReportFilter, build_report, report_
 from web.models import AuditLog
 from web.runtime import Runtime
 from web.settings import Settings
-from web.slot_hours import line_opening, opening_days
+from web.slot_hours import opening_days
 
 log = logging.getLogger(__name__)
 
@@ -364,16 +363,14 @@ FORECAST_BASIS = {
 async def slots_page(request: Request, user: Coordinator, semaine: str = ""):
     """The week's slots: booked vs target, where each target comes from, overrides."""
     runtime = _runtime(request)
-    vsettings = volunteers_settings(runtime.settings)
-    forecast = getattr(request.app.state, "slot_forecast", None)
+    vol = request.app.state.volunteers
     now = datetime.fromtimestamp(runtime.engine.clock.now_ms() / 1000, UTC)
     try:
         monday = monday_of(date.fromisoformat(semaine) if semaine else paris(now).date())
     except ValueError:
         monday = monday_of(paris(now).date())
-    opening = line_opening(runtime.redis, runtime.settings.line)
     async with runtime.db.session() as session:
-        book = Bookings(session, vsettings, forecast, opening)
+        book = vol.bookings(session, vol.slot_forecast)
         week = await book.week(monday)
         closed = await book.closed_between(
             datetime.combine(monday, datetime.min.time(), PARIS),
@@ -389,7 +386,7 @@ async def slots_page(request: Request, user: Coordinator, semaine: str = ""):
         }
         for b, reason in closed
     ]
-    demand = await current_forecast(forecast)
+    demand = await current_forecast(vol.slot_forecast)
     per_day = f"{getattr(demand, 'contacts_per_day', None) or 0:.0f}"
     basis = FORECAST_BASIS.get(getattr(demand, "source", ""), "").format(per_day=per_day)
     days: dict[date, list[dict[str, Any]]] = {}
@@ -414,7 +411,7 @@ async def slots_page(request: Request, user: Coordinator, semaine: str = ""):
         week_label=day_label(monday), monday=monday.isoformat(),
         prev=(monday - timedelta(days=7)).isoformat(),
         next=(monday + timedelta(days=7)).isoformat(),
-        basis=basis, fallback=vsettings.slot_target, slot_max=vsettings.slot_max,
+        basis=basis, fallback=vol.settings.slot_target, slot_max=vol.settings.slot_max,
         closed=closed_rows,
         done=q.get("fait", ""), error=q.get("erreur", ""),
     )
@@ -427,12 +424,12 @@ async def slot_target(request: Request, user: Coordinator):
     back = "/coordination/creneaux"
     if (week := form.get("semaine", "")) and _is_day(week):
         back += f"?semaine={week}"
+    vol = request.app.state.volunteers
     async with runtime.db.session() as session:
         try:
             message = await controls.set_slot_target(
                 runtime.redis, session, user, runtime.settings.line,
-                volunteers_settings(runtime.settings), form.get("creneau", ""),
-                form.get("objectif", ""),
+                vol.bookings(session), form.get("creneau", ""), form.get("objectif", ""),
             )
         except ControlError as exc:
             return _refused(request, exc, back)
