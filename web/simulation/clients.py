@@ -244,7 +244,6 @@ class ChatCaller:
     refusal: str = ""  # the start API's error code: closed, rate, postal_code...
     enqueue_sent_at: float | None = None  # when the start request (which enqueues) left
     answered_at: float | None = None  # when the page was told a volunteer had joined
-    statuses: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)  # the conversation as seen
     errors: list[dict[str, Any]] = field(default_factory=list)  # refused messages (rate...)
     sent: int = 0  # messages written
@@ -267,9 +266,7 @@ class ChatCaller:
                                      json={"topic": topic, "postal_code": postal_code,
                                            "first_name": first_name})  # fmt: skip
         if reply.status_code != 200:
-            body = reply.json()
-            self.statuses.append((time.time(), body))
-            self.refusal = str(body.get("error", reply.status_code))
+            self.refusal = str(reply.json().get("error", reply.status_code))
             return False
         self.token = reply.json()["token"]
         with contextlib.suppress(Exception):
@@ -310,7 +307,6 @@ class ChatCaller:
         state = status.get("state")
         if not state:
             return
-        self.statuses.append((at, status))
         if state == "talking" and self.answered_at is None:
             self.answered_at = at
             self._talking.set()
@@ -531,7 +527,6 @@ class Handled:
     wrapped: bool = False
     ended_by_volunteer: bool = False  # a chat whose caller never ended it
     chat_sent: int = 0  # chat messages the volunteer wrote
-    chat_heard: int = 0  # chat messages the caller wrote, as the console showed them
     error: str = ""
 
 
@@ -620,11 +615,12 @@ class Volunteer:
         news = console.news(task)
         await self._write(done, VOLUNTEER_LINES[0])
         deadline = time.monotonic() + 2 * service_s + CHAT_GRACE_S
+        answered = 0  # caller messages answered so far, as the console showed them
         while console.task_status.get(task, "assigned") == "assigned":
             news.clear()  # before reading: a push arriving while we write sets it again
             heard = sum(m.get("author") == "caller" for m in console.chats.get(task, []))
-            if heard > done.chat_heard:
-                done.chat_heard = heard
+            if heard > answered:
+                answered = heard
                 await self._write(done, VOLUNTEER_LINES[1])
                 continue
             left = deadline - time.monotonic()

@@ -371,7 +371,7 @@ class LiveSimulator:
             for h in worker.handled:
                 if h.accepted:
                     taken[h.task] = (worker, h)
-        records, counts = [], Counts()
+        records: list[CallRecord] = []
         self.channel_counts = {channel: Counts() for channel in CHANNELS}
         for live in self.calls:
             found = self._record(live, taken)
@@ -379,8 +379,8 @@ class LiveSimulator:
                 continue
             rec, one = found
             records.append(rec)
-            counts = counts + one
             self.channel_counts[live.sim.channel] += one
+        counts = sum(self.channel_counts.values(), Counts())  # every channel's, together
         chats = sum(c.chat.requests for c in self.calls if c.chat is not None)
         result = SimResult(
             scenario=self.scenario.name + f" (live, ×{self.options.speedup:g})",
