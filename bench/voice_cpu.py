@@ -226,18 +226,12 @@ async def _prepare(app: Any, volunteers: int) -> list[str]:
     return departements
 
 
-def _redis_process(folder: Path) -> Any:
-    """The embedded redis-server of this run (None with REDIS_URL): its CPU is server CPU too."""
+def _redis_process(app: Any) -> Any:
+    """The embedded redis-server the app started (None with REDIS_URL): its CPU counts too."""
     import psutil
 
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if "redis-server" in cmd and str(folder) in cmd:
-            return proc
-    for proc in psutil.Process().children(recursive=True):
-        if "redis-server" in " ".join(proc.cmdline()):
-            return proc
-    return None
+    embedded = app.state.runtime.redis_target.embedded
+    return psutil.Process(int(embedded.pidfile.read_text())) if embedded is not None else None
 
 
 def _cpu_s(proc: Any) -> float:
@@ -264,7 +258,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         profiler = cProfile.Profile() if args.profile else None
         async with app.router.lifespan_context(app):
             departements = await _prepare(app, args.volunteers)
-            redis_proc = _redis_process(Path(folder))
+            redis_proc = _redis_process(app)
             warm = Driver(app, None)
             driver = Driver(app, profiler)
             for i in range(args.warmup):
