@@ -216,7 +216,9 @@ async def _prepare(app: Any, volunteers: int) -> list[str]:
         Schedule(weekly={d: [("00:00", "23:59")] for d in range(7)},
                  public_holidays_closed=False)
     )
-    departements = sorted(d for d in runtime.engine.territories.departements if len(d) == 2)
+    # What a keypad can dial in two digits (Corsica's 2A/2B go through '20' and a menu).
+    known = runtime.engine.territories.departements
+    departements = sorted(d for d in known if d.isdigit() and len(d) == 2)
     for i in range(volunteers):
         vid = f"vb{i:05d}"
         await runtime.engine.log_in(
