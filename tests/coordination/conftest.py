@@ -43,6 +43,14 @@ async def running_app(
 
 
 @pytest.fixture
+async def app(app_settings: Settings, clock: ManualClock, redis: Redis) -> AsyncIterator[FastAPI]:
+    """The whole app (sessions installed), running, on the test's clock and line (a module
+    that needs another clock or settings defines its own)."""
+    async with running_app(app_settings, clock, redis) as application:
+        yield application
+
+
+@pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the module's ``app`` in-process."""
     transport = httpx.ASGITransport(app=app)

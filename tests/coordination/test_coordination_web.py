@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 import httpx
@@ -18,19 +17,11 @@ from callers.schedule import ScheduleStore
 from routing.clock import PARIS, ManualClock
 from routing.engine import Engine
 from routing.models import Channel, Presence, TaskSpec, VolunteerProfile
-from tests.coordination.conftest import running_app
 from tests.coordination.sessions import Login
 from volunteers import accounts
 from web.coordination.controls import broadcast_key
 from web.models import AuditLog
 from web.settings import Settings
-
-
-@pytest.fixture
-async def app(app_settings: Settings, clock: ManualClock, redis: Redis) -> AsyncIterator[FastAPI]:
-    """The whole app (sessions installed), running, on the test's clock and line."""
-    async with running_app(app_settings, clock, redis) as application:
-        yield application
 
 
 @pytest.fixture

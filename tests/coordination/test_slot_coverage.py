@@ -1,8 +1,6 @@
 """Today's slots on the dashboard and the week's coverage page: booked vs target, where
 each target comes from (forecast or a coordinator), and the override control."""
 
-# ruff: noqa: F811  (the app's fixtures are imported from test_coordination_web)
-
 from __future__ import annotations
 
 import asyncio
@@ -13,11 +11,7 @@ from fastapi import FastAPI
 
 from routing.clock import PARIS, ManualClock
 from tests.coordination.sessions import Login
-from tests.coordination.test_coordination_web import (  # noqa: F401 (the app fixture)
-    app,
-    audit_entries,
-    post,
-)
+from tests.coordination.test_coordination_web import audit_entries, post
 from volunteers.bookings import Bookings
 from volunteers.web import settings_from
 from web.coordination.models import Contact
