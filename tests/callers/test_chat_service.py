@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from callers import callbacks
 from callers.chat.room import ChatError
-from callers.chat.service import ChatService
+from callers.chat.service import ChatService, unverified_task_of
 from callers.models import CallbackRequest, ChatMessage, fetch_all
 from callers.schedule import PARIS
 from routing.models import Channel, Outcome, Presence, TaskState
@@ -43,6 +43,9 @@ async def test_start_validates_topic_postal_code_and_name(chat, engine):
     assert chat.task_of(started.token) == started.task_id
     assert chat.task_of(started.token + "x") is None
     assert chat.task_of("forged.token.value") is None
+    # A chat client (the simulator) can read which task its token names, not forge one.
+    assert unverified_task_of(started.token) == started.task_id
+    assert unverified_task_of("not a token") is None
 
 
 async def test_closed_line_refuses_chats(chat, engine, clock):

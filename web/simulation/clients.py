@@ -29,8 +29,8 @@ import httpx
 import uvicorn
 import websockets
 from fastapi import Request
-from itsdangerous import URLSafeTimedSerializer
 
+from callers.chat.service import unverified_task_of
 from callers.fake_twilio import FakeTwilio, fake_twilio_app
 from callers.phone_sim import PhoneSimulator
 from callers.phone_sim import SimCall as PhoneCall
@@ -269,9 +269,7 @@ class ChatCaller:
             self.refusal = str(reply.json().get("error", reply.status_code))
             return False
         self.token = reply.json()["token"]
-        with contextlib.suppress(Exception):
-            _, payload = URLSafeTimedSerializer("").loads_unsafe(self.token)
-            self.task = str(payload.get("t", ""))
+        self.task = unverified_task_of(self.token) or ""
         return True
 
     async def connect(self) -> None:
