@@ -337,13 +337,22 @@ def session_cookie(secret_key: str, account_id: int, version: int = 0) -> str:
     return f"{COOKIE_NAME}={serializer.dumps(new_session_data(account_id, version))}"
 
 
+async def open_all_day(redis: Any, line: str) -> None:
+    """The callers' line open every day, all day, holidays included: a benchmark's calls
+    never meet a closed line."""
+    from callers.schedule import Schedule, ScheduleStore
+
+    await ScheduleStore(redis, line).save(
+        Schedule(weekly={d: [("00:00", "23:59")] for d in range(7)}, public_holidays_closed=False)
+    )
+
+
 async def seed_accounts(server: Server, volunteers: int, coordinators: int) -> Seeded:
     """Approved volunteers spread evenly over the départements, with every skill; coordinators.
 
     Written straight to SQL in one transaction (the app's own models), and the callers'
     opening hours set to every day, all day, so that calls are queued whatever the hour.
     """
-    from callers.schedule import Schedule, ScheduleStore
     from routing.skills import SKILLS
     from routing.territory import load_territories
     from volunteers.credentials import hash_password
@@ -356,11 +365,7 @@ async def seed_accounts(server: Server, volunteers: int, coordinators: int) -> S
     skills = ",".join(sorted(SKILLS))
     rows: list[tuple[Any, str]] = []
     async with open_runtime(settings) as runtime:
-        await ScheduleStore(runtime.redis, settings.line).save(
-            Schedule(
-                weekly={d: [("00:00", "23:59")] for d in range(7)}, public_holidays_closed=False
-            )
-        )
+        await open_all_day(runtime.redis, settings.line)
         async with runtime.db.session() as session:
             for i in range(volunteers):
                 dep = departements[i % len(departements)]

@@ -44,7 +44,7 @@ from urllib.parse import urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import ACCOUNT_SID, AUTH_TOKEN, machine  # noqa: E402
+from _server import ACCOUNT_SID, AUTH_TOKEN, machine, open_all_day  # noqa: E402
 
 PUBLIC = "https://permanence.bench.invalid"
 LINE_NUMBER = "+33800000000"
@@ -208,14 +208,10 @@ def _log_to(path: Path, level: str) -> None:
 
 async def _prepare(app: Any, volunteers: int) -> list[str]:
     """The line open all day, every day; volunteers logged in and paused."""
-    from callers.schedule import Schedule, ScheduleStore
     from routing.models import Presence, VolunteerProfile
 
     runtime = app.state.runtime
-    await ScheduleStore(runtime.redis, runtime.settings.line).save(
-        Schedule(weekly={d: [("00:00", "23:59")] for d in range(7)},
-                 public_holidays_closed=False)
-    )
+    await open_all_day(runtime.redis, runtime.settings.line)
     # What a keypad can dial in two digits (Corsica's 2A/2B go through '20' and a menu).
     known = runtime.engine.territories.departements
     departements = sorted(d for d in known if d.isdigit() and len(d) == 2)
