@@ -232,6 +232,14 @@ def _redis_process(app: Any) -> Any:
     return psutil.Process(int(embedded.pidfile.read_text())) if embedded is not None else None
 
 
+async def _play_calls(driver: Driver, departements: list[str], first: int, n: int) -> None:
+    """Calls number first..first+n-1 (each from its own number), each with a /healthz."""
+    for i in range(first, first + n):
+        await Caller(driver, f"CA{i:032d}", f"+3361{i:07d}").play(
+            str(1 + i % 4), departements[i % len(departements)])
+        await driver.request("healthz", "GET", PUBLIC + "/healthz")
+
+
 def _cpu_s(proc: Any) -> float:
     if proc is None:
         return 0.0
@@ -259,16 +267,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             redis_proc = _redis_process(app)
             warm = Driver(app, None)
             driver = Driver(app, profiler)
-            for i in range(args.warmup):
-                await Caller(warm, f"CAw{i:030d}", f"+3361{i:07d}").play(
-                    str(1 + i % 4), departements[i % len(departements)])
-                await warm.request("healthz", "GET", PUBLIC + "/healthz")
+            await _play_calls(warm, departements, 0, args.warmup)
             wall, redis_cpu = time.perf_counter(), _cpu_s(redis_proc)
-            for i in range(args.calls):
-                n = args.warmup + i
-                await Caller(driver, f"CA{n:032d}", f"+3361{n:07d}").play(
-                    str(1 + i % 4), departements[i % len(departements)])
-                await driver.request("healthz", "GET", PUBLIC + "/healthz")
+            await _play_calls(driver, departements, args.warmup, args.calls)
             wall, redis_cpu = time.perf_counter() - wall, _cpu_s(redis_proc) - redis_cpu
             log_lines = sum(1 for _ in (Path(folder) / "server.log").open(errors="replace"))
     if profiler:
