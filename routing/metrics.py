@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from routing.models import Channel
+
+# Counted per channel only ('offered_voice'...; one HINCRBY less per event): totals are sums.
+_PER_CHANNEL = ("offered", "answered", "abandoned")
+
 
 @dataclass
 class Counts:
@@ -34,9 +39,12 @@ class Counts:
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> Counts:
-        """From a live counter hash (unknown fields, e.g. per-channel ones, are ignored)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: int(v) for k, v in h.items() if k in names})
+        """From a live counter hash: offered, answered and abandoned summed over channels."""
+        names = {f.name for f in fields(cls)}.difference(_PER_CHANNEL)
+        counts = cls(**{k: int(v) for k, v in h.items() if k in names})
+        for total in _PER_CHANNEL:
+            setattr(counts, total, sum(int(h.get(f"{total}_{ch.value}", 0)) for ch in Channel))
+        return counts
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(

@@ -1,7 +1,8 @@
 -- A volunteer accepts the offer ringing on their console.
 -- ARGV: 4 volunteer, 5 task
 local vid, tid = ARGV[4], ARGV[5]
-local t = load_task(tid)
+local t = load_task_fields(tid, 'vol', 'offered_at', 'cls', 'ck', 'dept', 'answered', 'channel', 'ring',
+  'created')
 if not t then return fail('unknown_task', tid) end
 if t.state == 'assigned' and t.vol == vid then return 'already' end
 if t.state == 'ended' or t.state == 'wrapup' then return fail('task_already_ended', tid) end
@@ -20,11 +21,10 @@ redis.call('HSET', K.vol(vid), field, v[field], 'reserved', '', 'misses', '0', '
 redis.call('ZREM', K.timers(), 'r:' .. tid)
 if t.ck ~= '' then
   redis.call('HSET', K.recent(t.ck), 'vol', vid, 'dept', t.dept, 'until', n2s(NOW + CFG.recent_caller_ms))
-  redis.call('PEXPIRE', K.recent(t.ck), CFG.recent_caller_ms)
+  redis.call('PEXPIRE', K.recent(t.ck), cfg_s('recent_caller_ms'))
 end
 local wait = waited_ms(t)
 if t.answered ~= '1' then
-  stat('answered')
   stat('answered_' .. t.channel)
   stat('answered_ring' .. t.ring)
   stat('wait_ms', wait)

@@ -19,7 +19,6 @@ if t.ck ~= '' and t.answered ~= '1' then
   redis.call('SET', K.resume(t.ck), n2s(NOW + CFG.resume_window_ms) .. '|' .. t.enq .. '|' ..
     t.priority .. '|' .. tid, 'PX', CFG.resume_window_ms)
 end
-stat('abandoned')
 stat('abandoned_' .. t.channel)
 if waited_ms(t) < CFG.short_abandon_ms then stat('abandoned_short') end
 end_task(t, 'abandoned', 'caller_left')

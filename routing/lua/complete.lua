@@ -1,7 +1,7 @@
 -- The conversation is over: the task ends as completed, the volunteer goes to wrap-up.
 -- ARGV: 4 volunteer ('' = the caller hung up), 5 task
 local vid, tid = ARGV[4], ARGV[5]
-local t = load_task(tid)
+local t = load_task_fields(tid, 'vol', 'assigned_at', 'channel')
 if not t then return fail('unknown_task', tid) end
 if t.state == 'wrapup' or t.state == 'ended' then return fail('task_already_ended', tid) end
 if t.state ~= 'assigned' or (vid ~= '' and t.vol ~= vid) then return fail('task_not_assigned', tid) end

@@ -2,12 +2,14 @@
 -- ARGV[1] now (ms, UTC), ARGV[2] day bucket, ARGV[3] 15-minute bucket (Europe/Paris);
 -- script-specific arguments start at ARGV[4].
 local NOW = tonumber(ARGV[1])
-local DAY, SLOT = ARGV[2], ARGV[3]
+local BUCKETS = {ARGV[2], ARGV[3]} -- the day's and the quarter-hour's counters
 local RINGS = 3 -- 0 département, 1 groups, 2 région, 3 national
 
--- Lua would print large numbers as 1.8e+12: always format them ourselves.
-local function n2s(x) return string.format('%.0f', x) end
-local NOW_S = n2s(NOW) -- formatted once: string.format is costly in Redis' Lua
+-- Lua would print large numbers as 1.8e+12: always format them ourselves (whole milliseconds,
+-- counts; '%d' costs half of '%.0f' in Redis' Lua). Passing a Lua number to redis.call costs more:
+-- Redis formats it with '%.17g'; strings go as they are.
+local function n2s(x) return string.format('%d', x) end
+local NOW_S = ARGV[1] -- the engine sends whole milliseconds
 
 local function hgetall(key)
   local flat = redis.call('HGETALL', key)
@@ -18,14 +20,23 @@ local function hgetall(key)
 end
 
 -- The line's parameters, each read on first use: a script needs a few, and loading them all
--- (HGETALL, then tonumber on each) was a tenth of a task life cycle's cost in Redis.
+-- (HGETALL, then tonumber on each) was a tenth of a task life cycle's cost in Redis (and one
+-- HMGET of all a script may read costs more than the few HGETs it does). CFG.name is a number;
+-- cfg_s(name) the same as stored, to pass on to Redis.
+local CFG_S = {}
 local CFG = setmetatable({}, {__index = function(cfg, name)
-  local v = redis.call('HGET', K.cfg(), name)
-  if not v then return nil end
-  v = tonumber(v) or v
+  local s = redis.call('HGET', K.cfg(), name)
+  if not s then return nil end
+  CFG_S[name] = s
+  local v = tonumber(s) or s
   rawset(cfg, name, v)
   return v
 end})
+
+local function cfg_s(name)
+  local _ = CFG[name]
+  return CFG_S[name]
+end
 
 local function split(s)
   local out = {}
@@ -41,7 +52,7 @@ local function has(csv, item) return string.find(',' .. csv .. ',', ',' .. item 
 local function fail(code, detail) return {'err', code, detail or ''} end
 
 local function emit(kind, task_id, vol_id, ...)
-  redis.call('XADD', K.events(), 'MAXLEN', '~', CFG.stream_maxlen, '*',
+  redis.call('XADD', K.events(), 'MAXLEN', '~', cfg_s('stream_maxlen'), '*',
     'type', kind, 'at', NOW_S, 'task', task_id or '', 'volunteer', vol_id or '', ...)
 end
 
@@ -49,10 +60,11 @@ end
 -- field always is): stats_ttl after the bucket's first use of each counter, not after its last
 -- write. Setting it on every write cost a tenth of a task life cycle's Redis calls.
 local function stat(field, n)
+  local by = n and n2s(n) or '1'
   n = n or 1
-  for _, bucket in ipairs({DAY, SLOT}) do
+  for _, bucket in ipairs(BUCKETS) do
     local key = K.stats(bucket)
-    if redis.call('HINCRBY', key, field, n) == n then redis.call('PEXPIRE', key, CFG.stats_ttl_ms) end
+    if redis.call('HINCRBY', key, field, by) == n then redis.call('PEXPIRE', key, cfg_s('stats_ttl_ms')) end
   end
 end
 
@@ -61,6 +73,16 @@ end
 local function load_task(id)
   local t = hgetall(K.task(id))
   if t then t.id = id end
+  return t
+end
+
+-- A task's state and these fields only (nil when there is no such task): a transition that
+-- needs a few of them spares reading a 24-field hash whole, which costs as much as five calls.
+local function load_task_fields(id, ...)
+  local names, values = {...}, redis.call('HMGET', K.task(id), 'state', ...)
+  if not values[1] then return nil end
+  local t = {id = id, state = values[1]}
+  for i, name in ipairs(names) do t[name] = values[i + 1] or nil end
   return t
 end
 
@@ -169,7 +191,10 @@ end
 -- when that changed (most transitions of a busy volunteer leave them out, e.g. accepting a call).
 -- 'fs' in their hash records where refresh_free last left them: the classes they are free for
 -- and their idle time ('' when in none; missing, as in data from before, rewrites them).
-local function refresh_free(v)
+-- `...`: the caller's own changes to the volunteer's hash (field, value...), written with 'fs'
+-- in one HSET.
+local function refresh_free(v, ...)
+  local fields = {...}
   -- Still blocked at this script's NOW, which another process may have taken just before the
   -- unblock timer ran: keep a timer to bring the volunteer back (a no-op when it is there).
   if tonumber(v.blocked_until) > NOW then redis.call('ZADD', K.timers(), v.blocked_until, 'u:' .. v.id) end
@@ -178,15 +203,17 @@ local function refresh_free(v)
   if free.voice or free.chat then
     mark = (free.voice and 'v' or '') .. (free.chat and 'c' or '') .. ':' .. v.idle_since
   end
-  if mark == v.fs then return end
-  for cls, is_free in pairs(free) do
-    for _, scope in ipairs(vol_scopes(v)) do
-      if is_free then redis.call('ZADD', K.free(cls, scope), v.idle_since, v.id)
-      else redis.call('ZREM', K.free(cls, scope), v.id) end
+  if mark ~= v.fs then
+    for cls, is_free in pairs(free) do
+      for _, scope in ipairs(vol_scopes(v)) do
+        if is_free then redis.call('ZADD', K.free(cls, scope), v.idle_since, v.id)
+        else redis.call('ZREM', K.free(cls, scope), v.id) end
+      end
     end
+    v.fs = mark
+    fields[#fields + 1], fields[#fields + 2] = 'fs', mark
   end
-  v.fs = mark
-  redis.call('HSET', K.vol(v.id), 'fs', mark)
+  if #fields > 0 then redis.call('HSET', K.vol(v.id), unpack(fields)) end
 end
 
 local function set_on_duty(v, delta)
@@ -409,11 +436,11 @@ local function offer(t, v)
   local ring = ring_of(t, v)
   t.state, t.vol, t.ring, t.offered_at = 'reserved', v.id, tostring(ring), NOW_S
   redis.call('HSET', K.task(t.id), 'state', 'reserved', 'vol', v.id, 'ring', t.ring, 'offered_at', t.offered_at)
-  redis.call('ZADD', K.timers(), n2s(NOW + CFG.ring_ms), 'r:' .. t.id)
+  local expires = n2s(NOW + CFG.ring_ms)
+  redis.call('ZADD', K.timers(), expires, 'r:' .. t.id)
   v.reserved = t.id
-  redis.call('HSET', K.vol(v.id), 'reserved', t.id)
-  refresh_free(v)
-  emit('task_offered', t.id, v.id, 'ring', ring, 'expires_at', n2s(NOW + CFG.ring_ms), 'channel', t.channel)
+  refresh_free(v, 'reserved', t.id)
+  emit('task_offered', t.id, v.id, 'ring', t.ring, 'expires_at', expires, 'channel', t.channel)
 end
 
 -- Offer a waiting task: out of the queue (and its widening timer) first.
@@ -505,14 +532,13 @@ local function release(v, t)
   local before = staff_share(v)
   local field = t.cls == 'voice' and 'load_voice' or 'load_chat'
   v[field] = tostring(tonumber(v[field]) - 1)
+  local fields = {field, v[field]}
   if tonumber(v.load_voice) == 0 and tonumber(v.load_chat) == 0 then
     v.idle_since = NOW_S
-    redis.call('HSET', K.vol(v.id), field, v[field], 'idle_since', v.idle_since)
-  else
-    redis.call('HSET', K.vol(v.id), field, v[field])
+    fields[3], fields[4] = 'idle_since', v.idle_since
   end
   restaff(before, v)
-  refresh_free(v)
+  refresh_free(v, unpack(fields))
   dispatch_volunteer(v)
 end
 
@@ -528,7 +554,7 @@ local function end_task(t, outcome, reason)
   redis.call('SREM', K.live(), t.id)
   redis.call('HSET', K.task(t.id), 'state', 'ended', 'outcome', outcome, 'reason', reason or '',
     'ended_at', NOW_S)
-  redis.call('PEXPIRE', K.task(t.id), CFG.ended_ttl_ms)
+  redis.call('PEXPIRE', K.task(t.id), cfg_s('ended_ttl_ms'))
   emit('task_ended', t.id, t.vol, 'outcome', outcome, 'reason', reason or '', 'channel', t.channel)
 end
 
@@ -544,10 +570,7 @@ local function create_task(t, replaces)
   for k, v in pairs(t) do fields[#fields + 1] = k; fields[#fields + 1] = v end
   redis.call('HSET', K.task(t.id), unpack(fields))
   redis.call('SADD', K.live(), t.id)
-  if not replaces then
-    stat('offered')
-    stat('offered_' .. t.channel)
-  end
+  if not replaces then stat('offered_' .. t.channel) end -- totals are sums (Counts.from_hash)
   -- Announced before anything else is said of it, with the ring it starts at (rings skipped at
   -- once, or all of them with no widening delay); task_widened says when it reaches the next.
   emit('task_created', t.id, '', 'channel', t.channel, 'dept', t.dept, 'region', t.region,
