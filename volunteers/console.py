@@ -24,6 +24,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col, select
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from routing.errors import RoutingError
@@ -105,10 +106,21 @@ class Connection:
             log.warning("console of %s too slow: closing it", self.volunteer_id)
             asyncio.get_running_loop().create_task(self.websocket.close(code=1013))
 
+    def end_session(self) -> None:
+        """The session that opened this socket no longer stands: say so, then close (4403)."""
+        self.push({"type": "error", "error": {"code": "session_ended", "message": SESSION_ENDED}})
+        self.push(_CLOSE)
+
     async def sender(self) -> None:
         while True:
             message = await self.queue.get()
+            if message is _CLOSE:
+                await self.websocket.close(code=CLOSE_NOT_ALLOWED)
+                return
             await self.websocket.send_text(json.dumps(message, ensure_ascii=False))
+
+
+_CLOSE: dict[str, Any] = {}  # queued after session_ended: the sender closes the socket
 
 
 class ConsoleHub:
@@ -121,6 +133,7 @@ class ConsoleHub:
         self.reap_every_s = reap_every_s
         self._reap_script = volunteers.redis.register_script(_REAP_ONE)
         self._task: asyncio.Task[None] | None = None
+        self._checker: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         # The last delivery started per volunteer: the next one waits for it (their order).
         self._delivering: dict[str, asyncio.Task[None]] = {}
@@ -137,8 +150,11 @@ class ConsoleHub:
     # Life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        loop = asyncio.get_running_loop()
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="console-hub")
+            self._task = loop.create_task(self.run(), name="console-hub")
+        if self._checker is None:
+            self._checker = loop.create_task(self._check_accounts_forever(), name="console-check")
 
     async def stop(self) -> None:
         """Stop following events; the loop notices within one blocking read.
@@ -147,6 +163,11 @@ class ConsoleHub:
         cancellation can be absorbed by the client and the loop goes on, so the loop
         checks a flag and cancellation is only the fallback.
         """
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+            self._checker = None
         if self._task is None:
             return
         self._stopping.set()
@@ -187,6 +208,41 @@ class ConsoleHub:
                 await asyncio.sleep(1)
 
     # Who is connected ------------------------------------------------------------------
+
+    async def _check_accounts_forever(self) -> None:
+        # Its own task, not the event loop's: offers must not wait for SQL.
+        while True:
+            try:
+                await self.check_accounts()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database hiccup: requests still check their own account
+                log.exception("console hub: error while checking accounts")
+            await asyncio.sleep(self.vol.settings.heartbeat_s)
+
+    async def check_accounts(self) -> int:
+        """Re-read the accounts of every console of this process in one query: a disabled
+        account, or one whose role or password changed, has its consoles closed even if they
+        only ping; the others get the fresh row (an approval, a profile change). Requests
+        check their own account on arrival (ConsoleSession._still_allowed); this bounds the
+        wait of a silent console to a heartbeat without a query per ping (a SQL read per ping
+        was most of a worker's idle CPU with 500 consoles). Returns how many were closed."""
+        conns = [conn for group in self.connections.values() for conn in group]
+        if not conns:
+            return 0
+        async with self.vol.sessions() as session:
+            ids = {conn.user.account_id for conn in conns}
+            rows = await session.exec(select(Account).where(col(Account.id).in_(ids)))
+            fresh = {account.id: account for account in rows}
+        closed = 0
+        for conn in conns:
+            account = fresh.get(conn.user.account_id)
+            if session_user_at(account, conn.account.session_version) is None:
+                conn.end_session()
+                closed += 1
+            else:
+                conn.account = account
+        return closed
 
     def attach(self, conn: Connection) -> None:
         self.connections.setdefault(conn.volunteer_id, set()).add(conn)
@@ -538,10 +594,6 @@ class ConsoleSession:
             raw = await self.websocket.receive_text()
             ref = None
             try:
-                if not await self._still_allowed(conn):
-                    await self._send_error("session_ended", SESSION_ENDED)
-                    await self.websocket.close(code=CLOSE_NOT_ALLOWED)
-                    return
                 await self.hub.touch(self.vid)
                 if len(raw.encode()) > MAX_MESSAGE_BYTES:
                     raise VolunteerError("too_big", "Message trop long.")
@@ -551,6 +603,11 @@ class ConsoleSession:
                     raise VolunteerError("bad_json", "Message illisible.") from None
                 if not isinstance(msg, dict):
                     raise VolunteerError("bad_json", "Message illisible.")
+                # A ping acts for nobody: the hub checks silent consoles once per heartbeat.
+                if msg.get("type") != "ping" and not await self._still_allowed(conn):
+                    await self._send_error("session_ended", SESSION_ENDED)
+                    await self.websocket.close(code=CLOSE_NOT_ALLOWED)
+                    return
                 ref = msg.get("ref")
                 reply = await self.handle(conn, msg)
             except VolunteerError as exc:
@@ -569,8 +626,9 @@ class ConsoleSession:
 
         The handshake checked it, but a socket outlives that moment: an account disabled,
         or whose role or password changed (``session_version``), must stop taking calls
-        now, not when the laptop closes. Checked on every message — pings included, so
-        within a heartbeat — and the fresh row also brings an approval or profile change.
+        now, not when the laptop closes. Checked on every request (pings aside: the hub
+        checks every console once per heartbeat), and the fresh row also brings an approval
+        or profile change.
         """
         account = await self._read_account()
         if session_user_at(account, conn.account.session_version) is None:

@@ -20,8 +20,10 @@ from volunteers.access import (
     require_same_origin,
     require_user,
     require_volunteer,
+    session_user_at,
 )
-from volunteers.models import AccountStatus, Role
+from volunteers.console import _CLOSE, Connection, ConsoleHub
+from volunteers.models import Account, AccountStatus, Role
 from volunteers.web import router
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -180,6 +182,49 @@ async def test_an_open_console_ends_with_its_session(live, make_account, db_sess
     with pytest.raises(websockets.InvalidStatus):
         await Console.open(live, client)
     await client.aclose()
+
+
+async def test_a_silent_console_ends_with_its_session_within_a_heartbeat(
+    live, make_account, db_session
+):
+    """Pings do not re-read the account; the hub checks every console once per heartbeat."""
+    anne = await make_account("Anne")
+    client = await login(live.base, anne.email, PASSWORD)
+    console = await Console.open(live, client)
+    await accounts.disable(db_session, anne.id)
+    await console.ping()  # answered with a pong: a ping acts for nobody
+    ended = await console.next("error", wait_s=console.welcome["heartbeat_s"] + 10)
+    assert ended["error"]["code"] == "session_ended"
+    async with asyncio.timeout(30):
+        await console._reader  # the server closed the socket
+    assert console.ws.close_code == 4403
+    await client.aclose()
+
+
+async def test_the_hub_checks_its_consoles_accounts_in_one_go(vol, make_account, db_session):
+    """Disabled or changed: closed with session_ended; otherwise the fresh row is kept."""
+    hub = ConsoleHub(vol)
+    anne, bruno, chloe = [await make_account(n) for n in ("Anne", "Bruno", "Chloé")]
+    conns = {}
+    for made in (anne, bruno, chloe):
+        async with vol.sessions() as session:  # as the console read it: another session's row
+            account = await session.get(Account, made.id)
+        user = session_user_at(account, account.session_version)
+        assert account is not None and user is not None
+        conns[account.name] = Connection(None, user, account)  # type: ignore[arg-type]
+        hub.attach(conns[account.name])
+    await accounts.disable(db_session, anne.id)
+    await accounts.set_role(db_session, bruno.id, Role.COORDINATOR)
+    chloe.structure = "France Services de Briançon"
+    db_session.add(chloe)
+    await db_session.commit()
+    assert await hub.check_accounts() == 2
+    for name in ("Anne", "Bruno"):
+        queue = conns[name].queue
+        assert queue.get_nowait()["error"]["code"] == "session_ended"
+        assert queue.get_nowait() is _CLOSE
+    assert conns["Chloé"].queue.empty()
+    assert conns["Chloé"].account.structure == "France Services de Briançon"
 
 
 async def test_a_pending_account_sees_no_colleagues(live, make_account):
