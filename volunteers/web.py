@@ -8,7 +8,7 @@ carries a CSRF token; the console socket checks the Origin and the role.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -519,20 +519,10 @@ async def slot_book(
     creneau: Annotated[str, Form()] = "",
     semaine: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        start = parse_slot_key(creneau)
-    except ValueError:
-        flash(request, "Ce créneau n'existe pas.", "error")
-        return _week_redirect(semaine)
-    async with vol.sessions() as session:
-        account = await session.get(Account, user.account_id)
-        try:
-            result = await vol.bookings(session).book(account, start, _now(vol))
-        except VolunteerError as exc:
-            flash(request, exc.message, "error")
-        else:
-            flash(request, result.message)
-    return _week_redirect(semaine)
+    async def book(session: Any, account: Account, start: datetime) -> str:
+        return (await vol.bookings(session).book(account, start, _now(vol))).message
+
+    return await _on_slot(request, user, vol, creneau, semaine, book)
 
 
 @router.post("/benevole/creneaux/annuler", dependencies=[Depends(require_csrf)])
@@ -543,6 +533,24 @@ async def slot_cancel(
     creneau: Annotated[str, Form()] = "",
     semaine: Annotated[str, Form()] = "",
 ) -> Response:
+    async def cancel(session: Any, account: Account, start: datetime) -> str:
+        book = vol.bookings(session)
+        await book.cancel(account, start, _now(vol))
+        await _tell_promoted(vol, session, book)
+        return "Créneau annulé."
+
+    return await _on_slot(request, user, vol, creneau, semaine, cancel)
+
+
+async def _on_slot(
+    request: Request,
+    user: VolunteerUser,
+    vol: Volunteers,
+    creneau: str,
+    semaine: str,
+    act: Callable[[Any, Account, datetime], Awaitable[str]],
+) -> Response:
+    """Book or cancel the slot a form names, say how it went, back to the same week."""
     try:
         start = parse_slot_key(creneau)
     except ValueError:
@@ -550,14 +558,12 @@ async def slot_cancel(
         return _week_redirect(semaine)
     async with vol.sessions() as session:
         account = await session.get(Account, user.account_id)
-        book = vol.bookings(session)
         try:
-            await book.cancel(account, start, _now(vol))
+            message = await act(session, account, start)
         except VolunteerError as exc:
             flash(request, exc.message, "error")
         else:
-            flash(request, "Créneau annulé.")
-            await _tell_promoted(vol, session, book)
+            flash(request, message)
     return _week_redirect(semaine)
 
 

@@ -200,3 +200,34 @@ async def test_closing_the_line_now_flags_todays_booked_slots_on_the_dashboard(
     assert slot["closed"] is True and slot["booked"] == 1
     view = await week_view(client, volunteer, "2026-11-30")
     assert "Créneau fermé (fermeture exceptionnelle — Panne du standard.)" in view
+
+
+async def test_a_volunteer_books_then_cancels_a_slot_from_the_week_view(
+    app: FastAPI, client: httpx.AsyncClient, volunteer: Login
+) -> None:
+    booked = await book(client, volunteer, key(7, 9))
+    assert booked.status_code == 303
+    assert booked.headers["location"] == f"/benevole/creneaux?semaine={WEEK}#semaine"
+    starts = [b.slot_start.replace(tzinfo=UTC) if b.slot_start.tzinfo is None else b.slot_start
+              for b in await active_bookings(app)]
+    assert [s.strftime("%Y-%m-%dT%H:%MZ") for s in starts] == [key(7, 9)]
+
+    cancelled = await post(client, volunteer, "/benevole/creneaux/annuler",
+                           {"creneau": key(7, 9), "semaine": WEEK}, json=False)
+    assert cancelled.status_code == 303
+    assert await active_bookings(app) == []
+    assert "Créneau annulé." in await next_page(client, cancelled)
+
+    # A slot key nobody can book: said so, nothing changes, back to the same week.
+    bad = await post(client, volunteer, "/benevole/creneaux/annuler",
+                     {"creneau": "pas-un-creneau", "semaine": WEEK}, json=False)
+    assert bad.headers["location"] == f"/benevole/creneaux?semaine={WEEK}#semaine"
+    assert "Ce créneau n&#39;existe pas." in await next_page(client, bad)
+
+
+async def next_page(client: httpx.AsyncClient, response: httpx.Response) -> str:
+    """The page a form's redirect leads to, with the session it left (its flash message)."""
+    cookie = response.headers["set-cookie"].split(";", 1)[0]
+    page = await client.get(response.headers["location"], headers={"cookie": cookie})
+    assert page.status_code == 200, page.text
+    return page.text
