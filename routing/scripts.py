@@ -69,19 +69,28 @@ def _definitions(library: str) -> list[tuple[set[str], str]]:
     return out
 
 
+@cache
+def _uses(library: str) -> tuple[list[tuple[set[str], str]], dict[str, set[str]]]:
+    """The library's definitions, and for each name it defines the names its text uses."""
+    definitions = _definitions(library)
+    uses: dict[str, set[str]] = {}
+    for defined, text in definitions:
+        names = set(_NAME.findall(text))
+        for name in defined:
+            uses[name] = names
+    return definitions, uses
+
+
 def _link(library: str, body: str) -> str:
     """The library's definitions that `body` needs, directly or through each other, in order."""
-    definitions = _definitions(library)
+    definitions, uses = _uses(library)
     needed: set[str] = set()
     todo = set(_NAME.findall(body))
     while todo:
         name = todo.pop()
-        if name in needed:
-            continue
-        needed.add(name)
-        for defined, text in definitions:
-            if name in defined:
-                todo |= set(_NAME.findall(text))
+        if name not in needed:
+            needed.add(name)
+            todo |= uses.get(name, set())
     if any(name.startswith("K.") for name in needed):
         needed.add("K")
     return "".join(text for defined, text in definitions if defined & needed)
