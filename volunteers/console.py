@@ -106,6 +106,14 @@ class Connection:
             log.warning("console of %s too slow: closing it", self.volunteer_id)
             asyncio.get_running_loop().create_task(self.websocket.close(code=1013))
 
+    def refresh(self, account: Account | None) -> bool:
+        """Take the account's fresh row if the session that opened this socket still stands
+        (not disabled, role and password unchanged); False if it ended."""
+        if account is None or session_user_at(account, self.account.session_version) is None:
+            return False
+        self.account = account
+        return True
+
     def end_session(self) -> None:
         """The session that opened this socket no longer stands: say so, then close (4403)."""
         self.push({"type": "error", "error": {"code": "session_ended", "message": SESSION_ENDED}})
@@ -236,12 +244,9 @@ class ConsoleHub:
             fresh = {account.id: account for account in rows}
         closed = 0
         for conn in conns:
-            account = fresh.get(conn.user.account_id)
-            if session_user_at(account, conn.account.session_version) is None:
+            if not conn.refresh(fresh.get(conn.user.account_id)):
                 conn.end_session()
                 closed += 1
-            else:
-                conn.account = account
         return closed
 
     def attach(self, conn: Connection) -> None:
@@ -630,11 +635,7 @@ class ConsoleSession:
         checks every console once per heartbeat), and the fresh row also brings an approval
         or profile change.
         """
-        account = await self._read_account()
-        if session_user_at(account, conn.account.session_version) is None:
-            return False
-        conn.account = account
-        return True
+        return conn.refresh(await self._read_account())
 
     async def handle(self, conn: Connection, msg: dict[str, Any]) -> dict[str, Any] | None:
         """Answer one request; None for messages without a result (ping)."""
