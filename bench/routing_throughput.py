@@ -491,7 +491,7 @@ def parse() -> argparse.Namespace:
     p.add_argument(
         "--concurrency",
         default="1,16",
-        help="driving styles: comma-separated numbers of coroutines (each: both rates measured)",
+        help="driving styles: comma-separated numbers of coroutines (all three rates in each)",
     )
     p.add_argument(
         "--headline",
