@@ -25,7 +25,12 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import (
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketDisconnected,
+    WebSocketState,
+)
 
 from routing.errors import RoutingError
 from routing.events import Event, EventType
@@ -526,7 +531,9 @@ class ConsoleSession:
             await self.hub.touch(self.vid)
             await self._welcome(conn)
             await self._loop(conn)
-        except WebSocketDisconnect:
+        except (WebSocketDisconnect, WebSocketDisconnected):
+            # WebSocketDisconnected: the sender found the network gone (or closed the socket)
+            # while this loop was busy with a request; the next read then refuses at once.
             pass
         finally:
             self.hub.detach(conn)

@@ -8,11 +8,13 @@ import types
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
+from starlette.websockets import WebSocket, WebSocketState
 
 from routing.engine import Engine
 from routing.models import Channel, Presence, TaskSpec, TaskState
 from tests.volunteers.conftest import PASSWORD
 from tests.volunteers.live import Console, login
+from volunteers.access import session_user_at
 from volunteers.console import LOST_REASON, ConsoleHub, ConsoleSession
 from volunteers.models import Account, WrapUp
 
@@ -277,3 +279,43 @@ async def test_an_open_console_holds_no_database_session(live, make_account):
     held = [v for v in serving[0].f_locals.values() if isinstance(v, AsyncSession | Account)]
     assert held == []
     await console.close()
+
+
+async def test_a_console_whose_network_fails_mid_request_ends_quietly(vol, make_account):
+    """The reply to a request finds the network gone: the session ends and cleans up.
+
+    Starlette marks the socket closed when a send fails; the console's next read then
+    raises at once (WebSocketDisconnected), which used to escape as an ASGI error.
+    """
+    anne = await make_account("Anne")
+    hub = ConsoleHub(vol)
+    user = session_user_at(anne, anne.session_version)
+    assert user is not None
+    incoming: asyncio.Queue[dict] = asyncio.Queue()
+    for message in (
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": '{"type": "colleagues", "ref": "r1"}'},
+    ):
+        incoming.put_nowait(message)
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        if message["type"] == "websocket.send":
+            raise OSError("connection reset by peer")  # the mountain link dropped
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "path": "/benevole/console/ws",
+        "headers": [],
+        "query_string": b"",
+        "scheme": "ws",
+        "server": ("testserver", 80),
+    }
+    websocket = WebSocket(scope, incoming.get, send)  # past the two messages: waits forever
+    session = ConsoleSession(hub, websocket, user)
+    async with asyncio.timeout(10):
+        await session.serve()  # returns: no exception, no wait for a read that cannot come
+    assert [m["type"] for m in sent] == ["websocket.accept"]
+    assert websocket.application_state is WebSocketState.DISCONNECTED
+    assert not hub.connections.get(user.public_id)  # detached: offers go elsewhere
