@@ -263,14 +263,9 @@ async def script_usec(redis: Redis, call: Callable[[], Awaitable[Any]], n: int) 
     return (usec1 - usec0) / max(calls1 - calls0, 1)
 
 
-async def calibrate(redis: Redis, key: str, desk: Desk) -> BusyWork:
-    """A loop as long in Redis as the life cycle's average script, as many times."""
+async def calibrate(redis: Redis, key: str, desk: Desk, calls: int) -> BusyWork:
+    """A loop as long in Redis as the life cycle's average script, `calls` times."""
     sha = await redis.script_load(BUSY_SCRIPT)
-    _, calls0, _ = await server_counters(redis)
-    await script_usec(redis, desk.lifecycle, 100)
-    _, calls1, _ = await server_counters(redis)
-    calls = round((calls1 - calls0) / 100)
-
     loops = 10_000
     for _ in range(3):  # close to linear in its steps: a few proportional corrections
         # Short batches of each, alternated, compared pair by pair: a machine that slows
@@ -426,7 +421,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             trivial_sha = await redis.script_load(TRIVIAL_SCRIPT)
             cfg_key = engine.keys.cfg
 
-            busy = await calibrate(redis, cfg_key, desk)
+            for _ in range(20):  # scripts loaded first: count the steady state's commands
+                await desk.lifecycle()
+            commands = await count_commands(redis, desk.lifecycle, 50)
+            busy = await calibrate(redis, cfg_key, desk, round(commands.get("EVALSHA", 0)))
 
             async def evalsha() -> None:
                 await redis.evalsha(trivial_sha, 1, cfg_key)
@@ -440,7 +438,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for concurrency in styles:
                 print(f"{style_name(concurrency)}:")
                 measured[concurrency] = await measure_style(redis, concurrency, args, phases)
-            commands = await count_commands(redis, desk.lifecycle, 50)
             for concurrency, samples in measured.items():
                 print(f"{style_name(concurrency)}:")
                 results[f"c{concurrency}"] = report_style(concurrency, samples, commands, busy)
