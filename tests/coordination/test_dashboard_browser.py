@@ -138,6 +138,8 @@ async def test_a_call_and_its_answer_appear_on_the_open_dashboard(
         page = await browser.new_page(viewport={"width": 1400, "height": 1800}, locale="fr-FR")
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        frames: list[str] = []  # what the dashboard socket brings: the state, then deltas
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f)))
         # Log in through the real login form, which brings the coordinator to the dashboard.
         await page.goto(f"{live_server}/connexion?suite=/coordination")
         await page.fill("#email", coordinator.account.email)
@@ -173,6 +175,31 @@ async def test_a_call_and_its_answer_appear_on_the_open_dashboard(
         await expect(page.locator("#attente-total")).to_have_text("0", timeout=TIMEOUT_MS)
         await expect(page.locator("#m-repondus")).to_have_text("1", timeout=TIMEOUT_MS)
         await expect(page.locator("#benevoles")).to_contain_text("En appel")
+
+        # More volunteers, in several states, with names that differ only by case or accent:
+        # the page rebuilds each change from deltas and keeps the server's order (a tie on
+        # the name goes by id: extra-0 first).
+        others = [("extra-1", "Zoé Queyras", Presence.PAUSED), ("extra-2", "émile Écrins",
+                  Presence.AVAILABLE), ("extra-3", "Bruno Embrun", Presence.AVAILABLE),
+                  ("extra-0", "bruno embrun", Presence.AVAILABLE)]
+        for extra_id, name, presence in others:
+            await line_engine.log_in(VolunteerProfile(extra_id, "05", name=name))
+            await line_engine.set_presence(extra_id, presence, "réunion")
+        await expect(page.locator("#benevoles tbody tr")).to_have_count(5, timeout=TIMEOUT_MS)
+        await line_engine.set_presence("extra-1", Presence.AVAILABLE)
+        await expect(page.locator("#benevoles tbody tr").first).to_contain_text(
+            "Disponible", timeout=TIMEOUT_MS)
+        await expect(page.locator("#benevoles")).not_to_contain_text("En pause")
+        server = await (await page.request.get(f"{live_server}/coordination/etat")).json()
+        await page.wait_for_function(
+            f"Number(document.body.dataset.version) >= {server['version']}")
+        shown = await page.locator("#benevoles tbody th").all_inner_texts()
+        assert shown == [v["name"] for v in server["volunteers"]]
+        assert shown == ["bruno embrun", "Bruno Embrun", "Zoé Queyras", "émile Écrins",
+                         "Anne Alpes"]
+        kinds = [frame.split('"', 2)[1] for frame in frames if isinstance(frame, str)]
+        assert kinds[0] == "full" and kinds.count("full") == 1, kinds
+        assert kinds.count("deltas") >= 4 and max(map(len, frames[1:])) < len(frames[0])
         assert errors == []
         await expect(page.locator("#file-vide")).to_be_visible()
 

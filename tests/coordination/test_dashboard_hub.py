@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import random
 
 import pytest
 
 from routing.clock import ManualClock, buckets
 from routing.engine import Engine
+from routing.errors import RoutingError
 from routing.metrics import compute
 from routing.models import Channel, Presence, TaskSpec, VolunteerProfile
-from web.coordination.hub import DashboardHub, notify
-from web.coordination.live import Slots, build_state, day_start_ms
+from web.coordination.delta import OutOfStep, apply, diff
+from web.coordination.hub import DELTAS_KEPT, DashboardHub, encode, notify
+from web.coordination.live import Slots, build_state, day_start_ms, volunteer_order
 
 
 async def test_the_dashboard_shows_queue_volunteers_today_and_alerts(
@@ -127,16 +131,130 @@ async def test_every_dashboard_of_a_process_gets_the_same_text_encoded_once(
     subs = [await hub.subscribe() for _ in range(3)]
     first = [await s.next_text() for s in subs]
     assert first[0] is first[1] is first[2]  # one encoding, shared
+    whole = json.loads(first[0])["full"]
+    assert whole["version"] == hub.version and whole["waiting"]["total"] == 0
     await engine.enqueue(TaskSpec("t1", Channel.CHAT, "29"))
     await hub.step(block_ms=1000)
     texts = [await s.next_text() for s in subs]
     assert texts[0] is texts[1] is texts[2] and texts[0] is not first[0]
-    decoded = json.loads(texts[0])
-    assert decoded["version"] == hub.version and decoded["waiting"]["total"] == 1
-    assert decoded["queue"][0]["departement_name"] == "Finistère"
+    [delta] = json.loads(texts[0])["deltas"]  # what changed, not the whole state again
+    assert (delta["base"], delta["version"]) == (whole["version"], hub.version)
+    assert delta["set"]["waiting"]["total"] == 1 and "service_level_s" not in delta["set"]
+    assert delta["lists"]["queue"]["put"][0]["departement_name"] == "Finistère"
     assert "Finistère" in texts[0]  # UTF-8 text, not \u-escaped (smaller frames)
-    late = await hub.subscribe()  # a dashboard opening now gets the current text at once
-    assert await late.next_text() is texts[0]
+    assert apply(whole, delta) == hub.state
+    late = await hub.subscribe()  # a dashboard opening now gets the whole current state
+    late_text = await late.next_text()
+    assert json.loads(late_text)["full"] == hub.state
+    assert await (await hub.subscribe()).next_text() is late_text
+
+
+async def test_a_dashboard_that_fell_behind_gets_what_it_missed_or_the_whole_state(
+    engine: Engine,
+) -> None:
+    hub = DashboardHub(engine)
+    await hub.seed()
+    slow, far = await hub.subscribe(), await hub.subscribe()
+    held = json.loads(await slow.next_text())["full"]
+    json.loads(await far.next_text())
+    for i in range(3):
+        await engine.enqueue(TaskSpec(f"t{i}", Channel.CHAT, "75"))
+        await hub.step(block_ms=1000)
+    deltas = json.loads(await slow.next_text())["deltas"]
+    assert [d["version"] for d in deltas] == [hub.version - 2, hub.version - 1, hub.version]
+    for delta in deltas:
+        held = apply(held, delta)
+    assert held == hub.state and held["waiting"]["total"] == 3
+    with pytest.raises(OutOfStep):
+        apply(held, deltas[0])  # the page reconnects rather than draw a wrong state
+
+    for _ in range(DELTAS_KEPT + 1):  # further behind than the deltas kept
+        await hub.refresh()
+    message = json.loads(await far.next_text())
+    assert "deltas" not in message and message["full"] == hub.state
+    assert await slow.next_text() != ""  # still served; nothing is pending after it
+    assert not slow.ready.is_set() and hub.message_since(slow.sent) is None
+
+
+async def test_deltas_rebuild_every_version_of_a_busy_line(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """Volunteers change state and places, tasks come and go: each delta applied to the
+    previous version gives exactly the next one, rows in the server's order."""
+    rng = random.Random(7)
+    names = ["Anne", "anne", "Élodie", "Bruno", "Zoé", "Émile", "Chloé", "bruno"]
+    for i, name in enumerate(names):  # same names in other cases: the id breaks the tie
+        await engine.log_in(VolunteerProfile(f"v{i}", rng.choice(["05", "38", "75"]), name=name))
+    hub = DashboardHub(engine)
+    await hub.seed()
+    sub = await hub.subscribe()
+    held = json.loads(await sub.next_text())["full"]
+    sizes, seen = [], set()
+    for step in range(60):
+        vid = f"v{rng.randrange(len(names))}"
+        action = rng.random()
+        if action < 0.3:
+            await engine.enqueue(
+                TaskSpec(f"t{step}", rng.choice([Channel.VOICE, Channel.CHAT]),
+                         rng.choice(["05", "38", "29"]), priority=rng.choice([0, 0, 5]))
+            )
+        elif action < 0.45:
+            ringing = [v for v in await engine.volunteers() if v.reserved]
+            if ringing:
+                await engine.accept(ringing[0].id, ringing[0].reserved)
+        elif action < 0.55:
+            waiting = [t for t in await engine.live_tasks() if t.state.value == "waiting"]
+            if waiting:
+                await engine.cancel(rng.choice(waiting).id)  # the caller hangs up
+        elif action < 0.7:
+            held_tasks = [t for t in await engine.live_tasks()
+                          if t.volunteer == vid and t.state.value == "assigned"]
+            if held_tasks:
+                await engine.complete(vid, held_tasks[0].id)
+                await engine.finish_wrapup(vid, held_tasks[0].id)
+        else:
+            presence = rng.choice([Presence.AVAILABLE, Presence.AVAILABLE, Presence.PAUSED,
+                                   Presence.LOGGED_OUT])
+            with contextlib.suppress(RoutingError):  # e.g. logging out with a call in hand
+                await engine.set_presence(vid, presence, f"raison {step}")
+        clock.advance(rng.choice([1, 5, 40]))
+        await engine.tick()
+        if not await hub.step(block_ms=10):
+            await hub.refresh()  # nothing happened: a version all the same (the clock moved)
+        text = await sub.next_text()
+        sizes.append(len(text))
+        before = held
+        for delta in json.loads(text)["deltas"]:
+            held = apply(held, delta)
+            seen.update(f"{key}.{part}" for key, rows in delta.get("lists", {}).items()
+                        for part in ("put", "drop") if rows[part])
+        assert held == hub.state, f"step {step}"
+        if [v["id"] for v in before["volunteers"]] != [v["id"] for v in held["volunteers"]]:
+            seen.add("volunteers.reordered")
+        assert held == json.loads(encode(hub.state))  # as the page decodes it
+    assert [v["id"] for v in held["volunteers"]] == [
+        v["id"] for v in sorted(held["volunteers"], key=volunteer_order)]
+    assert max(sizes) < len(encode(hub.state))  # no delta as large as the whole state
+    assert seen == {"queue.put", "queue.drop", "volunteers.put", "volunteers.drop",
+                    "volunteers.reordered"}, seen  # the run went through every kind of change
+
+
+def test_volunteer_rows_are_put_back_in_the_servers_order() -> None:
+    """Rows the delta does not carry keep their place among the ones it moves."""
+    def row(vid: str, name: str, state: str) -> dict:
+        return {"id": vid, "name": name, "state": state}
+
+    old = {"version": 1, "volunteers": [row("a", "Zoé", "available"), row("b", "anne", "call"),
+                                        row("c", "Anne", "paused")], "queue": []}
+    rows = [row("a", "Zoé", "paused"), row("b", "anne", "call"), row("c", "Anne", "available"),
+            row("d", "Émile", "available")]
+    new = {"version": 2, "volunteers": sorted(rows, key=volunteer_order), "queue": []}
+    delta = diff(old, new)
+    assert {r["id"] for r in delta["lists"]["volunteers"]["put"]} == {"a", "c", "d"}
+    assert "queue" not in delta.get("lists", {}) and delta["set"] == {}
+    assert [r["id"] for r in apply(old, delta)["volunteers"]] == ["c", "d", "b", "a"]
+    gone = diff(new, {"version": 3, "volunteers": new["volunteers"][1:], "queue": []})
+    assert gone["lists"]["volunteers"] == {"put": [], "drop": ["c"]}
 
 
 async def test_occupancy_today_is_folded_from_the_stream_and_resets_at_midnight(

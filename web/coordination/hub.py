@@ -2,9 +2,12 @@
 
 Each process reads the engine's event stream itself (XREAD, no consumer group), so
 every process's dashboards are as fresh as the stream, however many processes run.
-After each batch of events the hub rebuilds the dashboard from Redis once, encodes it
-to JSON once and hands the same text to every socket (a slow socket skips versions,
-never lags): with M dashboards, a change costs one rebuild and one encoding, not M.
+After each batch of events the hub rebuilds the dashboard from Redis once and encodes
+the delta from the previous version once (``delta.py``); every socket gets the same
+text. A socket gets the whole state when it opens, then the deltas; one that fell
+behind (a slow network) gets the deltas it missed in one message, or the whole state
+again if they are no longer kept: it skips versions, never lags. With M dashboards, a
+change costs one rebuild and one encoding of a few rows, not M encodings of the line.
 Coordination notices (line closed, registration, broadcasts, slot changes) come on
 a second stream so a change made in one process shows in all of them.
 """
@@ -15,6 +18,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +28,7 @@ from routing.clock import buckets
 from routing.engine import Engine
 from routing.events import Event
 from routing.occupancy import OccupancyTracker
+from web.coordination.delta import diff
 from web.coordination.live import AlertRules, Slots, build_state, day_start_ms
 
 log = logging.getLogger(__name__)
@@ -35,6 +40,8 @@ READ_BLOCK_MS = 1000  # below any client socket timeout
 MIN_REBUILD_GAP_S = 0.15
 OCCUPANCY_LOOKBACK_MS = 12 * 3600 * 1000  # states carried into the day from the evening before
 NOTICES_MAXLEN = 1000
+# Deltas kept for sockets that fell behind; further behind, a socket gets the whole state.
+DELTAS_KEPT = 32
 
 
 def notices_key(line: str) -> str:
@@ -50,29 +57,33 @@ async def notify(redis: Redis, line: str, kind: str, **data: str) -> str:
 
 
 class _Subscriber:
-    """One open dashboard: the newest version not yet sent (the state and its JSON text)."""
+    """One open dashboard: the version its socket has, woken when a newer one exists."""
 
-    def __init__(self) -> None:
-        self.latest: tuple[dict[str, Any], str] | None = None
+    def __init__(self, hub: DashboardHub) -> None:
+        self.hub = hub
+        self.sent = 0  # version the socket has (0: nothing yet)
         self.ready = asyncio.Event()
 
-    def offer(self, state: dict[str, Any], text: str) -> None:
-        self.latest = (state, text)
+    def wake(self) -> None:
         self.ready.set()
 
-    async def next_version(self) -> tuple[dict[str, Any], str]:
-        await self.ready.wait()
-        self.ready.clear()
-        version, self.latest = self.latest, None
-        assert version is not None
-        return version
+    async def next_text(self) -> str:
+        """The message that brings this socket to the newest version (waits for one)."""
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            message = self.hub.message_since(self.sent)
+            if message is not None:
+                self.sent = self.hub.version
+                return message
 
     async def next(self) -> dict[str, Any]:
-        return (await self.next_version())[0]
-
-    async def next_text(self) -> str:
-        """The newest version as the socket sends it (the same str for every socket)."""
-        return (await self.next_version())[1]
+        """The newest state itself, as the socket's page would hold it after next_text()."""
+        await self.ready.wait()
+        self.ready.clear()
+        self.sent = self.hub.version
+        assert self.hub.state is not None
+        return self.hub.state
 
 
 Extras = Callable[[bool], Awaitable[dict[str, Any]]]  # reload: re-read what lives in SQL
@@ -105,24 +116,43 @@ class DashboardHub:
         self._extra: dict[str, Any] = {}
         self._pending_reload = True
         self._refreshed_at = 0.0
-        self._state: dict[str, Any] | None = None
-        self._text = ""
+        self.state: dict[str, Any] | None = None
+        self._full: str | None = None  # the message of the whole state, once asked for
+        self._deltas: deque[tuple[int, str]] = deque(maxlen=DELTAS_KEPT)  # (version, text)
+        self._one_behind = ""  # the message of the newest delta alone, shared by sockets
         self.version = 0
 
     # Subscribers ------------------------------------------------------------------------
 
     async def subscribe(self) -> _Subscriber:
         """A new dashboard: it gets the current state at once, then every change."""
-        sub = _Subscriber()
+        sub = _Subscriber(self)
         self._subscribers.add(sub)
-        if self._state is None:
+        if self.state is None:
             await self.refresh()
         else:
-            sub.offer(self._state, self._text)
+            sub.wake()
         return sub
 
     def unsubscribe(self, sub: _Subscriber) -> None:
         self._subscribers.discard(sub)
+
+    def message_since(self, version: int) -> str | None:
+        """What a socket at ``version`` needs to reach the newest: deltas, or the whole state.
+
+        ``{"deltas": [...]}`` when every delta since ``version`` is kept, else
+        ``{"full": state}``; None when the socket is already there.
+        """
+        if self.state is None or version == self.version:
+            return None
+        if version and version == self.version - 1 and self._one_behind:
+            return self._one_behind
+        missed = [text for v, text in self._deltas if v > version]
+        if version and len(missed) == self.version - version:
+            return '{"deltas":[' + ",".join(missed) + "]}"
+        if self._full is None:
+            self._full = '{"full":' + encode(self.state) + "}"
+        return self._full
 
     # State ------------------------------------------------------------------------------
 
@@ -164,9 +194,16 @@ class DashboardHub:
         self.version += 1
         self._refreshed_at = time.monotonic()
         state["version"] = self.version
-        self._state, self._text = state, encode(state)
+        if self.state is None:
+            self._deltas.clear()
+            self._one_behind = ""
+        else:
+            text = encode(diff(self.state, state))
+            self._deltas.append((self.version, text))
+            self._one_behind = '{"deltas":[' + text + "]}"
+        self.state, self._full = state, None
         for sub in list(self._subscribers):
-            sub.offer(state, self._text)
+            sub.wake()
         return state
 
     def _roll_day(self, now: int) -> None:

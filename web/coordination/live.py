@@ -33,6 +33,21 @@ STATE_ORDER = list(STATE_NAMES)
 WAITING_STATES = (TaskState.WAITING, TaskState.RESERVED)
 
 
+def queue_order(item: dict[str, Any]) -> tuple[Any, ...]:
+    """Queue rows in the engine's order: priority, then place (static/dashboard.js mirrors it)."""
+    return (-item["priority"], item["place_ms"], item["id"])
+
+
+def volunteer_order(item: dict[str, Any]) -> tuple[Any, ...]:
+    """Volunteer rows by state, then name (static/dashboard.js mirrors it)."""
+    return (STATE_ORDER.index(item["state"]), item["name"].lower(), item["id"])
+
+
+# The dashboard's lists of rows with an "id": deltas carry only the rows that changed and
+# the page puts them back in this order.
+LIST_ORDERS = {"queue": queue_order, "volunteers": volunteer_order}
+
+
 @dataclass(frozen=True)
 class AlertRules:
     """When the dashboard raises an alert."""
@@ -128,6 +143,7 @@ async def build_state(
             "departement_name": _dep_name(territories, t.departement),
             "region": t.region,
             "since_ms": t.created_ms,
+            "place_ms": t.place_ms,
             "level": t.level,
             "level_name": LEVEL_NAMES.get(t.level, "national"),
             "priority": t.priority,
@@ -135,6 +151,7 @@ async def build_state(
         }
         for t in waiting
     ]
+    queue.sort(key=queue_order)  # already so (live_tasks); the key is what deltas rely on
 
     held: dict[str, list[Task]] = defaultdict(list)
     for t in tasks:
@@ -153,7 +170,7 @@ async def build_state(
             "since_ms": since, "reason": v.reason, "departement": v.departement,
             "region": v.region, "misses": v.misses, "presence": v.presence.value,
         })
-    vols.sort(key=lambda x: (STATE_ORDER.index(x["state"]), x["name"].lower()))
+    vols.sort(key=volunteer_order)
     by_state = Counter(x["state"] for x in vols)
 
     on_duty_by_dep = Counter(v.departement for v in volunteers if v.presence.value == "available")

@@ -225,7 +225,7 @@ async def dashboard_socket(
     user: Coordinator,
     _origin: SameOrigin,
 ) -> None:
-    """Pushes the dashboard each time it changes (newest version only).
+    """Pushes the dashboard: the whole state first, then what changes (``delta.py``).
 
     Who may watch is checked once, here at connect time; every socket then sends the
     text the hub encoded once per version.

@@ -1,5 +1,6 @@
-// The coordinator's live dashboard: a websocket pushes the whole state on every change;
-// this script draws it in place (keeping keyboard focus) and ticks the elapsed times.
+// The coordinator's live dashboard: a websocket pushes the whole state, then deltas (what
+// changed, web/coordination/delta.py); this script applies them, draws the state in place
+// (keeping keyboard focus) and ticks the elapsed times.
 "use strict";
 
 (function () {
@@ -287,13 +288,42 @@
   document.querySelectorAll("form.js-action").forEach(bindForm);
   document.querySelectorAll('input[name="carte-mode"]').forEach((r) => r.addEventListener("change", drawMap));
 
+  // Deltas ----------------------------------------------------------------------------
+  // Rows come back in the server's order (web/coordination/live.py, LIST_ORDERS).
+  const STATE_RANK = ["available", "reserved", "call", "chats", "wrapup", "paused", "logged_out"];
+  const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+  const LIST_ORDERS = {
+    queue: (a, b) => cmp(b.priority, a.priority) || cmp(a.place_ms, b.place_ms) || cmp(a.id, b.id),
+    volunteers: (a, b) => cmp(STATE_RANK.indexOf(a.state), STATE_RANK.indexOf(b.state))
+      || cmp(a.name.toLowerCase(), b.name.toLowerCase()) || cmp(a.id, b.id),
+  };
+
+  // The state after one delta, or null when it does not follow the state held.
+  function applyDelta(s, d) {
+    if (!s || d.base !== s.version) return null;
+    const next = Object.assign({}, s, d.set);
+    for (const k of d.unset || []) delete next[k];
+    for (const [key, rows] of Object.entries(d.lists || {})) {
+      const byId = new Map((s[key] || []).map((row) => [row.id, row]));
+      for (const id of rows.drop) byId.delete(id);
+      for (const row of rows.put) byId.set(row.id, row);
+      next[key] = [...byId.values()].sort(LIST_ORDERS[key]);
+    }
+    next.version = d.version;
+    return next;
+  }
+
   // The socket ------------------------------------------------------------------------
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/coordination/ws`);
     ws.onopen = () => { retry = 1000; };
     ws.onmessage = (msg) => {
-      draw(JSON.parse(msg.data));
+      const message = JSON.parse(msg.data);
+      let next = message.full || state;
+      for (const d of message.full ? [] : message.deltas) next = applyDelta(next, d);
+      if (!next) { ws.close(); return; } // out of step: reconnecting brings the whole state
+      draw(next);
       text("connexion", `À jour (${new Date(now()).toLocaleTimeString("fr-FR", { timeZone: "Europe/Paris" })})`);
       $("connexion").className = "pill ok";
       document.body.dataset.version = state.version;
