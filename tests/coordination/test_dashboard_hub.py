@@ -14,6 +14,7 @@ from routing.engine import Engine
 from routing.errors import RoutingError
 from routing.metrics import compute
 from routing.models import Channel, Presence, TaskSpec, VolunteerProfile
+from web.coordination import hub as hub_module
 from web.coordination.delta import OutOfStep, apply, diff
 from web.coordination.hub import DELTAS_KEPT, DashboardHub, encode, notify
 from web.coordination.live import Slots, build_state, day_start_ms, volunteer_order
@@ -82,6 +83,15 @@ async def test_alerts_for_a_falling_service_level_and_unanswered_offers(
     assert kinds["no_answer"]["text"] == "Anne n'a pas décroché au dernier appel proposé."
 
 
+async def settle(hubs: list[DashboardHub]) -> None:
+    """Step every hub until none has events left and all pass on the same version."""
+    for _ in range(20):
+        counts = [await hub.step(block_ms=10) for hub in hubs]
+        if not any(counts) and len({hub.version for hub in hubs}) == 1:
+            return
+    raise AssertionError(f"hubs did not settle: {[hub.version for hub in hubs]}")
+
+
 async def test_hubs_in_several_processes_push_every_change_from_the_stream(
     engine: Engine, clock: ManualClock
 ) -> None:
@@ -94,21 +104,70 @@ async def test_hubs_in_several_processes_push_every_change_from_the_stream(
     await engine.log_in(VolunteerProfile("v1", "05", name="Anne"))
     await engine.set_presence("v1", Presence.AVAILABLE)
     await engine.enqueue(TaskSpec("a", Channel.VOICE, "05"))
-    for hub in hubs:
-        assert await hub.step(block_ms=1000) >= 2
+    await settle(hubs)
     states = [await s.next() for s in subs]
     assert all(st["queue"][0]["ringing"] == "Anne" for st in states)
 
     await engine.accept("v1", "a")
-    steps = await asyncio.gather(*(hub.step(block_ms=1000) for hub in hubs))
-    assert all(n >= 1 for n in steps)
+    await settle(hubs)
     states = [await s.next() for s in subs]
     assert all(st["waiting"]["total"] == 0 and st["today"]["answered"] == 1 for st in states)
     assert all(st["volunteers"][0]["state"] == "call" for st in states)
+    # One hub built each version; the others only passed it on.
+    assert sum(hub.builds for hub in hubs) == hubs[0].version
+    assert sorted(hub.builds for hub in hubs)[:2] == [0, 0]
 
     # A coordination notice (not an engine event) also reaches every hub.
     await notify(engine.redis, engine.keys.line, "line")
-    assert all(n == 1 for n in await asyncio.gather(*(h.step(block_ms=1000) for h in hubs)))
+    assert [await h.step(block_ms=1000) for h in hubs] == [1, 1, 1]
+
+
+async def test_another_hub_builds_when_the_builder_stops(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub_module, "BUILDER_TTL_MS", 200)
+    first, second = DashboardHub(engine), DashboardHub(engine)
+    for hub in (first, second):
+        await hub.seed()
+    await first.subscribe()
+    watching = await second.subscribe()
+    await watching.next()
+    await engine.enqueue(TaskSpec("t1", Channel.CHAT, "75"))
+    await settle([first, second])  # the first hub to step takes the lease
+    assert first.builds >= 1 and second.builds == 0
+    assert (await watching.next())["waiting"]["total"] == 1
+
+    # The builder's process stops: once its lease lapses the other hub builds, carrying on
+    # from the published version (its sockets get a delta, not the whole state again).
+    await asyncio.sleep(0.3)
+    await engine.enqueue(TaskSpec("t2", Channel.CHAT, "75"))
+    await second.step(block_ms=1000)
+    assert second.builds == 1 and second.version == first.version + 1
+    message = json.loads(await watching.next_text())
+    assert [d["version"] for d in message["deltas"]] == [second.version]
+    assert apply(watching.held, message["deltas"][0])["waiting"]["total"] == 2
+
+
+async def test_builders_racing_never_fork_the_versions(engine: Engine) -> None:
+    """Several hubs publishing at once (a lease lost under a pause): each version is
+    published once, on top of the one before, and the deltas rebuild the last state."""
+    hubs = [DashboardHub(engine) for _ in range(3)]
+    for hub in hubs:
+        await hub.seed()
+    await hubs[0].refresh()
+    held = json.loads(await engine.redis.hget(hubs[0].keys.state, "text"))
+    for i in range(8):
+        await engine.enqueue(TaskSpec(f"t{i}", Channel.CHAT, "75"))
+        await asyncio.gather(*(hub.refresh() for hub in hubs))
+    entries = await engine.redis.xrange(hubs[0].keys.stream)
+    versions = [int(fields["version"]) for _, fields in entries]
+    assert versions == list(range(1, len(versions) + 1))
+    assert len(versions) == sum(hub.builds for hub in hubs) >= 9
+    assert sum(1 for hub in hubs if hub.builds) >= 2  # they did race
+    for _, fields in entries[1:]:
+        held = apply(held, json.loads(fields["delta"]))
+    state = json.loads(await engine.redis.hget(hubs[0].keys.state, "text"))
+    assert held == state and state["waiting"]["total"] == 8
 
 
 async def test_a_slow_dashboard_gets_the_newest_state_not_a_backlog(engine: Engine) -> None:
@@ -173,7 +232,7 @@ async def test_a_dashboard_that_fell_behind_gets_what_it_missed_or_the_whole_sta
     message = json.loads(await far.next_text())
     assert "deltas" not in message and message["full"] == hub.state
     assert await slow.next_text() != ""  # still served; nothing is pending after it
-    assert not slow.ready.is_set() and hub.message_since(slow.sent) is None
+    assert not slow.ready.is_set() and await hub.message_since(slow.sent) is None
 
 
 async def test_deltas_rebuild_every_version_of_a_busy_line(

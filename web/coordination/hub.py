@@ -1,15 +1,22 @@
-"""The dashboard hub of one app process: follows the streams, pushes to open dashboards.
+"""The dashboard hubs: one process builds each version, every process pushes it.
 
-Each process reads the engine's event stream itself (XREAD, no consumer group), so
-every process's dashboards are as fresh as the stream, however many processes run.
-After each batch of events the hub rebuilds the dashboard from Redis once and encodes
-the delta from the previous version once (``delta.py``); every socket gets the same
-text. A socket gets the whole state when it opens, then the deltas; one that fell
+The dashboard is the same for every coordinator, so it is built once per change for the
+whole line, not once per app process: the hub holding the builder lease (a Redis key,
+renewed while it works) follows the engine's event stream, rebuilds the dashboard after
+each batch of events (at most every ``MIN_REBUILD_GAP_S``) and publishes the new version
+with one script (``PUBLISH``): the whole state, kept in a hash, and the delta from the
+previous version (``delta.py``), appended to the dashboard stream. Publishing succeeds
+only on top of the version it was computed from, so two builders (a lease that expired
+under a pause) never fork the versions; the loser takes the published state and retries.
+If the builder stops, another hub takes the lease within ``BUILDER_TTL_MS``.
+
+Every hub, builder or not, follows the dashboard stream and hands each open socket of its
+process the same text: the whole state when it opens, then the deltas; a socket that fell
 behind (a slow network) gets the deltas it missed in one message, or the whole state
-again if they are no longer kept: it skips versions, never lags. With M dashboards, a
-change costs one rebuild and one encoding of a few rows, not M encodings of the line.
-Coordination notices (line closed, registration, broadcasts, slot changes) come on
-a second stream so a change made in one process shows in all of them.
+again if they are no longer kept: it skips versions, never lags. With M dashboards on P
+processes, a change costs one rebuild, one encoding of the state and of a few rows, and
+P reads of that delta. Coordination notices (line closed, registration, broadcasts, slot
+changes) come on a second stream so a change made in one process shows in all of them.
 """
 
 from __future__ import annotations
@@ -17,9 +24,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -28,7 +37,7 @@ from routing.clock import buckets
 from routing.engine import Engine
 from routing.events import Event
 from routing.occupancy import OccupancyTracker
-from web.coordination.delta import diff
+from web.coordination.delta import apply, diff
 from web.coordination.live import AlertRules, Slots, build_state, day_start_ms
 
 log = logging.getLogger(__name__)
@@ -42,11 +51,48 @@ OCCUPANCY_LOOKBACK_MS = 12 * 3600 * 1000  # states carried into the day from the
 NOTICES_MAXLEN = 1000
 # Deltas kept for sockets that fell behind; further behind, a socket gets the whole state.
 DELTAS_KEPT = 32
+DASHBOARD_MAXLEN = 200  # versions kept in the dashboard stream (hubs read them at once)
+BUILDER_TTL_MS = 3000  # a builder that stops renewing its lease is replaced after this
+WATCHED_TTL_MS = 15_000  # "a dashboard is open somewhere", renewed by hubs that have one
 
 
 def notices_key(line: str) -> str:
     """The stream of coordination changes that are not engine transitions."""
     return f"perm:coord:{{{line}}}:notices"
+
+
+@dataclass(frozen=True)
+class DashboardKeys:
+    """The shared dashboard's keys, under the line's hash tag."""
+
+    state: str  # hash: version, text (the whole state as JSON)
+    stream: str  # one entry per version: version, delta (JSON; empty = start again)
+    builder: str  # the builder's lease: a hub's token
+    watched: str  # set while some process has a dashboard open
+
+    @classmethod
+    def of(cls, line: str) -> DashboardKeys:
+        base = f"perm:coord:{{{line}}}:dashboard"
+        return cls(f"{base}:state", f"{base}:stream", f"{base}:builder", f"{base}:watched")
+
+
+# Take or renew the builder lease; 1 when this hub builds (a dashboard is open somewhere).
+CLAIM = """
+if ARGV[3] == '1' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[4]) end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# Publish a version on top of the one it was built from, or nothing (returns the entry id).
+PUBLISH = """
+if (redis.call('HGET', KEYS[1], 'version') or '0') ~= ARGV[1] then return false end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'text', ARGV[3])
+return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'version', ARGV[2],
+  'delta', ARGV[4])
+"""
 
 
 async def notify(redis: Redis, line: str, kind: str, **data: str) -> str:
@@ -63,6 +109,7 @@ class _Subscriber:
         self.hub = hub
         self.sent = 0  # version the socket has (0: nothing yet)
         self.ready = asyncio.Event()
+        self.held: dict[str, Any] | None = None  # what the page holds (next() only)
 
     def wake(self) -> None:
         self.ready.set()
@@ -72,18 +119,22 @@ class _Subscriber:
         while True:
             await self.ready.wait()
             self.ready.clear()
-            message = self.hub.message_since(self.sent)
+            message = await self.hub.message_since(self.sent)
             if message is not None:
-                self.sent = self.hub.version
-                return message
+                self.sent, text = message
+                return text
 
     async def next(self) -> dict[str, Any]:
-        """The newest state itself, as the socket's page would hold it after next_text()."""
-        await self.ready.wait()
-        self.ready.clear()
-        self.sent = self.hub.version
-        assert self.hub.state is not None
-        return self.hub.state
+        """The state a page holds after the next message (applied as dashboard.js does)."""
+        message = json.loads(await self.next_text())
+        if "full" in message:
+            self.held = message["full"]
+        else:
+            assert self.held is not None
+            for delta in message["deltas"]:
+                self.held = apply(self.held, delta)
+        assert self.held is not None
+        return self.held
 
 
 Extras = Callable[[bool], Awaitable[dict[str, Any]]]  # reload: re-read what lives in SQL
@@ -91,7 +142,7 @@ SlotsLoader = Callable[[int], Awaitable[Slots | None]]
 
 
 class DashboardHub:
-    """Feeds every open dashboard of this process from the line's streams."""
+    """Builds the line's dashboard when it holds the lease; feeds this process's sockets."""
 
     def __init__(
         self,
@@ -104,23 +155,30 @@ class DashboardHub:
         self.engine = engine
         self.redis = engine.redis
         self.line = engine.keys.line
+        self.keys = DashboardKeys.of(self.line)
         self.slots_loader = slots_loader
         self.extras = extras
         self.rules = rules or AlertRules()
         self.tracker = OccupancyTracker(0)
+        self.token = secrets.token_hex(8)
+        self.builds = 0  # versions this hub built and published
+        self._claim = self.redis.register_script(CLAIM)
+        self._publish = self.redis.register_script(PUBLISH)
         self._subscribers: set[_Subscriber] = set()
         self._day = ""
         self._last_ids: dict[str, str] = {}
+        self._seeded = False
         self._slots: Slots | None = None
         self._slots_until_ms = 0
         self._extra: dict[str, Any] = {}
         self._pending_reload = True
         self._refreshed_at = 0.0
-        self.state: dict[str, Any] | None = None
-        self._full: str | None = None  # the message of the whole state, once asked for
+        self.state: dict[str, Any] | None = None  # the last state this hub built or took
+        # What this process's sockets are fed from (the dashboard stream):
+        self.version = 0
         self._deltas: deque[tuple[int, str]] = deque(maxlen=DELTAS_KEPT)  # (version, text)
         self._one_behind = ""  # the message of the newest delta alone, shared by sockets
-        self.version = 0
+        self._full: tuple[int, str] | None = None  # the message of the whole state
 
     # Subscribers ------------------------------------------------------------------------
 
@@ -128,33 +186,41 @@ class DashboardHub:
         """A new dashboard: it gets the current state at once, then every change."""
         sub = _Subscriber(self)
         self._subscribers.add(sub)
-        if self.state is None:
-            await self.refresh()
-        else:
-            sub.wake()
+        if self.version == 0 and await self._published_version() == 0:
+            await self.refresh()  # nothing published for this line yet
+        sub.wake()
         return sub
 
     def unsubscribe(self, sub: _Subscriber) -> None:
         self._subscribers.discard(sub)
 
-    def message_since(self, version: int) -> str | None:
-        """What a socket at ``version`` needs to reach the newest: deltas, or the whole state.
+    async def message_since(self, version: int) -> tuple[int, str] | None:
+        """What a socket at ``version`` needs to reach the newest, and that version.
 
         ``{"deltas": [...]}`` when every delta since ``version`` is kept, else
         ``{"full": state}``; None when the socket is already there.
         """
-        if self.state is None or version == self.version:
+        if version >= self.version and version:
             return None
         if version and version == self.version - 1 and self._one_behind:
-            return self._one_behind
+            return self.version, self._one_behind
         missed = [text for v, text in self._deltas if v > version]
         if version and len(missed) == self.version - version:
-            return '{"deltas":[' + ",".join(missed) + "]}"
-        if self._full is None:
-            self._full = '{"full":' + encode(self.state) + "}"
+            return self.version, '{"deltas":[' + ",".join(missed) + "]}"
+        return await self._full_message()
+
+    async def _full_message(self) -> tuple[int, str] | None:
+        if self._full is None or self._full[0] < self.version:
+            version, text = await self.redis.hmget(self.keys.state, "version", "text")
+            if not text:
+                return None
+            self._full = (int(version), '{"full":' + text + "}")
         return self._full
 
-    # State ------------------------------------------------------------------------------
+    async def _published_version(self) -> int:
+        return int(await self.redis.hget(self.keys.state, "version") or 0)
+
+    # Building (the hub holding the lease) -----------------------------------------------
 
     async def _reload_slots(self, now: int) -> None:
         if self.slots_loader is None:
@@ -175,15 +241,15 @@ class DashboardHub:
         except Exception:
             log.exception("could not load the line's status")
 
-    async def refresh(self, *, reload: bool = False) -> dict[str, Any]:
-        """Rebuild the dashboard from Redis and hand it to every subscriber."""
+    async def build(self, *, reload: bool = False) -> dict[str, Any]:
+        """The dashboard at this instant, read from Redis (not published)."""
         now = self.engine.clock.now_ms()
         self._roll_day(now)
         reload, self._pending_reload = reload or self._pending_reload, False
         if reload or self._slots is None or now >= self._slots_until_ms:
             await self._reload_slots(now)
         await self._reload_extras(reload)
-        state = await build_state(
+        return await build_state(
             self.engine,
             occupancy=self.tracker.counts(now),
             slots=self._slots,
@@ -191,19 +257,30 @@ class DashboardHub:
             registration_open=self._extra.get("registration_open"),
             rules=self.rules,
         )
-        self.version += 1
+
+    async def refresh(self, *, reload: bool = False) -> dict[str, Any]:
+        """Rebuild the dashboard and publish it as the line's next version."""
+        state = await self.build(reload=reload)
         self._refreshed_at = time.monotonic()
-        state["version"] = self.version
-        if self.state is None:
-            self._deltas.clear()
-            self._one_behind = ""
-        else:
-            text = encode(diff(self.state, state))
-            self._deltas.append((self.version, text))
-            self._one_behind = '{"deltas":[' + text + "]}"
-        self.state, self._full = state, None
-        for sub in list(self._subscribers):
-            sub.wake()
+        for _ in range(2):  # a second try on top of what another builder published
+            base = self.state
+            state["version"] = (base["version"] if base else 0) + 1
+            text = encode(state)
+            delta = encode(diff(base, state)) if base else ""
+            entry = await self._publish(
+                keys=[self.keys.state, self.keys.stream],
+                args=[base["version"] if base else 0, state["version"], text, delta,
+                      DASHBOARD_MAXLEN],
+            )
+            if entry is not None:
+                self.builds += 1
+                self.state = state
+                if self.version == state["version"] - 1:  # caught up: no need to read it back
+                    self._take(entry, state["version"], delta, text)
+                return state
+            published = await self.redis.hget(self.keys.state, "text")
+            self.state = json.loads(published) if published else None
+        log.info("dashboard version %s not published: another hub is building", state["version"])
         return state
 
     def _roll_day(self, now: int) -> None:
@@ -232,45 +309,77 @@ class DashboardHub:
             end = "(" + page[-1][0]
         for event in reversed(backlog):
             self.tracker.apply(event)
+        dashboard_end = await self._stream_end(self.keys.stream)
+        self.version = await self._published_version()  # read after the stream's end
         self._last_ids = {
             self.engine.keys.events: newest or "0-0",
             notices_key(self.line): await self._stream_end(notices_key(self.line)),
+            self.keys.stream: dashboard_end,
         }
+        self._seeded = True
 
     async def _stream_end(self, key: str) -> str:
         last = await self.redis.xrevrange(key, "+", "-", count=1)
         return last[0][0] if last else "0-0"
 
+    def _take(self, entry_id: str, version: int, delta: str, text: str | None = None) -> None:
+        """A published version: keep its delta and wake this process's sockets."""
+        self._last_ids[self.keys.stream] = entry_id
+        if version <= self.version:
+            return  # already taken (this hub published it)
+        if not delta or version != self.version + 1:
+            self._deltas.clear()  # a new start or a gap: behind sockets get the whole state
+            self._one_behind = ""
+        else:
+            self._deltas.append((version, delta))
+            self._one_behind = '{"deltas":[' + delta + "]}"
+        self.version = version
+        self._full = (version, '{"full":' + text + "}") if text is not None else None
+        for sub in list(self._subscribers):
+            sub.wake()
+
     async def step(self, block_ms: int = READ_BLOCK_MS) -> int:
-        """Wait for events (up to block_ms), fold them, push one rebuild; returns how many."""
+        """Wait for events (up to block_ms), fold them, rebuild if this hub is the builder,
+        and pass on published versions; returns how many events and notices came."""
         reply = await self.redis.xread(self._last_ids, count=1000, block=block_ms)
         n, reload = 0, False
         for stream, entries in reply or []:
             for entry_id, fields in entries:
+                if stream == self.keys.stream:
+                    self._take(entry_id, int(fields["version"]), fields["delta"])
+                    continue
                 self._last_ids[stream] = entry_id
                 n += 1
                 if stream == self.engine.keys.events:
                     self.tracker.apply(Event.parse(entry_id, fields))
                 else:
                     reload = True
+        self._pending_reload = self._pending_reload or reload  # done at the next build
         stale = time.monotonic() - self._refreshed_at >= REFRESH_S
-        if self._subscribers and (n or stale):
-            await self.refresh(reload=reload)
-        elif reload:
-            self._pending_reload = True  # done when a dashboard opens
+        if (n or stale) and await self._builds():
+            await self.refresh()
+        elif stale:
+            self._refreshed_at = time.monotonic()
         return n
+
+    async def _builds(self) -> bool:
+        """Whether this hub builds now (holds the lease, and a dashboard is open somewhere)."""
+        watching = "1" if self._subscribers else "0"
+        args = [self.token, BUILDER_TTL_MS, watching, WATCHED_TTL_MS]
+        return bool(await self._claim(keys=[self.keys.builder, self.keys.watched], args=args))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the streams until stopped; errors are logged and retried."""
         failing = False
         while not stop.is_set():
             try:
-                if not self._last_ids:
+                if not self._seeded:
                     await self.seed()
+                builds = self.builds
                 await self.step()
                 failing = False
                 gap = MIN_REBUILD_GAP_S - (time.monotonic() - self._refreshed_at)
-                if gap > 0:
+                if gap > 0 and self.builds > builds:  # the builder paces its rebuilds
                     await asyncio.sleep(gap)
             except asyncio.CancelledError:
                 raise

@@ -215,8 +215,11 @@ def _french_map(svg: str) -> str:
 
 @router.get("/etat")
 async def state(request: Request) -> JSONResponse:
-    """The dashboard's current data (what the websocket pushes)."""
-    return JSONResponse(await _hub(request).refresh())
+    """The dashboard's current data (what the websocket pushes), published as a version.
+
+    What lives in SQL (slots, registration) is read again: a change made just before
+    shows here even if the hub has not yet read its notice."""
+    return JSONResponse(await _hub(request).refresh(reload=True))
 
 
 @router.websocket("/ws")
