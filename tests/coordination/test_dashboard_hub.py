@@ -148,6 +148,26 @@ async def test_another_hub_builds_when_the_builder_stops(
     assert apply(watching.held, message["deltas"][0])["waiting"]["total"] == 2
 
 
+async def test_a_dashboard_opening_after_a_quiet_spell_sees_the_line_as_it_is_now(
+    engine: Engine, clock: ManualClock
+) -> None:
+    builder, other = DashboardHub(engine), DashboardHub(engine)
+    for hub in (builder, other):
+        await hub.seed()
+    first = await builder.subscribe()
+    assert (await first.next())["waiting"]["total"] == 0
+    builder.unsubscribe(first)  # every dashboard closed...
+    await engine.redis.delete(builder.keys.watched)  # ...long enough for the mark to lapse
+    builds = builder.builds + other.builds
+    await engine.enqueue(TaskSpec("t1", Channel.CHAT, "75"))
+    await settle([builder, other])
+    assert builder.builds + other.builds == builds  # nobody watches: nobody builds
+    clock.advance(hub_module.REFRESH_S + 1)
+    late = await other.subscribe()  # in another process, a while later
+    state = await late.next()
+    assert state["waiting"]["total"] == 1 and state["now_ms"] == clock.now_ms()
+
+
 async def test_builders_racing_never_fork_the_versions(engine: Engine) -> None:
     """Several hubs publishing at once (a lease lost under a pause): each version is
     published once, on top of the one before, and the deltas rebuild the last state."""

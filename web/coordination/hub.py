@@ -65,7 +65,7 @@ def notices_key(line: str) -> str:
 class DashboardKeys:
     """The shared dashboard's keys, under the line's hash tag."""
 
-    state: str  # hash: version, text (the whole state as JSON)
+    state: str  # hash: version, text (the whole state as JSON), at (when built, ms)
     stream: str  # one entry per version: version, delta (JSON; empty = start again)
     builder: str  # the builder's lease: a hub's token
     watched: str  # set while some process has a dashboard open
@@ -89,7 +89,7 @@ return 1
 # Publish a version on top of the one it was built from, or nothing (returns the entry id).
 PUBLISH = """
 if (redis.call('HGET', KEYS[1], 'version') or '0') ~= ARGV[1] then return false end
-redis.call('HSET', KEYS[1], 'version', ARGV[2], 'text', ARGV[3])
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'text', ARGV[3], 'at', ARGV[6])
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'version', ARGV[2],
   'delta', ARGV[4])
 """
@@ -186,8 +186,10 @@ class DashboardHub:
         """A new dashboard: it gets the current state at once, then every change."""
         sub = _Subscriber(self)
         self._subscribers.add(sub)
-        if self.version == 0 and await self._published_version() == 0:
-            await self.refresh()  # nothing published for this line yet
+        await self._builds()  # say a dashboard is open here: the builder keeps building
+        version, at = await self.redis.hmget(self.keys.state, "version", "at")
+        if not version or self.engine.clock.now_ms() - int(at or 0) > REFRESH_S * 1000:
+            await self.refresh()  # nothing published yet, or not since dashboards closed
         sub.wake()
         return sub
 
@@ -216,9 +218,6 @@ class DashboardHub:
                 return None
             self._full = (int(version), '{"full":' + text + "}")
         return self._full
-
-    async def _published_version(self) -> int:
-        return int(await self.redis.hget(self.keys.state, "version") or 0)
 
     # Building (the hub holding the lease) -----------------------------------------------
 
@@ -270,7 +269,7 @@ class DashboardHub:
             entry = await self._publish(
                 keys=[self.keys.state, self.keys.stream],
                 args=[base["version"] if base else 0, state["version"], text, delta,
-                      DASHBOARD_MAXLEN],
+                      DASHBOARD_MAXLEN, state["now_ms"]],
             )
             if entry is not None:
                 self.builds += 1
@@ -310,7 +309,8 @@ class DashboardHub:
         for event in reversed(backlog):
             self.tracker.apply(event)
         dashboard_end = await self._stream_end(self.keys.stream)
-        self.version = await self._published_version()  # read after the stream's end
+        # Read after the stream's end: entries past it are newer than this version.
+        self.version = int(await self.redis.hget(self.keys.state, "version") or 0)
         self._last_ids = {
             self.engine.keys.events: newest or "0-0",
             notices_key(self.line): await self._stream_end(notices_key(self.line)),
