@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from callers.schedule import Schedule, ScheduleStore
 from routing.engine import Engine
-from routing.models import Presence, VolunteerProfile
+from routing.models import Channel, Presence, TaskSpec, VolunteerProfile
 from tests.callers.twilio_sim import PhoneCall, Webhooks
 from tests.coordination.sessions import PASSWORD, login
 from volunteers.models import Role
@@ -209,6 +209,16 @@ async def test_a_call_and_its_answer_appear_on_the_open_dashboard(
         # Keyboard: the first control is reachable and visibly focused.
         await page.keyboard.press("Tab")
         assert await page.evaluate("document.activeElement.textContent") == "Aller au contenu"
+
+        # Queue rows too: priority first, then place in the queue.
+        for extra_id, _, _ in others:  # nobody free to take them
+            await line_engine.set_presence(extra_id, Presence.PAUSED, "réunion")
+        for task_id, priority in (("chat-a", 0), ("chat-b", 5), ("chat-c", 0), ("chat-d", 5)):
+            await line_engine.enqueue(TaskSpec(task_id, Channel.CHAT, "75", priority=priority))
+        await expect(page.locator("#file tbody tr")).to_have_count(4, timeout=TIMEOUT_MS)
+        rows = await page.locator("#file tbody tr").evaluate_all(
+            "rows => rows.map(r => r.dataset.key)")
+        assert rows == ["chat-b", "chat-d", "chat-a", "chat-c"]
 
         for path in ("/coordination/rapports?periode=week", "/coordination/horaires",
                      "/coordination/routage"):

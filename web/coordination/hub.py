@@ -162,6 +162,7 @@ class DashboardHub:
         self.tracker = OccupancyTracker(0)
         self.token = secrets.token_hex(8)
         self.builds = 0  # versions this hub built and published
+        self._building = False  # held the lease at the last claim
         self._claim = self.redis.register_script(CLAIM)
         self._publish = self.redis.register_script(PUBLISH)
         self._subscribers: set[_Subscriber] = set()
@@ -366,7 +367,12 @@ class DashboardHub:
         """Whether this hub builds now (holds the lease, and a dashboard is open somewhere)."""
         watching = "1" if self._subscribers else "0"
         args = [self.token, BUILDER_TTL_MS, watching, WATCHED_TTL_MS]
-        return bool(await self._claim(keys=[self.keys.builder, self.keys.watched], args=args))
+        builds = bool(await self._claim(keys=[self.keys.builder, self.keys.watched], args=args))
+        if builds != self._building:  # a takeover is worth a line in the log, not each renewal
+            self._building = builds
+            log.info("dashboard hub %s %s", self.token,
+                     "builds the dashboard" if builds else "no longer builds the dashboard")
+        return builds
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the streams until stopped; errors are logged and retried."""
