@@ -168,6 +168,25 @@ async def test_a_dashboard_opening_after_a_quiet_spell_sees_the_line_as_it_is_no
     assert state["waiting"]["total"] == 1 and state["now_ms"] == clock.now_ms()
 
 
+async def test_dashboards_start_again_when_redis_lost_the_published_versions(
+    engine: Engine,
+) -> None:
+    hub = DashboardHub(engine)
+    await hub.seed()
+    sub = await hub.subscribe()
+    for _ in range(3):
+        await hub.refresh()
+    await sub.next()
+    assert sub.sent == hub.version == 4
+    await engine.redis.delete(hub.keys.state)  # e.g. a Redis restarted without its data
+    hub.state = None  # a fresh builder, with nothing to build on
+    await engine.enqueue(TaskSpec("t1", Channel.CHAT, "75"))
+    await hub.step(block_ms=1000)  # builds version 1 again...
+    await hub.step(block_ms=1000)  # ...and reads it back from the stream
+    message = json.loads(await asyncio.wait_for(sub.next_text(), 10))
+    assert message["full"]["version"] == 1 and message["full"]["waiting"]["total"] == 1
+
+
 async def test_builders_racing_never_fork_the_versions(engine: Engine) -> None:
     """Several hubs publishing at once (a lease lost under a pause): each version is
     published once, on top of the one before, and the deltas rebuild the last state."""

@@ -326,8 +326,12 @@ class DashboardHub:
     def _take(self, entry_id: str, version: int, delta: str, text: str | None = None) -> None:
         """A published version: keep its delta and wake this process's sockets."""
         self._last_ids[self.keys.stream] = entry_id
-        if version <= self.version:
+        if version == self.version:
             return  # already taken (this hub published it)
+        if version < self.version:  # Redis lost the dashboard's keys: every socket restarts
+            self.version = 0
+            for sub in self._subscribers:
+                sub.sent = 0
         if not delta or version != self.version + 1:
             self._deltas.clear()  # a new start or a gap: behind sockets get the whole state
             self._one_behind = ""

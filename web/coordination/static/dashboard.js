@@ -289,7 +289,9 @@
   document.querySelectorAll('input[name="carte-mode"]').forEach((r) => r.addEventListener("change", drawMap));
 
   // Deltas ----------------------------------------------------------------------------
-  // Rows come back in the server's order (web/coordination/live.py, LIST_ORDERS).
+  // Rows come back in the server's order (web/coordination/live.py, LIST_ORDERS). Python's
+  // lower() and toLowerCase() agree on names in Latin scripts; where they do not (a Greek
+  // final sigma), only the order of those rows can differ, never their content.
   const STATE_RANK = ["available", "reserved", "call", "chats", "wrapup", "paused", "logged_out"];
   const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
   const LIST_ORDERS = {
