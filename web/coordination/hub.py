@@ -8,7 +8,8 @@ with one script (``PUBLISH``): the whole state, kept in a hash, and the delta fr
 previous version (``delta.py``), appended to the dashboard stream. Publishing succeeds
 only on top of the version it was computed from, so two builders (a lease that expired
 under a pause) never fork the versions; the loser takes the published state and retries.
-If the builder stops, another hub takes the lease within ``BUILDER_TTL_MS``.
+If the builder stops, another hub takes the lease once it lapses (``BUILDER_TTL_MS``), at
+its next batch of events or periodic refresh.
 
 Every hub, builder or not, follows the dashboard stream and hands each open socket of its
 process the same text: the whole state when it opens, then the deltas; a socket that fell
