@@ -66,3 +66,14 @@ def apply(state: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
         new[key] = sorted(by_id.values(), key=LIST_ORDERS[key])
     new["version"] = delta["version"]
     return new
+
+
+def receive(held: dict[str, Any] | None, message: dict[str, Any]) -> dict[str, Any]:
+    """The state a socket's client holds after one message: ``{"full"}`` or ``{"deltas"}``."""
+    if "full" in message:
+        return message["full"]
+    if held is None:
+        raise OutOfStep("deltas before the whole state")
+    for delta in message["deltas"]:
+        held = apply(held, delta)
+    return held

@@ -38,7 +38,7 @@ from routing.clock import buckets
 from routing.engine import Engine
 from routing.events import Event
 from routing.occupancy import OccupancyTracker
-from web.coordination.delta import apply, diff
+from web.coordination.delta import diff, receive
 from web.coordination.live import AlertRules, Slots, build_state, day_start_ms
 
 log = logging.getLogger(__name__)
@@ -127,14 +127,7 @@ class _Subscriber:
 
     async def next(self) -> dict[str, Any]:
         """The state a page holds after the next message (applied as dashboard.js does)."""
-        message = json.loads(await self.next_text())
-        if "full" in message:
-            self.held = message["full"]
-        else:
-            assert self.held is not None
-            for delta in message["deltas"]:
-                self.held = apply(self.held, delta)
-        assert self.held is not None
+        self.held = receive(self.held, json.loads(await self.next_text()))
         return self.held
 
 

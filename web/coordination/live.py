@@ -34,7 +34,8 @@ WAITING_STATES = (TaskState.WAITING, TaskState.RESERVED)
 
 
 def queue_order(item: dict[str, Any]) -> tuple[Any, ...]:
-    """Queue rows in the engine's order: priority, then place (static/dashboard.js mirrors it)."""
+    """Queue rows in the engine's order (``Engine.live_tasks`` sorts tasks so): priority,
+    then place (static/dashboard.js mirrors it)."""
     return (-item["priority"], item["place_ms"], item["id"])
 
 
@@ -151,7 +152,6 @@ async def build_state(
         }
         for t in waiting
     ]
-    queue.sort(key=queue_order)  # already so (live_tasks); the key is what deltas rely on
 
     held: dict[str, list[Task]] = defaultdict(list)
     for t in tasks:

@@ -35,7 +35,7 @@ from callers.fake_twilio import FakeTwilio, fake_twilio_app
 from callers.phone_sim import PhoneSimulator
 from callers.phone_sim import SimCall as PhoneCall
 from callers.settings import CallersSettings
-from web.coordination.delta import apply as apply_delta
+from web.coordination.delta import receive
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 MEMBER_OR_CALL = re.compile(r"/(?:Members|Calls)/(CA[0-9a-f]+)\.json$")
@@ -693,12 +693,8 @@ class Dashboard:
     async def _read(self) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
             async for raw in self.ws:
-                at, message = time.time(), json.loads(raw)
-                state = message.get("full")
-                if state is None:  # deltas on top of what this socket holds
-                    state = self.latest
-                    for delta in message["deltas"]:
-                        state = apply_delta(state, delta)
+                at = time.time()
+                state = receive(self.latest or None, json.loads(raw))
                 self.latest = state
                 self.updates.append((at, int(state.get("now_ms", 0))))
                 self.changed.set()
