@@ -209,6 +209,33 @@ async def test_builders_racing_never_fork_the_versions(engine: Engine) -> None:
     assert held == state and state["waiting"]["total"] == 8
 
 
+async def test_dashboards_opening_at_once_share_one_rebuild(engine: Engine) -> None:
+    """A rebuild holds the whole line in memory: fifty dashboards opening together (a
+    coordinators' meeting) must not start fifty of them side by side."""
+    reloads: list[bool] = []
+
+    async def extras(reload: bool) -> dict[str, object]:
+        reloads.append(reload)
+        return {}
+
+    hub = DashboardHub(engine, extras=extras)
+    await hub.seed()
+    for i in range(30):
+        await engine.log_in(VolunteerProfile(f"v{i}", "05", name=f"Bénévole {i}"))
+    subs = await asyncio.gather(*(hub.subscribe() for _ in range(50)))  # nothing published yet
+    assert 1 <= hub.builds <= 2
+    texts = [await s.next_text() for s in subs]
+    assert all(text is texts[0] for text in texts)
+    assert json.loads(texts[0])["full"]["version"] == hub.version == hub.builds
+
+    # A refresh asked for while a rebuild runs gets a rebuild that starts after it, with
+    # the reload it asked for (a coordinator's change in SQL); the others share them.
+    reloads.clear()
+    builds = hub.builds
+    await asyncio.gather(hub.refresh(), hub.refresh(reload=True), hub.refresh())
+    assert reloads == [False, True] and hub.builds == builds + 2
+
+
 async def test_a_slow_dashboard_gets_the_newest_state_not_a_backlog(engine: Engine) -> None:
     hub = DashboardHub(engine)
     await hub.seed()

@@ -168,6 +168,9 @@ class DashboardHub:
         self._extra: dict[str, Any] = {}
         self._pending_reload = True
         self._refreshed_at = 0.0
+        self._rebuilding = asyncio.Lock()
+        self._asked = 0  # refresh() calls so far
+        self._served = 0  # calls answered by a finished rebuild that started after them
         self.state: dict[str, Any] | None = None  # the last state this hub built or took
         # What this process's sockets are fed from (the dashboard stream):
         self.version = 0
@@ -253,8 +256,25 @@ class DashboardHub:
         )
 
     async def refresh(self, *, reload: bool = False) -> dict[str, Any]:
-        """Rebuild the dashboard and publish it as the line's next version."""
-        state = await self.build(reload=reload)
+        """Rebuild the dashboard and publish it as the line's next version.
+
+        Single flight: a caller that arrives while a rebuild runs waits for the next one, and
+        every caller waiting then shares it. A rebuild holds the whole line in memory; a
+        hundred dashboards opening at once used to start a hundred of them side by side.
+        """
+        self._pending_reload = self._pending_reload or reload  # taken by the next build
+        self._asked += 1
+        ticket = self._asked
+        async with self._rebuilding:
+            if self._served >= ticket and self.state is not None:
+                return self.state  # a rebuild that started after this call has published
+            asked = self._asked
+            state = await self._rebuild()
+            self._served = asked
+            return state
+
+    async def _rebuild(self) -> dict[str, Any]:
+        state = await self.build()
         self._refreshed_at = time.monotonic()
         for _ in range(2):  # a second try on top of what another builder published
             base = self.state
