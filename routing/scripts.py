@@ -113,6 +113,12 @@ def snapshot_source() -> str:
 
 
 @cache
+def volunteers_source() -> str:
+    """The read-only script that returns a batch of volunteers' hashes in one reply."""
+    return _assemble(_read("volunteers"), lua_key_builders())
+
+
+@cache
 def staffing_source() -> str:
     """The script that reads the staffing counts (and makes them once when absent)."""
     return _assemble(_read("staffing"), lua_key_builders(), _read("staff_share"))

@@ -37,6 +37,7 @@ from redis.asyncio import Redis
 from routing.clock import buckets
 from routing.engine import Engine
 from routing.events import Event
+from routing.models import Volunteer
 from routing.occupancy import OccupancyTracker
 from web.coordination.delta import diff, receive
 from web.coordination.live import AlertRules, Slots, build_state, day_start_ms
@@ -166,6 +167,7 @@ class DashboardHub:
         self._slots: Slots | None = None
         self._slots_until_ms = 0
         self._extra: dict[str, Any] = {}
+        self._volunteers: dict[str, Volunteer] = {}  # as the last build read them
         self._pending_reload = True
         self._refreshed_at = 0.0
         self._rebuilding = asyncio.Lock()
@@ -253,6 +255,7 @@ class DashboardHub:
             line_status=self._extra.get("line"),
             registration_open=self._extra.get("registration_open"),
             rules=self.rules,
+            volunteer_cache=self._volunteers,
         )
 
     async def refresh(self, *, reload: bool = False) -> dict[str, Any]:

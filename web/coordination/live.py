@@ -118,13 +118,21 @@ async def build_state(
     line_status: dict[str, Any] | None = None,
     registration_open: bool | None = None,
     rules: AlertRules | None = None,
+    volunteer_cache: dict[str, Volunteer] | None = None,
 ) -> dict[str, Any]:
-    """The whole dashboard at this instant, as JSON-ready data."""
+    """The whole dashboard at this instant, as JSON-ready data.
+
+    ``volunteer_cache``: the volunteers of the previous build (a builder's), reused where
+    their hash is unchanged and replaced here by this build's.
+    """
     now = engine.clock.now_ms()
     day, interval = buckets(now)
     territories = engine.territories
     tasks = await engine.live_tasks()
-    volunteers = await engine.volunteers()
+    volunteers = await engine.volunteers(reuse=volunteer_cache)
+    if volunteer_cache is not None:
+        volunteer_cache.clear()
+        volunteer_cache.update((v.id, v) for v in volunteers)
     on_duty_scopes = await engine.redis.hgetall(engine.keys.on)
     today = await engine.counts(day)
     recent = await engine.counts(interval) + await engine.counts(_previous_quarter(interval))
