@@ -16,6 +16,7 @@ from callers.keys import CallerKeys
 from callers.reach import ReachResolver, softphone_by_id
 from callers.schedule import ScheduleStore
 from callers.settings import CallersSettings
+from callers.twilio_api import TwilioApi
 from routing.clock import buckets
 from routing.engine import Engine
 
@@ -32,11 +33,13 @@ class Callers:
     twilio: Client
     sessions: SessionFactory  # () -> async context manager yielding an AsyncSession
     reach: ReachResolver = softphone_by_id
+    rest: TwilioApi = field(init=False)  # the REST requests the bridge makes, over twilio
     identity: CallerIdentity = field(init=False)
     keys: CallerKeys = field(init=False)
     schedule: ScheduleStore = field(init=False)
 
     def __post_init__(self) -> None:
+        self.rest = TwilioApi(self.twilio)
         self.identity = CallerIdentity(self.settings.secret_key)
         self.keys = CallerKeys(self.engine.keys.line)
         self.schedule = ScheduleStore(self.redis, self.engine.keys.line)

@@ -215,7 +215,7 @@ class Bridge:
             pipe.expire(legs_key, TTL_S)
             await pipe.execute()
         try:
-            call = await self.ctx.twilio.calls.create_async(
+            call_sid = await self.ctx.rest.create_call(
                 to=reach.address,
                 from_=self.ctx.settings.twilio_number,
                 url=self.s.url("leg/answer", leg=leg_id),
@@ -229,7 +229,7 @@ class Bridge:
             if purpose == "assigned":
                 await self._give_back(task.id, reach.volunteer_id)
             return
-        await self.ctx.redis.hset(self.ctx.keys.leg(leg_id), "sid", call.sid)
+        await self.ctx.redis.hset(self.ctx.keys.leg(leg_id), "sid", call_sid)
 
     async def _bring_caller(self, task_id: str) -> None:
         """Take the waiting caller out of the queue into the conference."""
@@ -241,8 +241,8 @@ class Bridge:
         url = self.s.url("join", task=task_id)
         if state.get("inq") == "1" and state.get("qsid"):
             try:
-                await self.ctx.twilio.queues(state["qsid"]).members(call_sid).update_async(
-                    url=url, method="POST"
+                await self.ctx.rest.redirect_queue_member(
+                    state["qsid"], call_sid, url=url, method="POST"
                 )
                 await set_task(self.ctx, task_id, joined="1")
                 return
@@ -250,7 +250,7 @@ class Bridge:
                 # Not in the queue any more (e.g. in the callback menu): redirect the call.
                 log.info("caller of %s not in the queue: %s", task_id, error.code)
         try:
-            await self.ctx.twilio.calls(call_sid).update_async(url=url, method="POST")
+            await self.ctx.rest.update_call(call_sid, url=url, method="POST")
         except TwilioRestException as error:
             # The caller is gone (hung up meanwhile): their status callback ends the task.
             log.info("caller of %s not redirected: %s", task_id, error.code)
@@ -270,7 +270,7 @@ class Bridge:
 
     async def _hang_up(self, call_sid: str) -> None:
         try:
-            await self.ctx.twilio.calls(call_sid).update_async(status="completed")
+            await self.ctx.rest.update_call(call_sid, status="completed")
         except TwilioRestException as error:
             log.info("hang-up of a leg failed: %s", error.code)
 
@@ -370,7 +370,8 @@ class Bridge:
             log.info("callback %s has no phone number (e-mail only)", task_id)
             return
         try:
-            participant = await self.ctx.twilio.conferences(conf).participants.create_async(
+            call_sid = await self.ctx.rest.add_participant(
+                conf,
                 from_=self.ctx.settings.twilio_number,
                 to=number,
                 label="caller",
@@ -385,7 +386,7 @@ class Bridge:
         except TwilioRestException as error:
             log.warning("callback %s: dialling the caller failed: %s", task_id, error.code)
             return
-        await set_task(self.ctx, task_id, call=participant.call_sid)
+        await set_task(self.ctx, task_id, call=call_sid)
 
     async def leg_status(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
         """A volunteer's leg changed: after a conversation, the task is completed."""
@@ -429,7 +430,7 @@ class Bridge:
                 r = VoiceResponse()
                 self.s.goodbye(r, P.CALLBACK_NO_ANSWER)
                 try:
-                    await self.ctx.twilio.calls(leg["sid"]).update_async(twiml=str(r))
+                    await self.ctx.rest.update_call(leg["sid"], twiml=str(r))
                 except TwilioRestException as error:
                     log.info("volunteer leg not told: %s", error.code)
         try:
