@@ -53,16 +53,16 @@ class TwilioApi:
         method: str | Unset = values.unset,
         status_callback: str | Unset = values.unset,
         status_callback_method: str | Unset = values.unset,
-        timeout: int | Unset = values.unset,
+        ring_s: int | Unset = values.unset,
     ) -> str:
-        """Place an outbound call (``calls.create``); its SID."""
+        """Place an outbound call (``calls.create``), ringing ``ring_s`` at most; its SID."""
         payload = await self._create("/Calls.json", {
             "To": to,
             "From": from_,
             "Method": method,
             "StatusCallback": status_callback,
             "StatusCallbackMethod": status_callback_method,
-            "Timeout": timeout,
+            "Timeout": ring_s,
             "Url": url,
         })
         return str(payload["sid"])
@@ -99,7 +99,7 @@ class TwilioApi:
         status_callback: str | Unset = values.unset,
         status_callback_method: str | Unset = values.unset,
         status_callback_event: list[str] | Unset = values.unset,
-        timeout: int | Unset = values.unset,
+        ring_s: int | Unset = values.unset,
         beep: str | Unset = values.unset,
         start_conference_on_enter: bool | Unset = values.unset,
         end_conference_on_exit: bool | Unset = values.unset,
@@ -113,7 +113,7 @@ class TwilioApi:
             "StatusCallbackMethod": status_callback_method,
             "StatusCallbackEvent": serialize.map(status_callback_event, lambda e: e),
             "Label": label,
-            "Timeout": timeout,
+            "Timeout": ring_s,
             "Beep": beep,
             "StartConferenceOnEnter": serialize.boolean_to_string(start_conference_on_enter),
             "EndConferenceOnExit": serialize.boolean_to_string(end_conference_on_exit),

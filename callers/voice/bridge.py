@@ -222,7 +222,7 @@ class Bridge:
                 method="POST",
                 status_callback=self.s.url("leg/status", leg=leg_id),
                 status_callback_method="POST",
-                timeout=ring_s,
+                ring_s=ring_s,
             )
         except TwilioRestException as error:
             log.warning("could not call volunteer %s: %s", reach.volunteer_id, error.code)
@@ -381,7 +381,7 @@ class Bridge:
                 start_conference_on_enter=True,
                 end_conference_on_exit=True,
                 beep="false",
-                timeout=30,
+                ring_s=30,
             )
         except TwilioRestException as error:
             log.warning("callback %s: dialling the caller failed: %s", task_id, error.code)

@@ -42,6 +42,7 @@ def pair(status: int = 201, reply: dict[str, Any] | None = None) -> tuple[Client
 
 
 CALLBACK = "https://permanence.example/voice/leg/status?leg=l1"
+JOIN = "https://permanence.example/voice/join?task=t1"
 OPERATIONS = [
     (
         "a volunteer's leg",
@@ -51,7 +52,7 @@ OPERATIONS = [
         ),
         lambda api: api.create_call(
             to="+33612345678", from_="+33900000000", url="https://p.example/answer",
-            method="POST", status_callback=CALLBACK, status_callback_method="POST", timeout=30,
+            method="POST", status_callback=CALLBACK, status_callback_method="POST", ring_s=30,
         ),
     ),
     (
@@ -71,8 +72,8 @@ OPERATIONS = [
     ),
     (
         "a caller out of the queue",
-        lambda c: c.queues("QU1").members("CA9").update_async(url="https://p.example/j", method="POST"),
-        lambda api: api.redirect_queue_member("QU1", "CA9", url="https://p.example/j", method="POST"),
+        lambda c: c.queues("QU1").members("CA9").update_async(url=JOIN, method="POST"),
+        lambda api: api.redirect_queue_member("QU1", "CA9", url=JOIN, method="POST"),
     ),
     (
         "a callback's caller into the conference",
@@ -86,7 +87,7 @@ OPERATIONS = [
             "task-7", from_="+33900000000", to="+33612345678", label="caller",
             status_callback=CALLBACK, status_callback_method="POST",
             status_callback_event=["completed"], start_conference_on_enter=True,
-            end_conference_on_exit=True, beep="false", timeout=30,
+            end_conference_on_exit=True, beep="false", ring_s=30,
         ),
     ),
     (
