@@ -56,15 +56,18 @@ class TwilioApi:
         ring_s: int | Unset = values.unset,
     ) -> str:
         """Place an outbound call (``calls.create``), ringing ``ring_s`` at most; its SID."""
-        payload = await self._create("/Calls.json", {
-            "To": to,
-            "From": from_,
-            "Method": method,
-            "StatusCallback": status_callback,
-            "StatusCallbackMethod": status_callback_method,
-            "Timeout": ring_s,
-            "Url": url,
-        })
+        payload = await self._create(
+            "/Calls.json",
+            {
+                "To": to,
+                "From": from_,
+                "Method": method,
+                "StatusCallback": status_callback,
+                "StatusCallbackMethod": status_callback_method,
+                "Timeout": ring_s,
+                "Url": url,
+            },
+        )
         return str(payload["sid"])
 
     async def update_call(
@@ -77,17 +80,27 @@ class TwilioApi:
         twiml: str | Unset = values.unset,
     ) -> None:
         """Redirect a live call, give it new TwiML or end it (``calls(sid).update``)."""
-        await self._update(f"/Calls/{sid}.json", {
-            "Url": url, "Method": method, "Status": status, "Twiml": twiml,
-        })
+        await self._update(
+            f"/Calls/{sid}.json",
+            {
+                "Url": url,
+                "Method": method,
+                "Status": status,
+                "Twiml": twiml,
+            },
+        )
 
     async def redirect_queue_member(
         self, queue_sid: str, call_sid: str, *, url: str, method: str | Unset = values.unset
     ) -> None:
         """Take a caller out of a queue to this URL (``queues(q).members(c).update``)."""
-        await self._update(f"/Queues/{queue_sid}/Members/{call_sid}.json", {
-            "Url": url, "Method": method,
-        })
+        await self._update(
+            f"/Queues/{queue_sid}/Members/{call_sid}.json",
+            {
+                "Url": url,
+                "Method": method,
+            },
+        )
 
     async def add_participant(
         self,
@@ -106,18 +119,21 @@ class TwilioApi:
     ) -> str:
         """Dial someone into a conference (``conferences(c).participants.create``); the
         SID of the call placed."""
-        payload = await self._create(f"/Conferences/{conference}/Participants.json", {
-            "From": from_,
-            "To": to,
-            "StatusCallback": status_callback,
-            "StatusCallbackMethod": status_callback_method,
-            "StatusCallbackEvent": serialize.map(status_callback_event, lambda e: e),
-            "Label": label,
-            "Timeout": ring_s,
-            "Beep": beep,
-            "StartConferenceOnEnter": serialize.boolean_to_string(start_conference_on_enter),
-            "EndConferenceOnExit": serialize.boolean_to_string(end_conference_on_exit),
-        })
+        payload = await self._create(
+            f"/Conferences/{conference}/Participants.json",
+            {
+                "From": from_,
+                "To": to,
+                "StatusCallback": status_callback,
+                "StatusCallbackMethod": status_callback_method,
+                "StatusCallbackEvent": serialize.map(status_callback_event, lambda e: e),
+                "Label": label,
+                "Timeout": ring_s,
+                "Beep": beep,
+                "StartConferenceOnEnter": serialize.boolean_to_string(start_conference_on_enter),
+                "EndConferenceOnExit": serialize.boolean_to_string(end_conference_on_exit),
+            },
+        )
         return str(payload["call_sid"])
 
     async def send_message(self, *, to: str, from_: str, body: str) -> str:

@@ -47,12 +47,22 @@ OPERATIONS = [
     (
         "a volunteer's leg",
         lambda c: c.calls.create_async(
-            to="+33612345678", from_="+33900000000", url="https://p.example/answer",
-            method="POST", status_callback=CALLBACK, status_callback_method="POST", timeout=30,
+            to="+33612345678",
+            from_="+33900000000",
+            url="https://p.example/answer",
+            method="POST",
+            status_callback=CALLBACK,
+            status_callback_method="POST",
+            timeout=30,
         ),
         lambda api: api.create_call(
-            to="+33612345678", from_="+33900000000", url="https://p.example/answer",
-            method="POST", status_callback=CALLBACK, status_callback_method="POST", ring_s=30,
+            to="+33612345678",
+            from_="+33900000000",
+            url="https://p.example/answer",
+            method="POST",
+            status_callback=CALLBACK,
+            status_callback_method="POST",
+            ring_s=30,
         ),
     ),
     (
@@ -78,16 +88,29 @@ OPERATIONS = [
     (
         "a callback's caller into the conference",
         lambda c: c.conferences("task-7").participants.create_async(
-            from_="+33900000000", to="+33612345678", label="caller",
-            status_callback=CALLBACK, status_callback_method="POST",
-            status_callback_event=["completed"], start_conference_on_enter=True,
-            end_conference_on_exit=True, beep="false", timeout=30,
+            from_="+33900000000",
+            to="+33612345678",
+            label="caller",
+            status_callback=CALLBACK,
+            status_callback_method="POST",
+            status_callback_event=["completed"],
+            start_conference_on_enter=True,
+            end_conference_on_exit=True,
+            beep="false",
+            timeout=30,
         ),
         lambda api: api.add_participant(
-            "task-7", from_="+33900000000", to="+33612345678", label="caller",
-            status_callback=CALLBACK, status_callback_method="POST",
-            status_callback_event=["completed"], start_conference_on_enter=True,
-            end_conference_on_exit=True, beep="false", ring_s=30,
+            "task-7",
+            from_="+33900000000",
+            to="+33612345678",
+            label="caller",
+            status_callback=CALLBACK,
+            status_callback_method="POST",
+            status_callback_event=["completed"],
+            start_conference_on_enter=True,
+            end_conference_on_exit=True,
+            beep="false",
+            ring_s=30,
         ),
     ),
     (
@@ -98,8 +121,9 @@ OPERATIONS = [
 ]
 
 
-@pytest.mark.parametrize(("generated", "ours"), [op[1:] for op in OPERATIONS],
-                         ids=[op[0] for op in OPERATIONS])
+@pytest.mark.parametrize(
+    ("generated", "ours"), [op[1:] for op in OPERATIONS], ids=[op[0] for op in OPERATIONS]
+)
 async def test_each_request_is_the_generated_resources_request(generated, ours) -> None:
     client, seen = pair()
     await generated(client)
@@ -107,7 +131,8 @@ async def test_each_request_is_the_generated_resources_request(generated, ours) 
     await ours(TwilioApi(api_client))
     assert sent.requests == seen.requests
     assert sent.requests[0]["uri"].startswith(
-        f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/")
+        f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/"
+    )
 
 
 async def test_the_ids_come_back_and_errors_are_the_same_exception() -> None:
@@ -125,7 +150,10 @@ async def test_the_ids_come_back_and_errors_are_the_same_exception() -> None:
     with pytest.raises(TwilioRestException) as ours:
         await TwilioApi(api_client).update_call("CA9", status="completed")
     assert (ours.value.status, ours.value.code, ours.value.uri) == (
-        generated.value.status, generated.value.code, generated.value.uri)
+        generated.value.status,
+        generated.value.code,
+        generated.value.uri,
+    )
 
 
 def test_the_generated_api_tree_is_never_imported() -> None:
@@ -141,6 +169,7 @@ def test_the_generated_api_tree_is_never_imported() -> None:
         asyncio.run(api.update_call("CA9", status="completed"))
         print(sorted(m for m in sys.modules if m.startswith("twilio.rest.api")))
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert out.stdout.strip() == "[]"
