@@ -236,6 +236,31 @@ async def test_dashboards_opening_at_once_share_one_rebuild(engine: Engine) -> N
     assert reloads == [False, True] and hub.builds == builds + 2
 
 
+async def test_a_build_reads_again_the_volunteers_events_named_and_all_now_and_then(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub_module, "FULL_READ_S", 3600.0)
+    for vid, name in (("v1", "Anne"), ("v2", "Bruno")):
+        await engine.log_in(VolunteerProfile(vid, "05", name=name))
+        await engine.set_presence(vid, Presence.AVAILABLE)
+    hub = DashboardHub(engine)
+    await hub.seed()
+    await hub.refresh()  # the first build reads everyone
+
+    def rows() -> dict[str, dict[str, object]]:
+        assert hub.state is not None
+        return {v["id"]: v for v in hub.state["volunteers"]}
+
+    await engine.log_in(VolunteerProfile("v2", "05", name="Bruno B."))  # no event names v2
+    await engine.set_presence("v1", Presence.PAUSED, "café")
+    await hub.step(block_ms=1000)
+    await hub.refresh()
+    assert rows()["v1"]["label"] == "En pause : café"  # named by its event: read again
+    assert rows()["v2"]["name"] == "Bruno"  # not named: as read last time
+    await hub.refresh(reload=True)  # a full read (also every FULL_READ_S)
+    assert rows()["v2"]["name"] == "Bruno B."
+
+
 async def test_a_slow_dashboard_gets_the_newest_state_not_a_backlog(engine: Engine) -> None:
     hub = DashboardHub(engine)
     await hub.seed()
@@ -302,10 +327,11 @@ async def test_a_dashboard_that_fell_behind_gets_what_it_missed_or_the_whole_sta
 
 
 async def test_deltas_rebuild_every_version_of_a_busy_line(
-    engine: Engine, clock: ManualClock
+    engine: Engine, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Volunteers change state and places, tasks come and go: each delta applied to the
     previous version gives exactly the next one, rows in the server's order."""
+    monkeypatch.setattr(hub_module, "FULL_READ_S", 3600.0)  # rows kept up by events alone
     rng = random.Random(7)
     names = ["Anne", "anne", "Élodie", "Bruno", "Zoé", "Émile", "Chloé", "bruno"]
     for i, name in enumerate(names):  # same names in other cases: the id breaks the tie

@@ -56,6 +56,9 @@ DELTAS_KEPT = 32
 DASHBOARD_MAXLEN = 200  # versions kept in the dashboard stream (hubs read them at once)
 BUILDER_TTL_MS = 3000  # a builder that stops renewing its lease is replaced after this
 WATCHED_TTL_MS = 15_000  # "a dashboard is open somewhere", renewed by hubs that have one
+# Between full reads a build reads again only the volunteers the events named: this bounds
+# how long a change no event names (a profile edited by log_in) takes to show.
+FULL_READ_S = 10.0
 
 
 def notices_key(line: str) -> str:
@@ -168,6 +171,8 @@ class DashboardHub:
         self._slots_until_ms = 0
         self._extra: dict[str, Any] = {}
         self._volunteers: dict[str, Volunteer] = {}  # as the last build read them
+        self._touched: set[str] = set()  # volunteers named by events since the last build
+        self._full_read_at = -FULL_READ_S  # monotonic time of the last full read
         self._pending_reload = True
         self._refreshed_at = 0.0
         self._rebuilding = asyncio.Lock()
@@ -248,15 +253,26 @@ class DashboardHub:
         if reload or self._slots is None or now >= self._slots_until_ms:
             await self._reload_slots(now)
         await self._reload_extras(reload)
-        return await build_state(
-            self.engine,
-            occupancy=self.tracker.counts(now),
-            slots=self._slots,
-            line_status=self._extra.get("line"),
-            registration_open=self._extra.get("registration_open"),
-            rules=self.rules,
-            volunteer_cache=self._volunteers,
-        )
+        started = time.monotonic()
+        full = reload or started - self._full_read_at >= FULL_READ_S
+        changed, self._touched = self._touched, set()  # named from now on: the next build
+        try:
+            state = await build_state(
+                self.engine,
+                occupancy=self.tracker.counts(now),
+                slots=self._slots,
+                line_status=self._extra.get("line"),
+                registration_open=self._extra.get("registration_open"),
+                rules=self.rules,
+                volunteer_cache=self._volunteers,
+                changed=None if full else changed,
+            )
+        except BaseException:
+            self._full_read_at = -FULL_READ_S  # the volunteers it was to read: all, next time
+            raise
+        if full:
+            self._full_read_at = started
+        return state
 
     async def refresh(self, *, reload: bool = False) -> dict[str, Any]:
         """Rebuild the dashboard and publish it as the line's next version.
@@ -373,7 +389,10 @@ class DashboardHub:
                 self._last_ids[stream] = entry_id
                 n += 1
                 if stream == self.engine.keys.events:
-                    self.tracker.apply(Event.parse(entry_id, fields))
+                    event = Event.parse(entry_id, fields)
+                    self.tracker.apply(event)
+                    if event.volunteer:
+                        self._touched.add(event.volunteer)
                 else:
                     reload = True
         self._pending_reload = self._pending_reload or reload  # done at the next build
