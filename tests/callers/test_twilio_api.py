@@ -43,32 +43,38 @@ def pair(status: int = 201, reply: dict[str, Any] | None = None) -> tuple[Client
 
 CALLBACK = "https://permanence.example/voice/leg/status?leg=l1"
 JOIN = "https://permanence.example/voice/join?task=t1"
+HANG_UP = "<Response><Hangup/></Response>"
+SMS = {"to": "+33612345678", "from_": "+33900000000", "body": "Rappel"}
+# The same arguments both ways; how long to ring is ``timeout`` there, ``ring_s`` here.
+LEG = {
+    "to": "+33612345678",
+    "from_": "+33900000000",
+    "url": "https://p.example/answer",
+    "method": "POST",
+    "status_callback": CALLBACK,
+    "status_callback_method": "POST",
+}
+PARTICIPANT = {
+    "from_": "+33900000000",
+    "to": "+33612345678",
+    "label": "caller",
+    "status_callback": CALLBACK,
+    "status_callback_method": "POST",
+    "status_callback_event": ["completed"],
+    "start_conference_on_enter": True,
+    "end_conference_on_exit": True,
+    "beep": "false",
+}
 OPERATIONS = [
     (
         "a volunteer's leg",
-        lambda c: c.calls.create_async(
-            to="+33612345678",
-            from_="+33900000000",
-            url="https://p.example/answer",
-            method="POST",
-            status_callback=CALLBACK,
-            status_callback_method="POST",
-            timeout=30,
-        ),
-        lambda api: api.create_call(
-            to="+33612345678",
-            from_="+33900000000",
-            url="https://p.example/answer",
-            method="POST",
-            status_callback=CALLBACK,
-            status_callback_method="POST",
-            ring_s=30,
-        ),
+        lambda c: c.calls.create_async(**LEG, timeout=30),
+        lambda api: api.create_call(**LEG, ring_s=30),
     ),
     (
         "a caller redirected",
-        lambda c: c.calls("CA9").update_async(url="https://p.example/join", method="POST"),
-        lambda api: api.update_call("CA9", url="https://p.example/join", method="POST"),
+        lambda c: c.calls("CA9").update_async(url=JOIN, method="POST"),
+        lambda api: api.update_call("CA9", url=JOIN, method="POST"),
     ),
     (
         "a leg hung up",
@@ -77,8 +83,8 @@ OPERATIONS = [
     ),
     (
         "new TwiML for a leg",
-        lambda c: c.calls("CA9").update_async(twiml="<Response><Hangup/></Response>"),
-        lambda api: api.update_call("CA9", twiml="<Response><Hangup/></Response>"),
+        lambda c: c.calls("CA9").update_async(twiml=HANG_UP),
+        lambda api: api.update_call("CA9", twiml=HANG_UP),
     ),
     (
         "a caller out of the queue",
@@ -87,37 +93,10 @@ OPERATIONS = [
     ),
     (
         "a callback's caller into the conference",
-        lambda c: c.conferences("task-7").participants.create_async(
-            from_="+33900000000",
-            to="+33612345678",
-            label="caller",
-            status_callback=CALLBACK,
-            status_callback_method="POST",
-            status_callback_event=["completed"],
-            start_conference_on_enter=True,
-            end_conference_on_exit=True,
-            beep="false",
-            timeout=30,
-        ),
-        lambda api: api.add_participant(
-            "task-7",
-            from_="+33900000000",
-            to="+33612345678",
-            label="caller",
-            status_callback=CALLBACK,
-            status_callback_method="POST",
-            status_callback_event=["completed"],
-            start_conference_on_enter=True,
-            end_conference_on_exit=True,
-            beep="false",
-            ring_s=30,
-        ),
+        lambda c: c.conferences("task-7").participants.create_async(**PARTICIPANT, timeout=30),
+        lambda api: api.add_participant("task-7", **PARTICIPANT, ring_s=30),
     ),
-    (
-        "an SMS",
-        lambda c: c.messages.create_async(to="+33612345678", from_="+33900000000", body="Rappel"),
-        lambda api: api.send_message(to="+33612345678", from_="+33900000000", body="Rappel"),
-    ),
+    ("an SMS", lambda c: c.messages.create_async(**SMS), lambda api: api.send_message(**SMS)),
 ]
 
 
