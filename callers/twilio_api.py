@@ -30,7 +30,6 @@ class TwilioApi:
     """Calls, queue members, conference participants and SMS of the line's account."""
 
     def __init__(self, client: Client) -> None:
-        self.client = client
         self._version = Version(Domain(client, API_BASE), API_VERSION)
         self._account = f"/Accounts/{client.account_sid}"
 
