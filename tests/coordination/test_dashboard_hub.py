@@ -148,6 +148,35 @@ async def test_another_hub_builds_when_the_builder_stops(
     assert apply(watching.held, message["deltas"][0])["waiting"]["total"] == 2
 
 
+async def test_hubs_ask_whether_they_build_at_most_every_claim_period(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every hub used to ask Redis after each batch of events, dashboards open or not: on a
+    busy line, most of its script calls."""
+    monkeypatch.setattr(hub_module, "CLAIM_EVERY_S", 600.0)  # however slow this machine is
+    monkeypatch.setattr(hub_module, "BUILDER_TTL_MS", 3_600_000)
+    hub = DashboardHub(engine)
+    await hub.seed()
+    claims = 0
+    claim = hub._claim
+
+    async def counted(**kwargs: object) -> object:
+        nonlocal claims
+        claims += 1
+        return await claim(**kwargs)
+
+    hub._claim = counted  # type: ignore[method-assign]
+    for i in range(10):  # ten batches of events within a claim period, nobody watching
+        await engine.enqueue(TaskSpec(f"t{i}", Channel.CHAT, "75"))
+        assert await hub.step(block_ms=1000) == 1
+    assert claims == 1 and hub.builds == 0
+    await hub.subscribe()  # a dashboard opens here: said at once, and this hub builds
+    assert claims == 2 and await engine.redis.exists(hub.keys.watched)
+    await engine.enqueue(TaskSpec("t10", Channel.CHAT, "75"))
+    await hub.step(block_ms=1000)
+    assert claims == 2 and hub.version == hub.builds == 2  # the subscribe's, then this batch's
+
+
 async def test_a_dashboard_opening_after_a_quiet_spell_sees_the_line_as_it_is_now(
     engine: Engine, clock: ManualClock
 ) -> None:

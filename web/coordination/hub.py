@@ -56,6 +56,9 @@ DELTAS_KEPT = 32
 DASHBOARD_MAXLEN = 200  # versions kept in the dashboard stream (hubs read them at once)
 BUILDER_TTL_MS = 3000  # a builder that stops renewing its lease is replaced after this
 WATCHED_TTL_MS = 15_000  # "a dashboard is open somewhere", renewed by hubs that have one
+# A hub's answer to "do I build?" stands this long (well within the lease): the builder
+# renews its lease, and the others look for a lapsed one, at most this often.
+CLAIM_EVERY_S = 0.5
 # Between full reads a build reads again only the volunteers the events named: this bounds
 # how long a change no event names (a profile edited by log_in) takes to show.
 FULL_READ_S = 10.0
@@ -161,6 +164,8 @@ class DashboardHub:
         self.token = secrets.token_hex(8)
         self.builds = 0  # versions this hub built and published
         self._building = False  # held the lease at the last claim
+        self._claim_until = 0.0  # monotonic time until which that answer stands
+        self._claimed_watching = ""  # whether this process had dashboards then ("1"/"0")
         self._claim = self.redis.register_script(CLAIM)
         self._publish = self.redis.register_script(PUBLISH)
         self._subscribers: set[_Subscriber] = set()
@@ -404,10 +409,21 @@ class DashboardHub:
         return n
 
     async def _builds(self) -> bool:
-        """Whether this hub builds now (holds the lease, and a dashboard is open somewhere)."""
+        """Whether this hub builds now (holds the lease, and a dashboard is open somewhere).
+
+        Asked of Redis at most every CLAIM_EVERY_S, or at once when this process's
+        dashboards open or close: every hub asks after each batch of events, and asking each
+        time was most of a busy line's script calls, dashboards open or not.
+        """
         watching = "1" if self._subscribers else "0"
+        now = time.monotonic()
+        if now < self._claim_until and watching == self._claimed_watching:
+            return self._building
         args = [self.token, BUILDER_TTL_MS, watching, WATCHED_TTL_MS]
         builds = bool(await self._claim(keys=[self.keys.builder, self.keys.watched], args=args))
+        # Never past a third of the lease: a builder keeps renewing it well before it lapses.
+        self._claim_until = now + min(CLAIM_EVERY_S, BUILDER_TTL_MS / 3000)
+        self._claimed_watching = watching
         if builds != self._building:  # a takeover is worth a line in the log, not each renewal
             self._building = builds
             log.info("dashboard hub %s %s", self.token,
