@@ -412,8 +412,8 @@ class DashboardHub:
         """Whether this hub builds now (holds the lease, and a dashboard is open somewhere).
 
         Asked of Redis at most every CLAIM_EVERY_S, or at once when this process's
-        dashboards open or close: every hub asks after each batch of events, and asking each
-        time was most of a busy line's script calls, dashboards open or not.
+        dashboards open or close: every hub needs the answer after each batch of events, and
+        asking Redis each time was most of a busy line's script calls, dashboards open or not.
         """
         watching = "1" if self._subscribers else "0"
         now = time.monotonic()
