@@ -258,24 +258,21 @@ class Engine:
         first = await self.redis.zrange(self.keys.free(channel_class, "n"), 0, 0)
         return await self.volunteer(first[0]) if first else None
 
-    async def volunteers(self, reuse: Mapping[str, Volunteer] | None = None) -> list[Volunteer]:
+    async def volunteers(
+        self,
+        known: Mapping[str, Volunteer] | None = None,
+        changed: Collection[str] | None = None,
+    ) -> list[Volunteer]:
         """Every volunteer of the line, by id, read in batches (not one instant).
 
-        ``reuse``: models from an earlier read, returned again for volunteers whose hash has
-        not changed since (parsing 2,000 hashes is most of a dashboard rebuild's Python).
+        ``known``: models from an earlier read, returned again where a volunteer's hash has
+        not changed (parsing 2,000 hashes is most of a dashboard rebuild's Python). With
+        ``changed`` (the dashboard's builder learns from the event stream who changed), only
+        the volunteers named there and those not known are read again.
         """
+        known = known or {}
         ids = sorted(await self.redis.smembers(self.keys.vols))
-        read = await self._read_volunteers(ids, reuse or {})
-        return [read[vid] for vid in ids if vid in read]
-
-    async def volunteers_since(
-        self, known: Mapping[str, Volunteer], changed: Collection[str]
-    ) -> list[Volunteer]:
-        """Every volunteer of the line, by id: those named in ``changed`` and those not in
-        ``known`` read again, the others as ``known`` has them (the dashboard's builder,
-        which learns from the event stream who changed)."""
-        ids = sorted(await self.redis.smembers(self.keys.vols))
-        stale = [vid for vid in ids if vid in changed or vid not in known]
+        stale = ids if changed is None else [v for v in ids if v in changed or v not in known]
         read = await self._read_volunteers(stale, known)
         gone = set(stale) - read.keys()
         return [read.get(vid) or known[vid] for vid in ids if vid not in gone]

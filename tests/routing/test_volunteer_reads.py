@@ -21,7 +21,7 @@ async def test_every_volunteer_read_across_batches_with_unchanged_ones_reused(
 
     await engine.set_presence("v4", Presence.PAUSED, "café")
     await engine.redis.sadd(engine.keys.vols, "v8")  # listed, its hash not (or no longer) there
-    again = await engine.volunteers(reuse={v.id: v for v in first})
+    again = await engine.volunteers({v.id: v for v in first})
     await engine.redis.srem(engine.keys.vols, "v8")
     assert [v.id for v in again] == [f"v{i}" for i in range(8)]
     by_id = {v.id: v for v in first}
@@ -40,10 +40,10 @@ async def test_only_the_volunteers_named_since_and_new_ones_are_read_again(desk,
     await engine.log_in(VolunteerProfile("v2", "05", name="Nouveau nom"))  # no event names v2
     await desk.volunteer("v9", "38")  # logged in since
     await engine.redis.sadd(engine.keys.vols, "v8")  # listed, its hash not (or no longer) there
-    since = await engine.volunteers_since(known, {"v1", "v8"})
+    since = await engine.volunteers(known, {"v1", "v8"})
     await engine.redis.srem(engine.keys.vols, "v8")
     assert [v.id for v in since] == ["v0", "v1", "v2", "v3", "v9"]
     by_id = {v.id: v for v in since}
     assert by_id["v1"].reason == "café" and by_id["v9"].departement == "38"
     assert by_id["v0"] is known["v0"] and by_id["v2"] is known["v2"]  # not read again
-    assert (await engine.volunteers_since(known, {"v2"}))[2].name == "Nouveau nom"
+    assert (await engine.volunteers(known, {"v2"}))[2].name == "Nouveau nom"

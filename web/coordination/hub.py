@@ -262,6 +262,8 @@ class DashboardHub:
         full = reload or started - self._full_read_at >= FULL_READ_S
         changed, self._touched = self._touched, set()  # named from now on: the next build
         try:
+            volunteers = await self.engine.volunteers(self._volunteers, None if full else changed)
+            self._volunteers = {v.id: v for v in volunteers}
             state = await build_state(
                 self.engine,
                 occupancy=self.tracker.counts(now),
@@ -269,8 +271,7 @@ class DashboardHub:
                 line_status=self._extra.get("line"),
                 registration_open=self._extra.get("registration_open"),
                 rules=self.rules,
-                volunteer_cache=self._volunteers,
-                changed=None if full else changed,
+                volunteers=volunteers,
             )
         except BaseException:
             self._full_read_at = -FULL_READ_S  # the volunteers it was to read: all, next time

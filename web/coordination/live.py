@@ -8,7 +8,6 @@ turns the counters into metrics. The result is plain JSON for the websocket.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -119,26 +118,19 @@ async def build_state(
     line_status: dict[str, Any] | None = None,
     registration_open: bool | None = None,
     rules: AlertRules | None = None,
-    volunteer_cache: dict[str, Volunteer] | None = None,
-    changed: Collection[str] | None = None,
+    volunteers: list[Volunteer] | None = None,
 ) -> dict[str, Any]:
     """The whole dashboard at this instant, as JSON-ready data.
 
-    ``volunteer_cache``: the volunteers of the previous build (a builder's), reused where
-    their hash is unchanged and replaced here by this build's; with ``changed`` (the
-    volunteers events named since), only those and new ones are read again.
+    ``volunteers``: the line's volunteers as the caller read them (the dashboard's builder
+    reads only those that changed); else read here.
     """
     now = engine.clock.now_ms()
     day, interval = buckets(now)
     territories = engine.territories
     tasks = await engine.live_tasks()
-    if volunteer_cache is not None and changed is not None:
-        volunteers = await engine.volunteers_since(volunteer_cache, changed)
-    else:
-        volunteers = await engine.volunteers(reuse=volunteer_cache)
-    if volunteer_cache is not None:
-        volunteer_cache.clear()
-        volunteer_cache.update((v.id, v) for v in volunteers)
+    if volunteers is None:
+        volunteers = await engine.volunteers()
     on_duty_scopes = await engine.redis.hgetall(engine.keys.on)
     today = await engine.counts(day)
     recent = await engine.counts(interval) + await engine.counts(_previous_quarter(interval))
