@@ -21,8 +21,10 @@ class ManualClock(Clock):
     """A clock that only moves when told to."""
 
     def __init__(self, start_ms: int | None = None) -> None:
-        self._now = start_ms if start_ms is not None else int(
-            datetime(2026, 11, 23, 9, 0, tzinfo=PARIS).timestamp() * 1000
+        self._now = (
+            start_ms
+            if start_ms is not None
+            else int(datetime(2026, 11, 23, 9, 0, tzinfo=PARIS).timestamp() * 1000)
         )
 
     def now_ms(self) -> int:

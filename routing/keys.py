@@ -1,8 +1,9 @@
 """Every Redis key of the engine, defined once.
 
 All keys of a line share the hash tag ``{line}`` so that every script touches a
-single Redis Cluster slot. The Lua scripts get the same key builders, generated
-from ``TEMPLATES`` below, so Python and Lua can never disagree on a name.
+single Redis Cluster slot. The Lua scripts write ``K.name(...)``, which the script
+linker expands from ``TEMPLATES`` below (``lua_key``), so Python and Lua can never
+disagree on a name.
 """
 
 from __future__ import annotations
@@ -92,16 +93,20 @@ class Keys:
         return self.base.replace("{", "\\{").replace("}", "\\}") + "*"
 
 
-def lua_key_builders() -> str:
-    """Lua functions ``K.<name>(...)`` building the keys from the base in KEYS[1]."""
-    lines = ["local K = {}"]
-    for name, template in TEMPLATES.items():
-        pieces = template.split("{}")
-        args = [f"a{i}" for i in range(len(pieces) - 1)]
-        expr = " .. ".join(
-            part
-            for i, piece in enumerate(pieces)
-            for part in ([f"'{piece}'"] if piece else []) + ([args[i]] if i < len(args) else [])
-        )
-        lines.append(f"K.{name} = function({', '.join(args)}) return B .. {expr} end")
-    return "\n".join(lines)
+def lua_key(name: str, args: list[str]) -> str:
+    """The Lua expression of key ``name`` built from Lua expressions ``args``, e.g.
+    ``(B .. 't:' .. (tid))``; ``B`` is the line's base, taken from KEYS[1] by every script.
+
+    The script linker writes this in place of each ``K.name(...)`` of the Lua sources: a
+    concatenation where it is used instead of a function defined on every call of the script.
+    """
+    pieces = TEMPLATES[name].split("{}")
+    if len(args) != len(pieces) - 1:
+        raise ValueError(f"key {name} takes {len(pieces) - 1} parts, given {len(args)}")
+    parts = ["B"]
+    for i, piece in enumerate(pieces):
+        if piece:
+            parts.append(f"'{piece}'")
+        if i < len(args):
+            parts.append(f"({args[i]})")
+    return "(" + " .. ".join(parts) + ")"

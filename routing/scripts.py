@@ -2,7 +2,8 @@
 
 Each script carries only the prelude definitions it uses (`_link`): Redis runs a script's whole
 text on every call, and creating every shared function there was a fifth of a task life
-cycle's Redis work.
+cycle's Redis work. For the same reason the key builders `K.name(...)` are not functions: the
+linker writes each key's concatenation where it is used (`_expand_keys`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from functools import cache
 from importlib import resources
 
-from routing.keys import lua_key_builders
+from routing.keys import TEMPLATES, lua_key
 
 TRANSITIONS = (
     "enqueue",
@@ -34,10 +35,12 @@ TRANSITIONS = (
 
 _HEADER = "local B = string.sub(KEYS[1], 1, #KEYS[1] - 3)\n"  # KEYS[1] is the line's cfg key
 
-# A top-level definition starts at column 0: `local function f(`, `local A, B =` or a key
-# builder `K.name =`; the comment lines just above it go with it.
-_START = re.compile(r"^(?:local function (\w+)|local ([\w, ]+?) =|(K\.\w+) =)", re.M)
-_NAME = re.compile(r"K\.\w+|\b[A-Za-z_]\w*")
+# A top-level definition starts at column 0: `local function f(` or `local A, B =`; the comment
+# lines just above it go with it.
+_START = re.compile(r"^(?:local function (\w+)|local ([\w, ]+?) =)", re.M)
+_NAME = re.compile(r"\b[A-Za-z_]\w*")
+_KEY_CALL = re.compile(r"\bK\.(\w+)\(")
+_CLOSING = {"(": ")", "[": "]", "{": "}"}
 
 
 @cache
@@ -53,11 +56,8 @@ def _definitions(library: str) -> list[tuple[set[str], str]]:
     for line in lines:
         match = _START.match(line)
         if match:
-            fn, names, builder = match.groups()
-            if fn or builder:
-                defined = {fn or builder}
-            else:
-                defined = {n.strip() for n in names.split(",")}
+            fn, names = match.groups()
+            defined = {fn} if fn else {n.strip() for n in names.split(",")}
             out.append((defined, "".join(pending) + line))
             pending = []
         elif line.startswith("--") or not out:
@@ -91,34 +91,76 @@ def _link(library: str, body: str) -> str:
         if name not in needed:
             needed.add(name)
             todo |= uses.get(name, set())
-    if any(name.startswith("K.") for name in needed):
-        needed.add("K")
     return "".join(text for defined, text in definitions if defined & needed)
 
 
+def _call_arguments(text: str, start: int) -> tuple[list[str], int]:
+    """The comma-separated arguments of the call whose '(' is just before `start`, and the
+    index just past its ')'. Knows Lua's brackets and quoted strings, not long brackets."""
+    args: list[str] = []
+    stack = [")"]
+    piece_start, i = start, start
+    while stack:
+        if i >= len(text):
+            raise ValueError(f"unclosed key call: {text[start - 10 : start + 40]!r}")
+        c = text[i]
+        if c in "'\"":
+            i += 1
+            while text[i] != c:
+                i += 2 if text[i] == "\\" else 1
+        elif c in _CLOSING:
+            stack.append(_CLOSING[c])
+        elif c in ")]}":
+            if c != stack.pop():
+                raise ValueError(f"unbalanced key call: {text[start - 10 : i + 1]!r}")
+        elif c == "," and len(stack) == 1:
+            args.append(text[piece_start:i])
+            piece_start = i + 1
+        i += 1
+    last = text[piece_start : i - 1]
+    if args or last.strip():
+        args.append(last)
+    return [a.strip() for a in args], i
+
+
+def _expand_keys(text: str) -> str:
+    """Every `K.name(args)` of the text written as the key's concatenation (keys.lua_key)."""
+    out: list[str] = []
+    pos = 0
+    while match := _KEY_CALL.search(text, pos):
+        name = match.group(1)
+        if name not in TEMPLATES:
+            raise ValueError(f"unknown key K.{name} in a Lua script")
+        args, end = _call_arguments(text, match.end())
+        out += [text[pos : match.start()], lua_key(name, [_expand_keys(a) for a in args])]
+        pos = end
+    return "".join(out) + text[pos:]
+
+
 def _assemble(body: str, *libraries: str) -> str:
-    return "\n".join((_HEADER, _link("\n".join(libraries) + "\n", body), body))
+    linked = _link("\n".join(libraries) + "\n", body)
+    return _expand_keys("\n".join((_HEADER, linked, body)))
 
 
 @cache
 def source(name: str) -> str:
-    """The full text of a transition script: the key builders and shared functions it uses, body."""
-    return _assemble(_read(name), lua_key_builders(), _read("staff_share"), _read("prelude"))
+    """The full text of a transition script: the shared definitions it uses, then its body."""
+    return _assemble(_read(name), _read("staff_share"), _read("prelude"))
 
 
 @cache
 def snapshot_source() -> str:
     """The read-only script that copies the whole live state at one instant."""
-    return _assemble(_read("snapshot"), lua_key_builders())
+    return _assemble(_read("snapshot"))
 
 
 @cache
 def volunteers_source() -> str:
     """The read-only script that returns a batch of volunteers' hashes in one reply."""
-    return _assemble(_read("volunteers"), lua_key_builders())
+    return _assemble(_read("volunteers"))
 
 
 @cache
 def staffing_source() -> str:
     """The script that reads the staffing counts (and makes them once when absent)."""
-    return _assemble(_read("staffing"), lua_key_builders(), _read("staff_share"))
+    return _assemble(_read("staffing"), _read("staff_share"))

@@ -1,4 +1,4 @@
--- Shared by every transition script. Prepended after the generated key builders.
+-- Shared by every transition script: each carries the definitions it uses (scripts.py).
 -- ARGV[1] now (ms, UTC), ARGV[2] day bucket, ARGV[3] 15-minute bucket (Europe/Paris);
 -- script-specific arguments start at ARGV[4].
 local NOW = tonumber(ARGV[1])

@@ -1,15 +1,17 @@
-"""The script linker: each transition carries the prelude definitions it uses, and only those."""
+"""The script linker: each transition carries the prelude definitions it uses, and only those,
+with every key written where it is used."""
 
 from __future__ import annotations
 
 import re
 
-from routing import scripts
+import pytest
+from redis.asyncio import Redis
 
-LIBRARY = """local K = {}
-K.task = function(a0) return B .. 't:' .. a0 end
-K.vol = function(a0) return B .. 'v:' .. a0 end
-local NOW = tonumber(ARGV[1])
+from routing import scripts
+from routing.keys import TEMPLATES, Keys
+
+LIBRARY = """local NOW = tonumber(ARGV[1])
 -- Says why.
 local function load(id)
   return redis.call('HGETALL', K.task(id))
@@ -23,8 +25,6 @@ local function ready(id) return load(id) ~= nil end
 def test_a_body_gets_what_it_uses_through_each_other_in_order() -> None:
     linked = scripts._link(LIBRARY, "return ready(ARGV[4])")
     assert linked == (
-        "local K = {}\n"
-        "K.task = function(a0) return B .. 't:' .. a0 end\n"
         "-- Says why.\n"
         "local function load(id)\n"
         "  return redis.call('HGETALL', K.task(id))\n"
@@ -48,3 +48,47 @@ def test_every_transition_carries_only_definitions_it_uses() -> None:
             uses = re.findall(rf"\b{fn}\b", text)
             assert len(uses) > 1, f"{name}: {fn} is linked but never used"
         assert len(text) < len(scripts._read("prelude")) + len(scripts._read(name)), name
+
+
+def test_keys_are_written_where_they_are_used() -> None:
+    lua = "redis.call('ZADD', K.wait(t.cls, 'p:' .. f(a, b)), s, K.task(ids[K.n]))"
+    assert scripts._expand_keys(lua) == (
+        "redis.call('ZADD', (B .. 'w:' .. (t.cls) .. ':' .. ('p:' .. f(a, b))), s, "
+        "(B .. 't:' .. (ids[K.n])))"
+    )
+    assert scripts._expand_keys("x = K.timers() .. ')'") == "x = (B .. 'timers') .. ')'"
+    assert scripts._expand_keys("K.vol(v.id .. ',)')") == "(B .. 'v:' .. (v.id .. ',)'))"
+
+
+@pytest.mark.parametrize(
+    "lua, error",
+    [
+        ("K.tasks(id)", "unknown key K.tasks"),
+        ("K.task(a, b)", "key task takes 1 parts, given 2"),
+        ("K.timers(", "unclosed key call"),
+        ("K.task(a])", "unbalanced key call"),
+    ],
+)
+def test_a_wrong_key_call_stops_the_linker(lua: str, error: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(error)):
+        scripts._expand_keys(lua)
+
+
+def test_no_script_calls_a_key_builder_any_more() -> None:
+    sources = [scripts.source(name) for name in scripts.TRANSITIONS]
+    sources += [scripts.snapshot_source(), scripts.volunteers_source(), scripts.staffing_source()]
+    for text in sources:
+        assert not re.search(r"\bK\.\w+\(", text)
+
+
+async def test_lua_builds_every_key_as_python_names_it(redis: Redis, line: str) -> None:
+    keys = Keys(line)
+    for name, template in TEMPLATES.items():
+        parts = ["a1", "b:2"][: template.count("{}")]
+        args = ", ".join(f"ARGV[{i + 1}]" for i in range(len(parts)))
+        script = scripts._expand_keys(
+            f"local B = string.sub(KEYS[1], 1, #KEYS[1] - 3)\nreturn K.{name}({args})"
+        )
+        built = await redis.eval(script, 1, keys.cfg, *parts)
+        expected = getattr(keys, name)
+        assert built == (expected(*parts) if parts else expected), name
