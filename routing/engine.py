@@ -192,25 +192,52 @@ class Engine:
     # Tasks ---------------------------------------------------------------------------
 
     async def enqueue(self, spec: TaskSpec) -> Task:
-        """Put a call, chat or callback in the queue; offered at once when possible."""
+        """Put a call, chat or callback in the queue; offered at once when possible.
+
+        The task is returned as the transition left it, without its raw hash (``task()``
+        reads that)."""
         territory = self.territories.territory(spec.departement)
         skill, language = spec.skill or "", spec.language or ""
         self._check_skills({skill} - {""}, {language} - {""})
         self._check_priority(spec.priority)
+        channel = self._channel(spec.channel)
         result = await self._run(
             "enqueue",
             spec.id,
-            self._channel(spec.channel),
+            channel,
             territory.departement,
             territory.region,
             ",".join(territory.groups),
             skill,
             language,
-            spec.priority,
+            str(spec.priority),
             spec.caller_key,
-            "" if spec.place_ms is None else spec.place_ms,
+            "" if spec.place_ms is None else str(spec.place_ms),
         )
-        return Task.from_hash(spec.id, json.loads(result))  # as the transition left it
+        state, volunteer, level, ring, place, priority, resumed, preferred, created = json.loads(
+            result
+        )
+        return Task(
+            id=spec.id,
+            channel=Channel(channel),
+            state=TaskState(state),
+            departement=territory.departement,
+            region=territory.region,
+            groups=territory.groups,
+            level=int(level),
+            priority=int(priority),
+            skill=skill,
+            language=language,
+            caller_key=spec.caller_key,
+            place_ms=int(place),
+            created_ms=int(created),
+            volunteer=volunteer,
+            outcome=None,
+            reason="",
+            ring=int(ring) if ring else None,
+            preferred=preferred,
+            resumed=resumed == "1",
+        )
 
     async def cancel(self, task_id: str) -> None:
         """The caller left: abandoned if not yet answered, else the conversation ends."""
