@@ -38,7 +38,9 @@ _HEADER = "local B = string.sub(KEYS[1], 1, #KEYS[1] - 3)\n"  # KEYS[1] is the l
 # A top-level definition starts at column 0: `local function f(` or `local A, B =`; the comment
 # lines just above it go with it.
 _START = re.compile(r"^(?:local function (\w+)|local ([\w, ]+?) =)", re.M)
-_NAME = re.compile(r"\b[A-Za-z_]\w*")
+# A name of the code; comments and string literals are matched too, so that the words in them
+# are skipped (a comment naming a function must not link it).
+_TOKEN = re.compile(r"""--[^\n]*|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"|\b([A-Za-z_]\w*)""")
 _KEY_CALL = re.compile(r"\bK\.(\w+)\(")
 _CLOSING = {"(": ")", "[": "]", "{": "}"}
 
@@ -46,6 +48,11 @@ _CLOSING = {"(": ")", "[": "]", "{": "}"}
 @cache
 def _read(name: str) -> str:
     return (resources.files("routing") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def _names(code: str) -> set[str]:
+    """The names the code uses, outside comments and string literals."""
+    return {name for name in _TOKEN.findall(code) if name}
 
 
 def _definitions(library: str) -> list[tuple[set[str], str]]:
@@ -75,7 +82,7 @@ def _uses(library: str) -> tuple[list[tuple[set[str], str]], dict[str, set[str]]
     definitions = _definitions(library)
     uses: dict[str, set[str]] = {}
     for defined, text in definitions:
-        names = set(_NAME.findall(text))
+        names = _names(text)
         for name in defined:
             uses[name] = names
     return definitions, uses
@@ -85,7 +92,7 @@ def _link(library: str, body: str) -> str:
     """The library's definitions that `body` needs, directly or through each other, in order."""
     definitions, uses = _uses(library)
     needed: set[str] = set()
-    todo = set(_NAME.findall(body))
+    todo = _names(body)
     while todo:
         name = todo.pop()
         if name not in needed:

@@ -62,8 +62,8 @@ end
 local function stat(field, n)
   local by = n and n2s(n) or '1'
   n = n or 1
-  for _, bucket in ipairs(BUCKETS) do
-    local key = K.stats(bucket)
+  for i = 1, 2 do
+    local key = K.stats(BUCKETS[i])
     if redis.call('HINCRBY', key, field, by) == n then redis.call('PEXPIRE', key, cfg_s('stats_ttl_ms')) end
   end
 end
@@ -204,8 +204,9 @@ local function refresh_free(v, ...)
     mark = (free.voice and 'v' or '') .. (free.chat and 'c' or '') .. ':' .. v.idle_since
   end
   if mark ~= v.fs then
+    local scopes = vol_scopes(v)
     for cls, is_free in pairs(free) do
-      for _, scope in ipairs(vol_scopes(v)) do
+      for _, scope in ipairs(scopes) do
         if is_free then redis.call('ZADD', K.free(cls, scope), v.idle_since, v.id)
         else redis.call('ZREM', K.free(cls, scope), v.id) end
       end

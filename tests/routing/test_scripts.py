@@ -34,6 +34,15 @@ def test_a_body_gets_what_it_uses_through_each_other_in_order() -> None:
     )
 
 
+def test_names_in_comments_and_strings_link_nothing() -> None:
+    body = "-- ready? load(id) would do\nreturn redis.call('GET', 'unused', \"it's ready\")"
+    assert scripts._link(LIBRARY, body) == ""
+    assert scripts._link(LIBRARY, "return 'x' .. unused() -- load") == (
+        "local NOW = tonumber(ARGV[1])\n"
+        "local function unused() return NOW end\n"
+    )
+
+
 def test_a_body_using_nothing_gets_nothing() -> None:
     assert scripts._link(LIBRARY, "return 1") == ""
 
