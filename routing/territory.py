@@ -56,7 +56,11 @@ class Territories:
 
     departements: dict[str, Departement]
     regions: dict[str, Region]
+    # Replaced as a whole (with_groups), never changed in place: territory() keeps its answers.
     groups: dict[str, Group] = field(default_factory=dict)
+    _rings: dict[str, Territory] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def departement(self, code: str) -> Departement:
         """The département with this INSEE code ('05', '2A', '974'); raises if unknown."""
@@ -68,9 +72,15 @@ class Territories:
 
     def territory(self, code: str) -> Territory:
         """The rings of a département: itself, its groups (sorted), its région."""
-        dep = self.departement(code)
+        normalized = normalize_departement_code(code)
+        try:
+            return self._rings[normalized]  # every task and log-in asks: once is enough
+        except KeyError:
+            pass
+        dep = self.departement(normalized)
         groups = tuple(sorted(g.id for g in self.groups.values() if dep.code in g.departements))
-        return Territory(departement=dep.code, region=dep.region, groups=groups)
+        self._rings[dep.code] = Territory(departement=dep.code, region=dep.region, groups=groups)
+        return self._rings[dep.code]
 
     def ring(self, departement: str, home: str) -> int:
         """How far a volunteer living in ``home`` is from a task of ``departement``:

@@ -116,10 +116,12 @@ def test_a_departement_can_belong_to_several_groups() -> None:
 
 def test_groups_are_replaced_not_shared() -> None:
     base = load_territories()
+    assert base.territory("05").groups == ()  # known before the copy: not carried over
     with_massif = base.with_groups([MASSIF_ALPIN])
     assert with_massif.territory("05").groups == ("massif-alpin",)
     assert base.territory("05").groups == ()  # the packaged data is left alone
     assert with_massif.with_groups([]).territory("05").groups == ()
+    assert with_massif.territory(" 5") is with_massif.territory("05")  # one answer per code
 
 
 def test_groups_with_unknown_departements_or_bad_ids_are_refused() -> None:
