@@ -9,7 +9,16 @@ if t.state == 'ended' or t.state == 'wrapup' then return fail('task_already_ende
 if t.state ~= 'reserved' then return fail('offer_expired', tid) end
 if t.vol ~= vid then return fail('offer_not_yours', tid) end
 if NOW > tonumber(t.offered_at) + CFG.ring_ms then return fail('offer_expired', tid) end
-local v = load_vol(vid)
+-- A call takes the volunteer whole: reserved until now and busy from now, they were in no free set
+-- and stay out of all, and nothing else can be offered to them; so only their load and misses are
+-- read (the whole volunteer, for a chat, which may leave them free for another).
+local v
+if t.cls == 'voice' then
+  local load, misses = unpack(redis.call('HMGET', K.vol(vid), 'load_voice', 'misses'))
+  v = {id = vid, load_voice = load, misses = misses}
+else
+  v = load_vol(vid)
+end
 local field = t.cls == 'voice' and 'load_voice' or 'load_chat'
 v[field] = tostring(tonumber(v[field]) + 1)
 -- acc_misses: kept with the task so that if the volunteer's phone leg then fails (give_back),
@@ -31,6 +40,8 @@ if t.answered ~= '1' then
   if wait <= CFG.service_level_ms then stat('answered_within_sl') end
 end
 emit('task_assigned', tid, vid, 'ring', t.ring, 'waited_ms', n2s(wait), 'channel', t.channel)
-refresh_free(v)
-dispatch_volunteer(v)
+if t.cls ~= 'voice' then
+  refresh_free(v)
+  dispatch_volunteer(v)
+end
 return 'assigned'
