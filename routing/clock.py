@@ -41,7 +41,8 @@ QUARTER_MS = 15 * 60 * 1000
 
 
 def buckets(now_ms: int) -> tuple[str, str]:
-    """The day and 15-minute interval labels (Europe/Paris) of a moment."""
+    """The day and 15-minute interval labels (Europe/Paris) of a moment; the interval's
+    starts with the day's ('2026-12-02', '2026-12-02T09:15'), which the scripts rely on."""
     # Paris has been a whole number of hours from UTC since 1911, so its quarter-hours are
     # UTC quarter-hours: the labels change only every 15 minutes, and the engine asks for
     # them on every transition (computing them was a tenth of its Python time).

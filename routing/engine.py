@@ -52,10 +52,9 @@ TIMER_KINDS = {"w": "widen", "r": "ring_timeout", "u": "unblock", "x": "finish_w
 
 
 @lru_cache(maxsize=64)
-def _bucket_args(quarter: int) -> tuple[bytes, bytes]:
-    """The day and interval labels of a quarter-hour, as sent to every script."""
-    day, interval = buckets(quarter * QUARTER_MS)
-    return day.encode(), interval.encode()
+def _bucket_arg(quarter: int) -> bytes:
+    """The interval label of a quarter-hour (it starts with the day's), as sent to every script."""
+    return buckets(quarter * QUARTER_MS)[1].encode()
 
 
 class Engine:
@@ -107,17 +106,17 @@ class Engine:
     async def _run(self, name: str, *args: Any) -> str:
         """Run one transition; its outcome, or its typed error when it refused."""
         now = self.clock.now_ms()
-        day, interval = _bucket_args(now // QUARTER_MS)
+        interval = _bucket_arg(now // QUARTER_MS)
         try:
             # EVALSHA straight from the client's execute_command: the Script object's call path,
             # and even the client's evalsha and its layer below, each repacking the arguments,
             # cost a few percent of the engine's Python time on every transition.
             result = await self.redis.execute_command(
-                "EVALSHA", self._shas[name], b"1", self._cfg, b"%d" % now, day, interval, *args
+                "EVALSHA", self._shas[name], b"1", self._cfg, b"%d" % now, interval, *args
             )
         except NoScriptError:  # a fresh or flushed server: load the script, then run it
             script = self._scripts[name]
-            result = await script(keys=[self._cfg], args=[now, day, interval, *args])
+            result = await script(keys=[self._cfg], args=[now, interval, *args])
         if isinstance(result, list):  # ['err', code, detail]: refused, nothing changed
             raise ERRORS_BY_CODE.get(result[1], RoutingError)(result[2] or None)
         return result
@@ -202,9 +201,9 @@ class Engine:
         self._check_skills({skill} - {""}, {language} - {""})
         self._check_priority(spec.priority)
         channel = self._channel(spec.channel)
-        result = await self._run(
-            "enqueue",
-            spec.id,
+        # One argument for the attributes (enqueue.lua): each is a catalogue value, a
+        # territory code, a group id or a number, none of which can hold a '|'.
+        attributes = (
             channel,
             territory.departement,
             territory.region,
@@ -212,9 +211,9 @@ class Engine:
             skill,
             language,
             str(spec.priority),
-            spec.caller_key,
-            "" if spec.place_ms is None else str(spec.place_ms),
+            "" if spec.place_ms is None else str(int(spec.place_ms)),
         )
+        result = await self._run("enqueue", spec.id, "|".join(attributes), spec.caller_key)
         state, volunteer, level, ring, place, priority, resumed, preferred, created = json.loads(
             result
         )

@@ -1,11 +1,15 @@
 -- A new call, chat or callback request enters the queue.
--- ARGV: 4 id, 5 channel, 6 dept, 7 region, 8 groups, 9 skill, 10 lang, 11 priority,
---       12 caller key, 13 place (ms, '' = now; a message left offline keeps its time)
-local id = ARGV[4]
+-- ARGV: 3 id, 4 the task's attributes joined by '|' (channel, dept, region, groups, skill, lang,
+--       priority, place: ms, '' = now; a message left offline keeps its time), 5 caller key.
+-- The attributes come as one argument because the client's cost grows with each one it sends;
+-- none of them can hold a '|' (Engine.enqueue).
+local id = ARGV[3]
 if redis.call('EXISTS', K.task(id)) == 1 then return fail('task_exists', id) end
-local t = new_task(id, ARGV[5], ARGV[13] ~= '' and ARGV[13] or NOW_S)
+local channel, dept, region, groups, skill, lang, priority, place =
+  string.match(ARGV[4], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+local t = new_task(id, channel, place ~= '' and place or NOW_S)
 t.dept, t.region, t.groups, t.skill, t.lang, t.priority, t.ck =
-  ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+  dept, region, groups, skill, lang, priority, ARGV[5]
 if t.skill ~= '' or t.lang ~= '' then t.need_until = n2s(NOW + CFG.skill_relax_ms) end
 if t.ck ~= '' then
   -- Abandon-resume: a caller back within the window gets their old place.

@@ -1,8 +1,8 @@
 -- Shared by every transition script: each carries the definitions it uses (scripts.py).
--- ARGV[1] now (ms, UTC), ARGV[2] day bucket, ARGV[3] 15-minute bucket (Europe/Paris);
--- script-specific arguments start at ARGV[4].
+-- ARGV[1] now (ms, UTC), ARGV[2] its 15-minute bucket (Europe/Paris), which starts with the day's
+-- ('2026-12-02T09:15'); script-specific arguments start at ARGV[3].
 local NOW = tonumber(ARGV[1])
-local BUCKETS = {ARGV[2], ARGV[3]} -- the day's and the quarter-hour's counters
+local BUCKETS = {string.sub(ARGV[2], 1, 10), ARGV[2]} -- the day's and the quarter-hour's counters
 local RINGS = 3 -- 0 département, 1 groups, 2 région, 3 national
 
 -- Lua would print large numbers as 1.8e+12: always format them ourselves (whole milliseconds,

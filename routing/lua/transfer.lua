@@ -1,6 +1,6 @@
 -- A volunteer hands a task over: to anyone with a skill, or to a named colleague first.
--- ARGV: 4 volunteer, 5 task, 6 skill ('' = keep), 7 colleague ('' = none)
-local vid, tid, skill, target = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+-- ARGV: 3 volunteer, 4 task, 5 skill ('' = keep), 6 colleague ('' = none)
+local vid, tid, skill, target = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local t = load_task(tid)
 if not t then return fail('unknown_task', tid) end
 if t.state == 'wrapup' or t.state == 'ended' then return fail('task_already_ended', tid) end

@@ -6,6 +6,9 @@ the day "2026-11-23" and the 15-minute interval "2026-11-23T09:00" (then 09:15..
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from routing.clock import PARIS
 from routing.events import EventReader, EventType
 from routing.metrics import Counts, compute
 from routing.models import Presence
@@ -206,6 +209,17 @@ async def test_counters_of_a_morning(desk, engine, clock) -> None:
     assert (await engine.counts(NINE_FIFTEEN)).offered == 1
     assert (await engine.counts(NINE)).offered == 4
     assert (await engine.counts(DAY)).offered == 5
+
+
+async def test_counters_change_day_at_midnight_in_paris(desk, engine, clock) -> None:
+    clock.set(datetime(2026, 3, 28, 23, 50, tzinfo=PARIS))  # the night before summer time
+    await desk.call("t1", "05")
+    clock.advance(15 * 60)
+    await desk.call("t2", "05")
+    assert (await engine.counts("2026-03-28")).offered == 1
+    assert (await engine.counts("2026-03-28T23:45")).offered == 1
+    assert (await engine.counts("2026-03-29")).offered == 1
+    assert (await engine.counts("2026-03-29T00:00")).offered == 1
 
 
 async def test_answered_once_whatever_happens_before_or_after(desk, engine) -> None:

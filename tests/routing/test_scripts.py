@@ -38,8 +38,7 @@ def test_names_in_comments_and_strings_link_nothing() -> None:
     body = "-- ready? load(id) would do\nreturn redis.call('GET', 'unused', \"it's ready\")"
     assert scripts._link(LIBRARY, body) == ""
     assert scripts._link(LIBRARY, "return 'x' .. unused() -- load") == (
-        "local NOW = tonumber(ARGV[1])\n"
-        "local function unused() return NOW end\n"
+        "local NOW = tonumber(ARGV[1])\nlocal function unused() return NOW end\n"
     )
 
 
@@ -101,3 +100,13 @@ async def test_lua_builds_every_key_as_python_names_it(redis: Redis, line: str) 
         built = await redis.eval(script, 1, keys.cfg, *parts)
         expected = getattr(keys, name)
         assert built == (expected(*parts) if parts else expected), name
+
+
+async def test_transitions_load_their_scripts_again_after_a_flush(desk, redis: Redis) -> None:
+    await desk.volunteer("v05", "05")
+    await redis.script_flush()  # a restarted or flushed server: EVALSHA answers NOSCRIPT
+    task = await desk.call("t1", "05", caller_key="k1")
+    assert (task.state.value, task.volunteer) == ("reserved", "v05")
+    await redis.script_flush()
+    await desk.engine.accept("v05", "t1")
+    assert (await desk.task("t1")).state.value == "assigned"
