@@ -113,7 +113,7 @@ def _call_arguments(text: str, start: int) -> tuple[list[str], int]:
         c = text[i]
         if c in "'\"":
             i += 1
-            while text[i] != c:
+            while i < len(text) and text[i] != c:
                 i += 2 if text[i] == "\\" else 1
         elif c in _CLOSING:
             stack.append(_CLOSING[c])

@@ -75,6 +75,7 @@ def test_keys_are_written_where_they_are_used() -> None:
         ("K.task(a, b)", "key task takes 1 parts, given 2"),
         ("K.timers(", "unclosed key call"),
         ("K.task(a])", "unbalanced key call"),
+        ("K.task('a)", "unclosed key call"),
     ],
 )
 def test_a_wrong_key_call_stops_the_linker(lua: str, error: str) -> None:
