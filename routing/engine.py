@@ -213,7 +213,10 @@ class Engine:
             str(spec.priority),
             "" if spec.place_ms is None else str(int(spec.place_ms)),
         )
-        result = await self._run("enqueue", spec.id, "|".join(attributes), spec.caller_key)
+        packed = "|".join(attributes)
+        if packed.count("|") != len(attributes) - 1:  # a group id built around with_groups
+            raise ValueError(f"a task attribute holds a '|': {attributes}")
+        result = await self._run("enqueue", spec.id, packed, spec.caller_key)
         state, volunteer, level, ring, place, priority, resumed, preferred, created = json.loads(
             result
         )
