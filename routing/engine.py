@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Mapping
-from functools import lru_cache
 from typing import Any
 
 from redis.asyncio import Redis
@@ -16,7 +15,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from routing import scripts
-from routing.clock import QUARTER_MS, Clock, buckets
+from routing.clock import Clock, buckets
 from routing.config import RoutingConfig
 from routing.errors import (
     ERRORS_BY_CODE,
@@ -49,12 +48,6 @@ from routing.territory import Territories, load_territories
 # ~1.2 ms a batch; other clients wait that long at most).
 VOLUNTEERS_PER_READ = 200
 TIMER_KINDS = {"w": "widen", "r": "ring_timeout", "u": "unblock", "x": "finish_wrapup"}
-
-
-@lru_cache(maxsize=64)
-def _bucket_arg(quarter: int) -> bytes:
-    """The interval label of a quarter-hour (it starts with the day's), as sent to every script."""
-    return buckets(quarter * QUARTER_MS)[1].encode()
 
 
 class Engine:
@@ -106,7 +99,7 @@ class Engine:
     async def _run(self, name: str, *args: Any) -> str:
         """Run one transition; its outcome, or its typed error when it refused."""
         now = self.clock.now_ms()
-        interval = _bucket_arg(now // QUARTER_MS)
+        interval = buckets(now)[1].encode()  # starts with the day's label: the scripts cut it
         try:
             # EVALSHA straight from the client's execute_command: the Script object's call path,
             # and even the client's evalsha and its layer below, each repacking the arguments,
