@@ -195,7 +195,7 @@ class Engine:
         self._check_priority(spec.priority)
         channel = self._channel(spec.channel)
         # One argument for the attributes (enqueue.lua): each is a catalogue value, a
-        # territory code, a group id or a number, none of which can hold a '|'.
+        # territory code, a group id (Territories checks them) or a number: none holds a '|'.
         attributes = (
             channel,
             territory.departement,
@@ -206,10 +206,7 @@ class Engine:
             str(spec.priority),
             "" if spec.place_ms is None else str(int(spec.place_ms)),
         )
-        packed = "|".join(attributes)
-        if packed.count("|") != len(attributes) - 1:  # a group id built around with_groups
-            raise ValueError(f"a task attribute holds a '|': {attributes}")
-        result = await self._run("enqueue", spec.id, packed, spec.caller_key)
+        result = await self._run("enqueue", spec.id, "|".join(attributes), spec.caller_key)
         state, volunteer, level, ring, place, priority, resumed, preferred, created = json.loads(
             result
         )

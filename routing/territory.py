@@ -93,13 +93,16 @@ class Territories:
             return 1
         return 2 if task.region == vol.region else 3
 
-    def with_groups(self, groups: list[Group]) -> Territories:
-        """A copy using these groups; every département in them must exist."""
-        for group in groups:
+    def __post_init__(self) -> None:
+        # However built: group ids travel in the engine's packed arguments (Engine.enqueue).
+        for group in self.groups.values():
             if not _GROUP_ID.match(group.id):
                 raise ValueError(f"invalid group id {group.id!r}")
             for code in group.departements:
                 self.departement(code)
+
+    def with_groups(self, groups: list[Group]) -> Territories:
+        """A copy using these groups; every département in them must exist."""
         return Territories(self.departements, self.regions, {g.id: g for g in groups})
 
     def departement_for_postal_code(self, postal_code: str) -> Departement:

@@ -1,16 +1,14 @@
 """Engine.enqueue sends the task's attributes as one packed argument and builds the task it
 returns from the spec and the script's short reply: it must be the task the engine stores,
-field for field, whatever the script decided."""
+field for field, whatever the script decided. (Group ids, the one attribute a coordinator
+names, cannot hold the separator: tests/routing/test_territory.py.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from routing.engine import Engine
 from routing.models import Channel, TaskSpec, TaskState
-from routing.territory import Group, Territories
 
 Desk = Any  # tests/routing/conftest.py's desk fixture
 
@@ -75,14 +73,3 @@ async def test_a_returning_caller_offered_to_the_volunteer_who_helped_them(desk:
     )
     again = await desk.task("t2")
     assert (again.preferred, again.volunteer) == (helper, helper)
-
-
-async def test_an_attribute_holding_the_separator_is_refused_before_redis(desk) -> None:
-    territories = desk.engine.territories
-    odd = Group("a|b", "Groupe mal formé", frozenset({"05"}))  # not through with_groups
-    desk.engine.territories = Territories(
-        territories.departements, territories.regions, {odd.id: odd}
-    )
-    with pytest.raises(ValueError, match="holds a"):
-        await desk.engine.enqueue(TaskSpec("t1", Channel.VOICE, "05"))
-    assert await desk.engine.task("t1") is None

@@ -132,6 +132,13 @@ def test_groups_with_unknown_departements_or_bad_ids_are_refused() -> None:
         base.with_groups([Group("Massif Alpin!", "Massif alpin", frozenset({"05"}))])
 
 
+def test_a_group_id_holding_the_engines_separator_is_refused_however_built() -> None:
+    base = load_territories()
+    odd = Group("a|b", "Groupe mal formé", frozenset({"05"}))  # not through with_groups
+    with pytest.raises(ValueError, match="invalid group id"):
+        Territories(base.departements, base.regions, {odd.id: odd})
+
+
 def test_ring_between_a_task_and_a_volunteers_home() -> None:
     territories = load_territories().with_groups([MASSIF_ALPIN])
     assert territories.ring("05", "05") == 0
