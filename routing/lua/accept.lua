@@ -12,14 +12,14 @@ if NOW > tonumber(t.offered_at) + CFG.ring_ms then return fail('offer_expired', 
 -- A call takes the volunteer whole: reserved until now and busy from now, they were in no free set
 -- and stay out of all, and nothing else can be offered to them; so only their load and misses are
 -- read (the whole volunteer, for a chat, which may leave them free for another).
-local v
-if t.cls == 'voice' then
+local voice, v = t.cls == 'voice', nil
+if voice then
   local load, misses = unpack(redis.call('HMGET', K.vol(vid), 'load_voice', 'misses'))
   v = {id = vid, load_voice = load, misses = misses}
 else
   v = load_vol(vid)
 end
-local field = t.cls == 'voice' and 'load_voice' or 'load_chat'
+local field = voice and 'load_voice' or 'load_chat'
 v[field] = tostring(tonumber(v[field]) + 1)
 -- acc_misses: kept with the task so that if the volunteer's phone leg then fails (give_back),
 -- the streak goes on.
@@ -40,7 +40,7 @@ if t.answered ~= '1' then
   if wait <= CFG.service_level_ms then stat('answered_within_sl') end
 end
 emit('task_assigned', tid, vid, 'ring', t.ring, 'waited_ms', n2s(wait), 'channel', t.channel)
-if t.cls ~= 'voice' then
+if not voice then
   refresh_free(v)
   dispatch_volunteer(v)
 end
