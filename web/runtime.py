@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from routing.clock import Clock
 from routing.engine import Engine
+from routing.server_settings import SERVER_SETTINGS, settings_differences
 from web.db import Database
 from web.redis import RedisTarget, connect, ensure_redis
 from web.settings import Settings
@@ -44,6 +45,17 @@ class Runtime:
         """Give the engine the territory groups currently stored in SQL."""
         async with self.db.session() as session:
             self.engine.territories = await load_group_territories(session)
+
+
+async def check_server_settings(redis: Redis) -> None:
+    """Warn when Redis runs the engine slower than it could (routing.server_settings)."""
+    differences = await settings_differences(redis)
+    if differences:
+        log.warning(
+            "Redis has %s; the routing engine runs faster with %s (README, \"External Redis\")",
+            ", ".join(f"{name} {value}" for name, value in differences.items()),
+            ", ".join(f"{name} {SERVER_SETTINGS[name]}" for name in differences),
+        )
 
 
 @asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 
 import httpx
 from fastapi import FastAPI
@@ -13,6 +14,7 @@ from routing.clock import ManualClock
 from routing.config import RoutingConfig
 from routing.engine import Engine
 from routing.models import Channel, Presence, TaskSpec, TaskState, VolunteerProfile
+from routing.server_settings import SERVER_SETTINGS
 from web.app import create_app
 from web.settings import Settings
 
@@ -49,9 +51,7 @@ async def test_the_timer_loop_runs_ring_timeouts_by_itself(
 async def test_routing_defaults_come_from_settings_without_overwriting(
     app_settings: Settings, redis: Redis, clock: ManualClock
 ) -> None:
-    settings = app_settings.model_copy(
-        update={"routing": RoutingConfig(ring_s=33, wrapup_s=50)}
-    )
+    settings = app_settings.model_copy(update={"routing": RoutingConfig(ring_s=33, wrapup_s=50)})
     # A coordinator already changed the wrap-up time on this line: that choice stays.
     await redis.hset(Engine(redis, line=settings.line).keys.cfg, "wrapup_ms", "75000")
     app = create_app(settings, clock=clock, timers=False)
@@ -93,3 +93,27 @@ async def test_the_home_page_is_in_french(web_client: httpx.AsyncClient) -> None
     assert response.status_code == 200
     assert '<html lang="fr">' in response.text
     assert "démarches" in response.text
+
+
+async def test_the_app_warns_at_start_when_redis_has_other_settings(
+    app_settings: Settings, redis: Redis, restored_settings: dict[str, str], caplog
+) -> None:
+    caplog.set_level(logging.WARNING, logger="web.runtime")
+    await redis.config_set("hash-max-ziplist-entries", "128")
+    for name, value in SERVER_SETTINGS.items():
+        if name != "hash-max-ziplist-entries":
+            await redis.config_set(name, value)
+    app = create_app(app_settings, timers=False)
+    async with app.router.lifespan_context(app):
+        pass
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "Redis has hash-max-ziplist-entries 128; the routing engine runs faster with "
+        'hash-max-ziplist-entries 0 (README, "External Redis")'
+    ]
+
+    caplog.clear()
+    await redis.config_set("hash-max-ziplist-entries", "0")
+    async with app.router.lifespan_context(app):
+        pass
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]

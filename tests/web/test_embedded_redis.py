@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from routing.server_settings import SERVER_SETTINGS
 from web.redis import EmbeddedRedis, ensure_redis, socket_path_for
 from web.settings import Settings
 
@@ -36,6 +37,16 @@ def test_starts_with_append_only_file_and_socket_in_data_dir(server: EmbeddedRed
     assert server.socket_path == server.data_dir / "redis.sock"
     assert (server.folder / "appendonly.aof").exists()
     assert server.pidfile.read_text().strip() == str(server._process.pid)  # type: ignore[union-attr]
+
+
+def test_starts_with_the_settings_the_engine_is_laid_out_for(server: EmbeddedRedis) -> None:
+    server.start()
+    client = client_of(server)
+    for name, value in SERVER_SETTINGS.items():
+        assert client.config_get(name) == {name: value}
+    client.hset("perm:{main}:vol:v1", "presence", "available")
+    assert client.object("encoding", "perm:{main}:vol:v1") == "hashtable"
+    client.close()
 
 
 def test_data_survives_a_restart(server: EmbeddedRedis) -> None:

