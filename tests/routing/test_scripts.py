@@ -3,6 +3,7 @@ with every key written where it is used."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -10,6 +11,7 @@ from redis.asyncio import Redis
 
 from routing import scripts
 from routing.keys import TEMPLATES, Keys
+from routing.models import Presence
 
 LIBRARY = """local NOW = tonumber(ARGV[1])
 -- Says why.
@@ -111,3 +113,40 @@ async def test_transitions_load_their_scripts_again_after_a_flush(desk, redis: R
     await redis.script_flush()
     await desk.engine.accept("v05", "t1")
     assert (await desk.task("t1")).state.value == "assigned"
+
+
+async def read_by_load_vol(engine, vid: str) -> dict[str, str] | None:
+    """What the scripts' load_vol makes of a volunteer's hash (None: no such volunteer)."""
+    source = scripts._assemble(
+        "local v = load_vol(ARGV[3]) return v and cjson.encode(v) or ''",
+        scripts._read("prelude"),
+    )
+    now = engine.clock.now_ms()
+    raw = await engine.redis.eval(source, 1, engine.keys.cfg, now, "2026-11-23T09:00", vid)
+    return json.loads(raw) if raw else None
+
+
+async def test_load_vol_reads_every_field_the_scripts_write(desk, engine) -> None:
+    await desk.volunteer("idle", "05")
+    await desk.volunteer("paused", "05")
+    await engine.set_presence("paused", Presence.PAUSED, "café")
+    await desk.volunteer("off", "13", available=False)
+    await desk.volunteer("chats", "13", chat_capacity=3)
+    await desk.chat("c1", "13")
+    await engine.accept("chats", "c1")  # one chat in hand, room for more
+    await desk.volunteer("missed", "38")
+    await desk.call("t1", "38")
+    await desk.wait((await engine.config()).ring_s)  # no answer: a miss, then blocked
+    await desk.volunteer("wrapup", "73")
+    await desk.call("t2", "73")
+    await engine.accept("wrapup", "t2")
+    await engine.complete("wrapup", "t2")
+    volunteers = ["idle", "paused", "off", "chats", "missed", "wrapup"]
+    written: set[str] = set()
+    for vid in volunteers:
+        stored = await engine.redis.hgetall(engine.keys.vol(vid))
+        written |= set(stored)
+        assert await read_by_load_vol(engine, vid) == {"id": vid, **stored}, vid
+    # These states between them write every field a volunteer has.
+    assert {"fs", "blocked_until", "misses", "reserved", "reason", "load_chat"} <= written
+    assert await read_by_load_vol(engine, "nobody") is None
