@@ -29,7 +29,7 @@ from routing.errors import (
     UnknownTask,
     VolunteerRequired,
 )
-from routing.keys import Keys
+from routing.keys import FREE_SETS, Keys
 from routing.metrics import Counts
 from routing.models import (
     Channel,
@@ -289,7 +289,11 @@ class Engine:
 
     async def longest_idle(self, channel_class: str = "voice") -> Volunteer | None:
         """The volunteer free for this channel class who has waited longest, if anyone is."""
-        first = await self.redis.zrange(self.keys.free(channel_class, "n"), 0, 0)
+        heads = []
+        for free_set in FREE_SETS[channel_class]:
+            key = self.keys.free(free_set, "n")
+            heads += await self.redis.zrange(key, 0, 0, withscores=True)
+        first = min(heads, key=lambda head: (head[1], head[0]), default=None)
         return await self.volunteer(first[0]) if first else None
 
     async def volunteers(

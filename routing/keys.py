@@ -16,7 +16,9 @@ TEMPLATES: dict[str, str] = {
     "live": "live",  # set: ids of tasks not yet ended
     "vols": "vols",  # set: ids of volunteers ever logged in on this line
     "wait": "w:{}:{}",  # zset per channel class and scope: waiting tasks by place
-    "free": "f:{}:{}",  # zset per channel class and scope: offerable volunteers by idle time
+    # zset per scope of the volunteers who may be offered a task, by idle time: 'voice' those
+    # with nothing in hand (a call or a chat), 'chat' those with chats under capacity, no call
+    "free": "f:{}:{}",
     "on": "on",  # hash scope -> volunteers on duty (available) in that scope
     "staff": "staff",  # hash: logged_in, working, lanes (Engine.staffing); absent = not counted
     "timers": "timers",  # zset: due times of widening, ring, wrap-up and delay timers
@@ -25,6 +27,9 @@ TEMPLATES: dict[str, str] = {
     "resume": "resume:{}",  # string per caller key: the place of an abandoned task
     "recent": "recent:{}",  # hash per caller key: last volunteer and département
 }
+
+# The free sets a task of each channel class looks in (FREE_SETS in the Lua prelude).
+FREE_SETS: dict[str, tuple[str, ...]] = {"voice": ("voice",), "chat": ("voice", "chat")}
 
 
 class Keys:
@@ -76,8 +81,8 @@ class Keys:
     def wait(self, channel_class: str, scope: str) -> str:
         return self._key("wait", channel_class, scope)
 
-    def free(self, channel_class: str, scope: str) -> str:
-        return self._key("free", channel_class, scope)
+    def free(self, free_set: str, scope: str) -> str:
+        return self._key("free", free_set, scope)
 
     def stats(self, bucket: str) -> str:
         return self._key("stats", bucket)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from routing.invariants import check_invariants
 from routing.models import Presence, TaskState
 
 GROUP_S, REGION_S, NATIONAL_S, SKILL_S = 15, 30, 90, 60
@@ -325,3 +326,61 @@ async def test_moving_away_with_two_tasks_for_you_gives_you_one_offer(desk, engi
     await desk.volunteer("v", "13", skills=["impots"])  # moves to 13 and learns the skill
     offered = [t for t in ("from05", "from13") if await desk.offered_to(t) == "v"]
     assert offered == [(await engine.volunteer("v")).reserved]
+
+
+async def test_a_chat_goes_to_the_longest_idle_with_chats_in_hand_or_nothing(
+    desk, engine, clock
+) -> None:
+    # Free for a chat: in the 'voice' sets with nothing in hand, in the 'chat' sets with chats
+    # under capacity; a chat looks at both, by idle time.
+    await desk.volunteer("chatting", "05", chat_capacity=3)
+    await desk.chat("c1", "05")
+    await engine.accept("chatting", "c1")  # idle since now, one chat in hand
+    clock.advance(5)
+    await desk.volunteer("idle", "05")  # idle since 5 s later, nothing in hand
+    assert (await engine.longest_idle("chat")).id == "chatting"
+    assert (await engine.longest_idle("voice")).id == "idle"
+    await desk.chat("c2", "05")
+    assert await desk.offered_to("c2") == "chatting"
+    clock.advance(1)
+    await engine.accept("chatting", "c2")  # idle since now: the other one has waited longer
+    await desk.chat("c3", "05")
+    assert await desk.offered_to("c3") == "idle"
+    await desk.call("t1", "05")  # nobody is free for a call: both have a chat in hand or ringing
+    assert await desk.offered_to("t1") is None
+
+
+async def test_a_free_set_mark_written_before_the_split_is_rewritten(desk, engine) -> None:
+    # Before 2026-12-02 a volunteer with nothing in hand was in the chat sets too, marked 'vc'.
+    await desk.volunteer("v1", "05")
+    vol = await engine.redis.hgetall(engine.keys.vol("v1"))
+    scopes = ["d:05", "g:massif-alpin", "r:93", "n"]
+    for scope in scopes:
+        await engine.redis.zadd(engine.keys.free("chat", scope), {"v1": vol["idle_since"]})
+    await engine.redis.hset(engine.keys.vol("v1"), "fs", "vc:" + vol["idle_since"])
+    assert await check_invariants(engine) == []
+    await desk.chat("c1", "05")
+    assert await desk.offered_to("c1") == "v1"
+    for scope in scopes:  # reserved: out of every set, both kinds
+        assert await engine.redis.zscore(engine.keys.free("chat", scope), "v1") is None
+        assert await engine.redis.zscore(engine.keys.free("voice", scope), "v1") is None
+
+
+async def test_the_invariants_see_a_volunteer_in_the_wrong_free_set(desk, engine, clock) -> None:
+    await desk.volunteer("chats", "05", chat_capacity=3)
+    clock.advance(1)
+    await desk.volunteer("idle", "05")
+    await desk.chat("c1", "05")
+    await engine.accept("chats", "c1")  # the longest idle takes it: one chat in hand now
+    in_chat_sets, in_voice_sets = engine.keys.free("chat", "n"), engine.keys.free("voice", "n")
+    assert await engine.redis.zscore(in_chat_sets, "chats") is not None
+    assert await engine.redis.zscore(in_voice_sets, "idle") is not None
+    assert await check_invariants(engine) == []
+
+    await engine.redis.zadd(in_chat_sets, {"idle": 1})  # nothing in hand: the voice sets only
+    await engine.redis.zrem(in_chat_sets, "chats")  # a chat in hand, room for more
+    problems = await check_invariants(engine)
+    assert "volunteer idle wrongly in f:chat:n" in problems
+    assert "volunteer chats missing from f:chat:n" in problems
+    await engine.redis.zrem(in_chat_sets, "idle")  # as it was, for teardown's check
+    await engine.redis.zadd(in_chat_sets, {"chats": 1})
