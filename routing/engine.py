@@ -96,8 +96,9 @@ class Engine:
 
     # Running scripts ---------------------------------------------------------------
 
-    async def _run(self, name: str, *args: Any) -> str:
-        """Run one transition; its outcome, or its typed error when it refused."""
+    async def _run(self, name: str, *args: Any) -> Any:
+        """Run one transition; its outcome (a string, enqueue's a list), or its typed error
+        when it refused."""
         now = self.clock.now_ms()
         interval = buckets(now)[1].encode()  # starts with the day's label: the scripts cut it
         try:
@@ -110,7 +111,7 @@ class Engine:
         except NoScriptError:  # a fresh or flushed server: load the script, then run it
             script = self._scripts[name]
             result = await script(keys=[self._cfg], args=[now, interval, *args])
-        if isinstance(result, list):  # ['err', code, detail]: refused, nothing changed
+        if isinstance(result, list) and result[0] == "err":  # refused, nothing changed
             raise ERRORS_BY_CODE.get(result[1], RoutingError)(result[2] or None)
         return result
 
@@ -206,10 +207,8 @@ class Engine:
             str(spec.priority),
             "" if spec.place_ms is None else str(int(spec.place_ms)),
         )
-        result = await self._run("enqueue", spec.id, "|".join(attributes), spec.caller_key)
-        state, volunteer, level, ring, place, priority, resumed, preferred, created = json.loads(
-            result
-        )
+        reply = await self._run("enqueue", spec.id, "|".join(attributes), spec.caller_key)
+        state, volunteer, level, ring, place, priority, resumed, preferred, created = reply
         return Task(
             id=spec.id,
             channel=Channel(channel),

@@ -47,8 +47,8 @@ end
 
 local function has(csv, item) return string.find(',' .. csv .. ',', ',' .. item .. ',', 1, true) ~= nil end
 
--- A script answers with one string (its outcome; a client parses it much faster than a list),
--- or with this list when it refused and changed nothing.
+-- A script answers with its outcome (one string; enqueue's, a list that never starts with
+-- 'err'), or with this list when it refused and changed nothing.
 local function fail(code, detail) return {'err', code, detail or ''} end
 
 local function emit(kind, task_id, vol_id, ...)
