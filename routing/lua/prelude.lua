@@ -221,7 +221,7 @@ local function refresh_free(v, ...)
   if mark ~= v.fs then
     local was = v.fs and (string.match(v.fs, '^(%a*):') or '') -- nil: unknown, so possibly in both
     local scopes = vol_scopes(v)
-    for _, name in ipairs(FREE_SETS.chat) do
+    for _, name in ipairs(FREE_SETS.chat) do -- a chat looks in every free set
       if name == set then
         for _, scope in ipairs(scopes) do redis.call('ZADD', K.free(name, scope), v.idle_since, v.id) end
       elseif was == nil or string.find(was, string.sub(name, 1, 1), 1, true) then
