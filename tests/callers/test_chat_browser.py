@@ -271,6 +271,9 @@ async def test_caller_and_volunteer_console_in_two_browser_contexts(
     await volunteer.get_by_role("button", name="Se connecter").click()
     await volunteer.goto(live + "/benevole/console")
     await volunteer.get_by_role("button", name="Me rendre disponible").click()
+    # The server has put them on duty (it answers before the console says so): only then
+    # does /aide offer the chat form.
+    await expect(volunteer.locator("#presence")).to_have_text("Disponible")
 
     caller = await (await browser.new_context()).new_page()
     await start_chat(caller, live)
