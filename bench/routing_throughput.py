@@ -409,17 +409,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             parser = "hiredis" if HIREDIS_AVAILABLE else "pure-Python RESP parser (no hiredis)"
             print(f"Redis {version}: {where}; client redis-py {redis_py_version}, {parser}")
             differ = await settings_differences(redis)
-            print(
-                "server settings: "
-                + (
-                    "not readable (CONFIG refused)"
-                    if differ is None
-                    else ", ".join(f"{k} {v}" for k, v in differ.items())
-                    + f" (routing.server_settings asks {SERVER_SETTINGS})"
-                    if differ
-                    else "as routing.server_settings asks"
-                )
-            )
+            if differ is None:
+                print("server settings: not readable (CONFIG refused)")
+            elif differ:
+                found = ", ".join(f"{name} {value}" for name, value in differ.items())
+                print(f"server settings: {found} (routing.server_settings asks {SERVER_SETTINGS})")
+            else:
+                print("server settings: as routing.server_settings asks")
             print(
                 f"line {line}: {args.volunteers} volunteers available in {len(departements)} "
                 f"départements (staffed in {time.perf_counter() - t0:.1f} s); voice calls from "
