@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from routing.models import Channel, TaskSpec, TaskState
+from routing.models import Channel, Presence, TaskSpec, TaskState
 from tests.volunteers.conftest import PASSWORD
 from volunteers.models import Booking, WrapUp
 
@@ -151,5 +151,43 @@ async def test_volunteer_books_goes_available_accepts_and_wraps_up(
         )
         await page.get_by_role("button", name="Refuser").click()
         await expect(offer).to_be_hidden()
+    finally:
+        await context.close()
+
+
+async def test_presence_buttons_wait_for_the_server(browser, live, make_account, engine):
+    """On a slow line the buttons stay disabled until the server's welcome, so no click is lost."""
+    import asyncio
+
+    from playwright.async_api import expect
+
+    anne = await make_account("Anne Martin")
+    context = await browser.new_context(base_url=live.base, locale="fr-FR")
+    page = await context.new_page()
+    release = asyncio.Event()
+    sockets = []
+
+    async def slow_line(ws):
+        sockets.append(ws)
+        await release.wait()
+        ws.connect_to_server()
+
+    await page.route_web_socket(re.compile(r".*/benevole/console/ws.*"), slow_line)
+    try:
+        await page.goto("/connexion?suite=/benevole/console")
+        await page.get_by_label("Adresse e-mail").fill(anne.email)
+        await page.get_by_label("Mot de passe").fill(PASSWORD)
+        await page.get_by_role("button", name="Se connecter").click()
+        await expect(page).to_have_url(f"{live.base}/benevole/console")
+        available = page.get_by_role("button", name="Me rendre disponible")
+        await expect(available).to_be_disabled()
+        await expect(page.get_by_role("button", name="Me mettre en pause")).to_be_disabled()
+        assert sockets, "the console did not open its socket"
+
+        release.set()
+        await expect(available).to_be_enabled()
+        await available.click()
+        await expect(page.locator("#presence")).to_have_text("Disponible")
+        assert (await engine.volunteer(anne.public_id)).presence is Presence.AVAILABLE
     finally:
         await context.close()

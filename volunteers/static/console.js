@@ -36,6 +36,7 @@
     ws.onmessage = (event) => handle(JSON.parse(event.data));
     ws.onclose = () => {
       root.dataset.connected = "0";
+      enablePresence(false);
       clearInterval(state.heartbeat);
       const wait = Math.min(30, 2 ** state.retry++);
       $("connection").textContent = "Connexion perdue : nouvelle tentative dans " + wait + " s…";
@@ -88,6 +89,7 @@
     $("why").hidden = msg.can_work;
     $("why").textContent = msg.why || "";
     $("presence-actions").hidden = !msg.can_work;
+    enablePresence(true);
     if (msg.restored) say("Connexion rétablie : votre état a été restauré.", "info");
     for (const id of Object.keys(state.tasks)) removeTask(id);
     for (const task of msg.tasks) taskUpdate(task);
@@ -215,6 +217,12 @@
   });
 
   // Presence ---------------------------------------------------------------------------
+
+  // A click before the server has said hello would be lost on a slow line: the buttons
+  // wait for the welcome, and wait again while the console reconnects.
+  function enablePresence(enabled) {
+    for (const button of $("presence-actions").querySelectorAll("button")) button.disabled = !enabled;
+  }
 
   async function setPresence(stateName, reason) {
     const result = await send({ type: "presence", state: stateName, reason: reason || "" });
