@@ -12,6 +12,8 @@
   let ended = false;
   let retries = 0;
   let lastSent = "";
+  // Enter pressed while the line was down: the text stays in the box and goes once connected.
+  let sendWhenConnected = false;
   const shown = new Set();
 
   function show(section) {
@@ -97,6 +99,11 @@
       if (data.type === "hello") {
         for (const msg of data.messages) addMessage(msg);
         setStatus(data.status);
+        if (sendWhenConnected) {
+          sendWhenConnected = false;
+          $("send-error").textContent = "";
+          $("send-form").requestSubmit();
+        }
       } else if (data.type === "messages") {
         for (const msg of data.messages) {
           if (msg.author === "caller") lastSent = "";
@@ -161,7 +168,13 @@
     event.preventDefault();
     $("send-error").textContent = "";
     const text = $("text").value;
-    if (!text.trim() || !socket || socket.readyState !== WebSocket.OPEN) return;
+    if (!text.trim()) return;
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      sendWhenConnected = true;
+      $("send-error").textContent =
+        "Connexion en cours : votre message partira dès que la connexion sera rétablie.";
+      return;
+    }
     socket.send(JSON.stringify({ type: "send", text }));
     lastSent = text;
     $("text").value = "";

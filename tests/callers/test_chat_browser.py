@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -122,6 +123,39 @@ async def test_caller_and_volunteer_talk_in_real_time(live, browser, engine, roo
     await expect(page.locator("#ended")).to_be_visible()
     assert (await engine.require_task(task.id)).state.value == "wrapup"
     await caller.close()
+
+
+@pytest.mark.browser
+async def test_a_message_typed_while_the_line_is_down_goes_once_connected(
+    live, browser, engine, room
+):
+    """On a weak line the caller may press Enter before the socket is open: the text stays in
+    the box with a word on why, and goes by itself once connected."""
+    await volunteer_on_duty(engine, "anne", "05")
+    page = await (await browser.new_context()).new_page()
+    release = asyncio.Event()
+
+    async def slow_line(ws):
+        await release.wait()
+        ws.connect_to_server()
+
+    await page.route_web_socket(re.compile(r".*/aide/ws.*"), slow_line)
+    await start_chat(page, live)
+    box = page.locator("#chat").get_by_label("Votre message")
+    await box.fill("Bonjour, je suis là.")
+    await box.press("Enter")
+    await expect(page.locator("#send-error")).to_contain_text("partira dès que la connexion")
+    await expect(box).to_have_value("Bonjour, je suis là.")
+    task = (await engine.live_tasks())[0]
+    assert await room.history(task.id) == []
+
+    release.set()
+    await expect(page.locator("#messages li.caller")).to_contain_text("Bonjour, je suis là.")
+    await expect(box).to_have_value("")
+    await expect(page.locator("#send-error")).to_have_text("")
+    assert [(m["author"], m["text"]) for m in await room.history(task.id)] == [
+        ("caller", "Bonjour, je suis là.")
+    ]
 
 
 async def _texts_when(room: ChatRoom, task_id: str, count: int):
