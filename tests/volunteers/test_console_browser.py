@@ -191,3 +191,87 @@ async def test_presence_buttons_wait_for_the_server(browser, live, make_account,
         assert (await engine.volunteer(anne.public_id)).presence is Presence.AVAILABLE
     finally:
         await context.close()
+
+
+async def test_a_wrapup_being_typed_survives_a_dropped_line(
+    browser, live, make_account, engine, sessions
+):
+    """On a weak line: the typed wrap-up stays through a reconnection, a request whose answer
+    was lost says so instead of hanging, and sending it again saves it once."""
+    import asyncio
+    import json
+
+    from playwright.async_api import expect
+
+    anne = await make_account("Anne Martin")
+    context = await browser.new_context(base_url=live.base, locale="fr-FR")
+    page = await context.new_page()
+    lines = []  # the page's side of each socket the console opened
+    cut_wrapup_answer = asyncio.Event()
+
+    async def line(ws):
+        lines.append(ws)
+        server = ws.connect_to_server()
+        wrapups = set()
+
+        def to_server(message):
+            frame = json.loads(message)
+            if frame.get("type") == "wrapup":
+                wrapups.add(frame["ref"])
+            server.send(message)
+
+        async def to_page(message):
+            frame = json.loads(message)
+            if frame.get("ref") in wrapups and cut_wrapup_answer.is_set():
+                cut_wrapup_answer.clear()
+                await ws.close()  # the server saved it; the answer is lost with the line
+                return
+            ws.send(message)
+
+        ws.on_message(to_server)
+        server.on_message(to_page)
+
+    await page.route_web_socket(re.compile(r".*/benevole/console/ws.*"), line)
+    try:
+        await page.goto("/connexion?suite=/benevole/console")
+        await page.get_by_label("Adresse e-mail").fill(anne.email)
+        await page.get_by_label("Mot de passe").fill(PASSWORD)
+        await page.get_by_role("button", name="Se connecter").click()
+        await page.get_by_role("button", name="Me rendre disponible").click()
+        await expect(page.locator("#presence")).to_have_text("Disponible")
+        await engine.enqueue(TaskSpec("weak-1", Channel.VOICE, "05", caller_key="ck-weak"))
+        await page.get_by_role("button", name="Accepter").click()
+        await expect(page.locator("article.task h3")).to_contain_text("Appel")
+        await engine.cancel("weak-1")
+        form = page.locator("form.wrapup")
+        await expect(form).to_be_visible()
+        await form.get_by_label("Sujet").select_option("famille")
+        await form.get_by_label("Résolu").check()
+        await form.get_by_label("Notes").fill("Dossier CAF à compléter.")
+
+        # The line drops while the volunteer types; the console comes back by itself.
+        await lines[-1].close()
+        await expect(page.locator("#connection")).to_contain_text("Connexion perdue")
+        await expect(page.locator("#connection")).to_have_text("Connecté", timeout=10_000)
+        assert len(lines) == 2
+        await expect(form.get_by_label("Notes")).to_have_value("Dossier CAF à compléter.")
+        await expect(form.get_by_label("Sujet")).to_have_value("famille")
+        await expect(form.get_by_label("Résolu")).to_be_checked()
+
+        # Sent, saved, but the answer is lost: the form says so and stays.
+        cut_wrapup_answer.set()
+        await form.get_by_role("button", name="Enregistrer la fiche").click()
+        await expect(form.locator(".w-error")).to_contain_text("La connexion a été coupée")
+        await expect(page.locator("#connection")).to_have_text("Connecté", timeout=10_000)
+        await expect(form.get_by_label("Notes")).to_have_value("Dossier CAF à compléter.")
+        assert (await engine.task("weak-1")).state is TaskState.ENDED  # the first one went in
+
+        # Sent again: it was saved the first time, and the console says it is done.
+        await form.get_by_role("button", name="Enregistrer la fiche").click()
+        await expect(page.locator("#message")).to_have_text("Fiche enregistrée. Merci !")
+        await expect(page.locator("article.task")).to_have_count(0)
+        async with sessions() as session:
+            rows = list(await session.exec(select(WrapUp)))
+        assert [(w.task_id, w.notes) for w in rows] == [("weak-1", "Dossier CAF à compléter.")]
+    finally:
+        await context.close()

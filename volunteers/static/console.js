@@ -38,11 +38,19 @@
       root.dataset.connected = "0";
       enablePresence(false);
       clearInterval(state.heartbeat);
+      // Requests whose answer was lost with the line: say so, rather than wait forever.
+      for (const resolve of Object.values(state.pending)) resolve({ ok: false, error: LOST });
+      state.pending = {};
       const wait = Math.min(30, 2 ** state.retry++);
       $("connection").textContent = "Connexion perdue : nouvelle tentative dans " + wait + " s…";
       setTimeout(connect, wait * 1000);
     };
   }
+
+  const LOST = {
+    code: "connection_lost",
+    message: "La connexion a été coupée avant la réponse. Réessayez une fois la console reconnectée.",
+  };
 
   function send(message) {
     return new Promise((resolve) => {
@@ -91,7 +99,13 @@
     $("presence-actions").hidden = !msg.can_work;
     enablePresence(true);
     if (msg.restored) say("Connexion rétablie : votre état a été restauré.", "info");
-    for (const id of Object.keys(state.tasks)) removeTask(id);
+    // Cards of tasks still held stay as they are (a wrap-up being typed survives a dropped
+    // line), and so does a wrap-up form not yet saved; their chat history comes again.
+    const held = new Set(msg.tasks.map((task) => task.task));
+    for (const [id, card] of Object.entries(state.tasks)) {
+      if (held.has(id)) card.querySelector(".chat-log").textContent = "";
+      else if (!wrapupPending(card)) removeTask(id);
+    }
     for (const task of msg.tasks) taskUpdate(task);
     clearOffer();
     if (msg.offer) showOffer(msg.offer);
@@ -234,10 +248,14 @@
 
   // Tasks ------------------------------------------------------------------------------
 
+  function wrapupPending(card) {
+    return !card.dataset.wrapped && card.dataset.status === "wrapup";
+  }
+
   function taskUpdate(msg) {
     if (msg.status === "ended" || msg.status === "transferred") {
       const card = state.tasks[msg.task];
-      if (card && msg.status === "ended" && !card.dataset.wrapped && card.dataset.status === "wrapup") {
+      if (card && msg.status === "ended" && wrapupPending(card)) {
         return; // the wrap-up form stays until it is submitted
       }
       if (msg.status === "transferred") say("Demande transférée.", "info");
@@ -246,11 +264,12 @@
     let card = state.tasks[msg.task];
     if (!card) card = addTask(msg);
     if (msg.channel) fillDetails(card, msg);
+    const was = card.dataset.status;
     card.dataset.status = msg.status;
     const wrap = msg.status === "wrapup";
     card.querySelector(".wrapup").hidden = !wrap;
     card.querySelector(".task-actions").hidden = wrap;
-    if (wrap) {
+    if (wrap && was !== "wrapup") { // not again on a reconnection: focus stays where one types
       card.querySelector(".chat-form").hidden = true;
       announce("Conversation terminée : remplissez la fiche.");
       card.querySelector(".w-topic").focus();
@@ -349,14 +368,16 @@
       notes: form.querySelector(".w-notes").value,
     });
     const error = form.querySelector(".w-error");
-    if (!result.ok) {
+    // Sent again after a lost answer: the first one was saved.
+    const saved = result.ok || result.error.code === "wrapup_exists";
+    if (!saved) {
       error.textContent = result.error.message;
       error.hidden = false;
       return;
     }
     card.dataset.wrapped = "1";
     removeTask(card.dataset.task);
-    say(result.message || "Fiche enregistrée.", "info");
+    say(result.message || "Fiche enregistrée. Merci !", "info");
   }
 
   function removeTask(taskId) {
