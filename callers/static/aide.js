@@ -99,6 +99,7 @@
       if (data.type === "hello") {
         for (const msg of data.messages) addMessage(msg);
         setStatus(data.status);
+        restoreUnsent(data.messages);
         if (sendWhenConnected) {
           sendWhenConnected = false;
           $("send-error").textContent = "";
@@ -131,6 +132,22 @@
       $("status").textContent = "Connexion perdue. Nouvelle tentative…";
       setTimeout(() => connect(token), Math.min(8000, 500 * 2 ** retries));
     });
+  }
+
+  // A message sent just before the line dropped may never have reached us: if the
+  // conversation coming back does not have it, it goes back in the box to be sent again.
+  function restoreUnsent(messages) {
+    if (!lastSent) return;
+    const mine = messages.filter((m) => m.author === "caller");
+    const last = mine.length ? mine[mine.length - 1].text : null;
+    const arrived = last === lastSent.replace(/\r\n/g, "\n").trim(); // as the server stores it
+    if (!arrived && !$("text").value) {
+      $("text").value = lastSent;
+      updateCount();
+      $("send-error").textContent =
+        "Votre dernier message n'est pas parti. Le revoici : appuyez sur Envoyer.";
+    }
+    lastSent = "";
   }
 
   function updateCount() {

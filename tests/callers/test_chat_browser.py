@@ -158,6 +158,50 @@ async def test_a_message_typed_while_the_line_is_down_goes_once_connected(
     ]
 
 
+@pytest.mark.browser
+async def test_a_message_lost_with_the_line_comes_back_in_the_box(live, browser, engine, room):
+    """Sent just as the line dropped, never received: after the reconnection the text is back
+    in the box with a word on why, and is sent once."""
+    await volunteer_on_duty(engine, "anne", "05")
+    page = await (await browser.new_context()).new_page()
+    drop_next_message = asyncio.Event()
+
+    async def line(ws):
+        server = ws.connect_to_server()
+
+        async def to_server(message):
+            if drop_next_message.is_set() and json.loads(message).get("type") == "send":
+                drop_next_message.clear()
+                await ws.close()  # lost on the way, and the line with it
+                return
+            server.send(message)
+
+        ws.on_message(to_server)
+
+    await page.route_web_socket(re.compile(r".*/aide/ws.*"), line)
+    await start_chat(page, live)
+    box = page.locator("#chat").get_by_label("Votre message")
+    await box.fill("Premier message.")
+    await box.press("Enter")
+    await expect(page.locator("#messages li.caller")).to_have_count(1)
+
+    drop_next_message.set()
+    await box.fill("Ma question sur la CAF.")
+    await box.press("Enter")
+    await expect(box).to_have_value("Ma question sur la CAF.", timeout=10_000)
+    await expect(page.locator("#send-error")).to_contain_text("pas parti")
+    task = (await engine.live_tasks())[0]
+    assert [m["text"] for m in await room.history(task.id)] == ["Premier message."]
+
+    await box.press("Enter")
+    await expect(page.locator("#messages li.caller")).to_have_count(2)
+    await expect(box).to_have_value("")
+    assert [m["text"] for m in await room.history(task.id)] == [
+        "Premier message.",
+        "Ma question sur la CAF.",
+    ]
+
+
 async def _texts_when(room: ChatRoom, task_id: str, count: int):
     history = await room.history(task_id)
     return [(m["author"], m["text"]) for m in history] if len(history) >= count else None
