@@ -137,8 +137,11 @@ def sql_database(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[dic
 def app_settings(
     tmp_path: Path, redis_url: str, line: str, sql_database: dict[str, str]
 ) -> Settings:
-    """The web settings of a test: the test Redis, its own line and its own database."""
-    return make_settings(tmp_path / "data", redis_url=redis_url, line=line, **sql_database)
+    """The web settings of a test: the test Redis, its own line and its own database; Twilio's
+    REST API is the in-process fake (a test never reaches for the real one)."""
+    return make_settings(
+        tmp_path / "data", redis_url=redis_url, line=line, twilio_fake=True, **sql_database
+    )
 
 
 @pytest.fixture

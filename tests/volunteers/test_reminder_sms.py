@@ -143,9 +143,10 @@ async def test_refused_sms_waits_in_the_outbox_for_coordinators(
 
 
 async def test_sms_only_when_telephony_is_configured(app_settings, clock, redis):
-    async for app in _app(app_settings, clock, redis):
+    unconfigured = app_settings.model_copy(update={"twilio_fake": False})
+    async for app in _app(unconfigured, clock, redis):
         assert app.state.volunteers.sms is None  # no Twilio account: e-mail or outbox
-    real = app_settings.model_copy(
+    real = unconfigured.model_copy(
         update={
             "twilio_account_sid": "AC" + "1" * 32,
             "twilio_auth_token": "secret",
