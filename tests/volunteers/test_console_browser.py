@@ -51,6 +51,20 @@ async def browser() -> AsyncIterator[object]:
         await chromium.close()
 
 
+CONSOLE_SOCKET = re.compile(r".*/benevole/console/ws.*")
+
+
+async def log_in_to_console(page, live, account) -> None:
+    """Log in through the form and land on the console."""
+    from playwright.async_api import expect
+
+    await page.goto("/connexion?suite=/benevole/console")
+    await page.get_by_label("Adresse e-mail").fill(account.email)
+    await page.get_by_label("Mot de passe").fill(PASSWORD)
+    await page.get_by_role("button", name="Se connecter").click()
+    await expect(page).to_have_url(f"{live.base}/benevole/console")
+
+
 async def check_accessibility(page, where: str) -> None:
     """Run axe-core in the page; fail on serious or critical violations."""
     await page.add_script_tag(path=str(AXE))
@@ -172,13 +186,9 @@ async def test_presence_buttons_wait_for_the_server(browser, live, make_account,
         await release.wait()
         ws.connect_to_server()
 
-    await page.route_web_socket(re.compile(r".*/benevole/console/ws.*"), slow_line)
+    await page.route_web_socket(CONSOLE_SOCKET, slow_line)
     try:
-        await page.goto("/connexion?suite=/benevole/console")
-        await page.get_by_label("Adresse e-mail").fill(anne.email)
-        await page.get_by_label("Mot de passe").fill(PASSWORD)
-        await page.get_by_role("button", name="Se connecter").click()
-        await expect(page).to_have_url(f"{live.base}/benevole/console")
+        await log_in_to_console(page, live, anne)
         available = page.get_by_role("button", name="Me rendre disponible")
         await expect(available).to_be_disabled()
         await expect(page.get_by_role("button", name="Me mettre en pause")).to_be_disabled()
@@ -231,12 +241,9 @@ async def test_a_wrapup_being_typed_survives_a_dropped_line(
         ws.on_message(to_server)
         server.on_message(to_page)
 
-    await page.route_web_socket(re.compile(r".*/benevole/console/ws.*"), line)
+    await page.route_web_socket(CONSOLE_SOCKET, line)
     try:
-        await page.goto("/connexion?suite=/benevole/console")
-        await page.get_by_label("Adresse e-mail").fill(anne.email)
-        await page.get_by_label("Mot de passe").fill(PASSWORD)
-        await page.get_by_role("button", name="Se connecter").click()
+        await log_in_to_console(page, live, anne)
         await page.get_by_role("button", name="Me rendre disponible").click()
         await expect(page.locator("#presence")).to_have_text("Disponible")
         await engine.enqueue(TaskSpec("weak-1", Channel.VOICE, "05", caller_key="ck-weak"))
