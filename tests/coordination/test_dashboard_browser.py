@@ -228,3 +228,60 @@ async def test_a_call_and_its_answer_appear_on_the_open_dashboard(
         await expect(page.locator("table.data").first).to_contain_text("Total")
         await page.screenshot(path=str(ARTIFACTS / "coordination-rapports.png"), full_page=True)
         await browser.close()
+
+
+async def test_a_silent_line_is_shown_and_the_dashboard_reconnects(
+    live_server: str, server_settings: Settings, line_engine: Engine
+) -> None:
+    """A socket that stays open but brings nothing (a network that drops without closing):
+    after 20 s the page says there is no news instead of showing old figures as current,
+    and opens a new socket, which brings the state back."""
+    import asyncio
+
+    from playwright.async_api import async_playwright, expect
+
+    db = Database(server_settings)
+    coordinator = await login(db, server_settings.secret_key, "Claire Coord", Role.COORDINATOR)
+    await db.dispose()
+    sockets = []
+    silent = asyncio.Event()  # from now on the first socket brings nothing
+    release = asyncio.Event()  # lets the next socket through
+
+    async def line(ws):
+        sockets.append(ws)
+        if len(sockets) > 1:
+            await release.wait()
+        server = ws.connect_to_server()
+
+        def to_page(message):
+            if not (silent.is_set() and ws is sockets[0]):
+                ws.send(message)
+
+        server.on_message(to_page)
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = await browser.new_page(locale="fr-FR")
+        await page.clock.install()
+        await page.route_web_socket(re.compile(r".*/coordination/ws.*"), line)
+        await page.goto(f"{live_server}/connexion?suite=/coordination")
+        await page.fill("#email", coordinator.account.email)
+        await page.fill("#password", PASSWORD)
+        await page.click("button[type=submit]")
+        pill = page.locator("#connexion")
+        await expect(pill).to_have_text(re.compile("À jour"), timeout=TIMEOUT_MS)
+        await expect(page.locator("#attente-total")).to_have_text("0")
+
+        silent.set()
+        await line_engine.enqueue(TaskSpec("silent-1", Channel.VOICE, "05"))
+        await page.clock.fast_forward(15_000)
+        await expect(pill).to_have_text(re.compile("À jour"))  # 15 s: not yet
+        await expect(page.locator("#attente-total")).to_have_text("0")
+        await page.clock.fast_forward(10_000)
+        await expect(pill).to_have_text(re.compile(r"^Pas de nouvelles depuis \d+ s"))
+        assert len(sockets) == 2
+
+        release.set()
+        await expect(pill).to_have_text(re.compile("À jour"), timeout=TIMEOUT_MS)
+        await expect(page.locator("#attente-total")).to_have_text("1")
+        await browser.close()

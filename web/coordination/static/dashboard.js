@@ -316,11 +316,20 @@
   }
 
   // The socket ------------------------------------------------------------------------
+  // The server sends a new version at least every 5 s (its clock is part of the state). This
+  // long without one, the line is down even if the socket looks open (a network that drops
+  // without closing): say so rather than show old figures as current, and reconnect.
+  const SILENT_MS = 20000;
+  let socket = null;
+  let lastHeard = 0;
+
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/coordination/ws`);
-    ws.onopen = () => { retry = 1000; };
+    socket = ws;
+    ws.onopen = () => { retry = 1000; lastHeard = Date.now(); };
     ws.onmessage = (msg) => {
+      lastHeard = Date.now();
       const message = JSON.parse(msg.data);
       let next = message.full || state;
       for (const d of message.full ? [] : message.deltas) next = applyDelta(next, d);
@@ -337,5 +346,17 @@
       retry = Math.min(retry * 2, 15000);
     };
   }
+
+  setInterval(() => {
+    const silent = Date.now() - lastHeard;
+    if (!socket || socket.readyState !== WebSocket.OPEN || silent < SILENT_MS) return;
+    text("connexion", `Pas de nouvelles depuis ${Math.round(silent / 1000)} s : reconnexion…`);
+    $("connexion").className = "pill closed";
+    const dead = socket;
+    dead.onclose = null;
+    dead.onmessage = null;
+    dead.close();
+    connect();
+  }, 1000);
   connect();
 })();
