@@ -9,7 +9,7 @@
   const $ = (id) => document.getElementById(id);
   const state = {
     ws: null, ref: 0, pending: {}, offer: null, countdown: null, ring: null,
-    tasks: {}, heartbeat: null, retry: 0, device: null, heartbeatS: 10,
+    tasks: {}, heartbeat: null, retry: 0, device: null, heartbeatS: 10, lastHeard: 0,
   };
 
   function say(text, kind) {
@@ -33,18 +33,39 @@
       $("connection").textContent = "Connecté";
       root.dataset.connected = "1";
     };
-    ws.onmessage = (event) => handle(JSON.parse(event.data));
-    ws.onclose = () => {
-      root.dataset.connected = "0";
-      enablePresence(false);
-      clearInterval(state.heartbeat);
-      // Requests whose answer was lost with the line: say so, rather than wait forever.
-      for (const resolve of Object.values(state.pending)) resolve({ ok: false, error: LOST });
-      state.pending = {};
-      const wait = Math.min(30, 2 ** state.retry++);
-      $("connection").textContent = "Connexion perdue : nouvelle tentative dans " + wait + " s…";
-      setTimeout(connect, wait * 1000);
+    ws.onmessage = (event) => {
+      state.lastHeard = Date.now();
+      handle(JSON.parse(event.data));
     };
+    ws.onclose = lineLost;
+  }
+
+  function lineLost() {
+    root.dataset.connected = "0";
+    enablePresence(false);
+    clearInterval(state.heartbeat);
+    // Requests whose answer was lost with the line: say so, rather than wait forever.
+    for (const resolve of Object.values(state.pending)) resolve({ ok: false, error: LOST });
+    state.pending = {};
+    const wait = Math.min(30, 2 ** state.retry++);
+    $("connection").textContent = "Connexion perdue : nouvelle tentative dans " + wait + " s…";
+    setTimeout(connect, wait * 1000);
+  }
+
+  // Every ping gets a pong: three heartbeats without a word from the server and the line is
+  // down even if the socket looks open (a network that drops without closing). The server
+  // logs the volunteer out about then; reconnecting gives their state back.
+  function heartbeat() {
+    const ws = state.ws;
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - state.lastHeard > 3 * state.heartbeatS * 1000) {
+      ws.onclose = null;
+      ws.onmessage = null;
+      ws.close();
+      lineLost();
+      return;
+    }
+    ws.send(JSON.stringify({ type: "ping" }));
   }
 
   const LOST = {
@@ -90,9 +111,7 @@
   function welcome(msg) {
     state.heartbeatS = msg.heartbeat_s || 10;
     clearInterval(state.heartbeat);
-    state.heartbeat = setInterval(() => {
-      if (state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify({ type: "ping" }));
-    }, state.heartbeatS * 1000);
+    state.heartbeat = setInterval(heartbeat, state.heartbeatS * 1000);
     showState(msg);
     $("why").hidden = msg.can_work;
     $("why").textContent = msg.why || "";
