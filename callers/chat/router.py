@@ -5,8 +5,9 @@ Websocket protocol (JSON text frames), ``/aide/ws?token=<signed token>``:
   (the whole conversation, so a reload or reconnection shows everything again);
   ``{"type": "messages", "messages": [...]}``; ``{"type": "status", ...}`` when the
   position, wait or state changes; ``{"type": "error", "message": "<French>"}``;
-  ``{"type": "ended"}``.
-- page -> server: ``{"type": "send", "text": "..."}``, ``{"type": "end"}``.
+  ``{"type": "ended"}``; ``{"type": "pong"}`` for each ping.
+- page -> server: ``{"type": "send", "text": "..."}``, ``{"type": "end"}``,
+  ``{"type": "ping"}`` (every 15 s: three unanswered and the page reconnects).
 """
 
 from __future__ import annotations
@@ -177,6 +178,8 @@ class ChatConnection:
                 await self.send({"type": "ended"})
             elif kind == "send":
                 await self.on_send(msg.get("text"))
+            elif kind == "ping":  # the page's check that the line is alive
+                await self.send({"type": "pong"})
             else:
                 await self.error(ChatError("format", "Ce message n'a pas pu être lu."))
 

@@ -14,6 +14,8 @@
   let lastSent = "";
   // Enter pressed while the line was down: the text stays in the box and goes once connected.
   let sendWhenConnected = false;
+  const PING_MS = 15000;
+  let lastHeard = 0;
   const shown = new Set();
 
   function show(section) {
@@ -92,9 +94,12 @@
   function connect(token) {
     show("chat");
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.host + "/aide/ws?token=" + encodeURIComponent(token));
-    socket.addEventListener("open", () => { retries = 0; });
-    socket.addEventListener("message", (event) => {
+    const ws = new WebSocket(scheme + location.host + "/aide/ws?token=" + encodeURIComponent(token));
+    socket = ws;
+    ws.addEventListener("open", () => { retries = 0; lastHeard = Date.now(); });
+    ws.addEventListener("message", (event) => {
+      if (ws !== socket) return; // a line given up for silent
+      lastHeard = Date.now();
       const data = JSON.parse(event.data);
       if (data.type === "hello") {
         for (const msg of data.messages) addMessage(msg);
@@ -120,19 +125,38 @@
         setStatus({ state: "ended" });
       }
     });
-    socket.addEventListener("close", (event) => {
-      if (ended) return;
+    ws.addEventListener("close", (event) => {
+      if (ended || ws !== socket) return;
       if (event.code === 4403 || event.code === 1008) {
         sessionStorage.removeItem(TOKEN_KEY);
         $("status").textContent = "Cette discussion n'existe plus.";
         return;
       }
-      // Dropped: come back with the same token, a little later each time.
-      retries += 1;
-      $("status").textContent = "Connexion perdue. Nouvelle tentative…";
-      setTimeout(() => connect(token), Math.min(8000, 500 * 2 ** retries));
+      lineLost(token);
     });
   }
+
+  // Dropped: come back with the same token, a little later each time.
+  function lineLost(token) {
+    retries += 1;
+    $("status").textContent = "Connexion perdue. Nouvelle tentative…";
+    setTimeout(() => connect(token), Math.min(8000, 500 * 2 ** retries));
+  }
+
+  // The server answers each ping: three unanswered and the line is down even if the socket
+  // looks open (a network that drops without closing), so the page reconnects.
+  setInterval(() => {
+    if (ended || !socket || socket.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - lastHeard > 3 * PING_MS) {
+      const token = sessionStorage.getItem(TOKEN_KEY);
+      const dead = socket;
+      socket = null;
+      dead.close();
+      if (token) lineLost(token);
+      return;
+    }
+    socket.send(JSON.stringify({ type: "ping" }));
+  }, PING_MS);
 
   // A message sent just before the line dropped may never have reached us: if the
   // conversation coming back does not have it, it goes back in the box to be sent again.

@@ -25,6 +25,7 @@ from routing.models import Presence, TaskState
 from tests.callers.helpers import volunteer_on_duty
 from tests.callers.live import CHROMIUM, CHROMIUM_ARGS, free_port, require_chromium, serve
 from tests.conftest import make_settings
+from tests.silent_line import SilentLine, pause_page_clock, periods
 from volunteers import accounts
 from volunteers.models import AccountStatus, Role
 
@@ -200,6 +201,35 @@ async def test_a_message_lost_with_the_line_comes_back_in_the_box(live, browser,
         "Premier message.",
         "Ma question sur la CAF.",
     ]
+
+
+@pytest.mark.browser
+async def test_a_silent_line_is_noticed_and_the_chat_reconnects(live, browser, engine, room):
+    """Pings unanswered for three periods (a network that drops without closing): the page says
+    the connection is lost, opens a new socket, and the conversation comes back."""
+    await volunteer_on_duty(engine, "anne", "05")
+    page = await (await browser.new_context()).new_page()
+    line = SilentLine()
+    await page.clock.install()
+    await page.route_web_socket(re.compile(r".*/aide/ws.*"), line)
+    await start_chat(page, live)
+    status = page.locator("#status")
+    await expect(status).to_contain_text("prochaine personne")
+    task = (await engine.live_tasks())[0]
+    await room.send(task.id, "anne", "Anne", "Bonjour, je regarde votre demande.")
+    await expect(page.locator("#messages li.volunteer")).to_have_count(1)
+    await pause_page_clock(page)
+    await periods(page, 15_000, 5)  # pongs come back: nothing to say
+    await expect(status).to_contain_text("prochaine personne")
+    assert len(line.sockets) == 1
+
+    line.silent.set()
+    await periods(page, 15_000, 4)
+    await expect(status).to_have_text("Connexion perdue. Nouvelle tentative…")
+    await page.clock.fast_forward(1_000)  # the first retry
+    await expect(status).to_contain_text("prochaine personne")
+    assert len(line.sockets) == 2
+    await expect(page.locator("#messages li.volunteer")).to_have_count(1)
 
 
 async def _texts_when(room: ChatRoom, task_id: str, count: int):

@@ -15,6 +15,7 @@ import pytest
 from sqlmodel import select
 
 from routing.models import Channel, Presence, TaskSpec, TaskState
+from tests.silent_line import SilentLine, pause_page_clock, periods
 from tests.volunteers.conftest import PASSWORD
 from volunteers.models import Booking, WrapUp
 
@@ -289,53 +290,33 @@ async def test_a_silent_line_is_noticed_and_the_console_reconnects(
 ):
     """Pings unanswered for three heartbeats (a network that drops without closing): the
     console says the connection is lost and opens a new socket, which gives the state back."""
-    import asyncio
-
     from playwright.async_api import expect
 
     anne = await make_account("Anne Martin")
     context = await browser.new_context(base_url=live.base, locale="fr-FR")
     page = await context.new_page()
-    sockets = []
-    silent = asyncio.Event()  # from now on the first socket brings nothing
-
-    async def line(ws):
-        sockets.append(ws)
-        server = ws.connect_to_server()
-
-        def to_page(message):
-            if not (silent.is_set() and ws is sockets[0]):
-                ws.send(message)
-
-        server.on_message(to_page)
-
-    async def heartbeats(n: int) -> None:
-        for _ in range(n):  # one heartbeat (10 s) at a time, so that pongs can come back
-            await page.clock.fast_forward(10_000)
-            await asyncio.sleep(0.3)
-
+    line = SilentLine()
     await page.clock.install()
     await page.route_web_socket(CONSOLE_SOCKET, line)
     try:
         await log_in_to_console(page, live, anne)
         await page.get_by_role("button", name="Me rendre disponible").click()
         await expect(page.locator("#presence")).to_have_text("Disponible")
-        # From here the page's time moves only when the test says.
-        await page.clock.pause_at((await page.evaluate("Date.now()") + 100) / 1000)  # seconds
+        await pause_page_clock(page)
         connection = page.locator("#connection")
-        await heartbeats(5)  # pongs come back: nothing to say
+        await periods(page, 10_000, 5)  # heartbeats; pongs come back: nothing to say
         await expect(connection).to_have_text("Connecté")
-        assert len(sockets) == 1
+        assert len(line.sockets) == 1
 
-        silent.set()
-        await heartbeats(2)
+        line.silent.set()
+        await periods(page, 10_000, 2)
         await expect(connection).to_have_text("Connecté")
-        await heartbeats(2)
+        await periods(page, 10_000, 2)
         await expect(connection).to_contain_text("Connexion perdue")
         await expect(page.get_by_role("button", name="Me mettre en pause")).to_be_disabled()
         await page.clock.fast_forward(1_000)  # the first retry
         await expect(connection).to_have_text("Connecté")
-        assert len(sockets) == 2
+        assert len(line.sockets) == 2
         await expect(page.locator("#presence")).to_have_text("Disponible")
         await expect(page.get_by_role("button", name="Me mettre en pause")).to_be_enabled()
     finally:
