@@ -98,7 +98,7 @@
     socket = ws;
     ws.addEventListener("open", () => { retries = 0; lastHeard = Date.now(); });
     ws.addEventListener("message", (event) => {
-      if (ws !== socket) return; // a line given up for silent
+      if (ws !== socket) return; // a line given up as silent
       lastHeard = Date.now();
       const data = JSON.parse(event.data);
       if (data.type === "hello") {
