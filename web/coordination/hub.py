@@ -44,7 +44,9 @@ from web.coordination.live import AlertRules, Slots, build_state, day_start_ms
 
 log = logging.getLogger(__name__)
 
-REFRESH_S = 5.0  # rebuild even without events (midnight, opening hours starting)
+# Rebuild even without events (midnight, opening hours starting). The page counts on it:
+# 20 s without a version and it shows "Pas de nouvelles" and reconnects (dashboard.js).
+REFRESH_S = 5.0
 READ_BLOCK_MS = 1000  # below any client socket timeout
 # At most one rebuild per this many seconds: under load every event would otherwise cost a
 # full rebuild and a send to every dashboard; the events of the gap fold into the next.
