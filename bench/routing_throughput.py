@@ -54,7 +54,7 @@ from routing import scripts  # noqa: E402
 from routing.config import RoutingConfig  # noqa: E402
 from routing.engine import Engine  # noqa: E402
 from routing.models import Channel, Presence, TaskSpec, TaskState, VolunteerProfile  # noqa: E402
-from routing.server_settings import SERVER_SETTINGS, settings_differences  # noqa: E402
+from routing.server_settings import SERVER_SETTINGS, describe, settings_differences  # noqa: E402
 from routing.skills import LANGUAGES, SKILLS  # noqa: E402
 from routing.territory import MASSIF_ALPIN, load_territories  # noqa: E402
 
@@ -412,8 +412,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             if differ is None:
                 print("server settings: not readable (CONFIG refused)")
             elif differ:
-                found = ", ".join(f"{name} {value}" for name, value in differ.items())
-                print(f"server settings: {found} (routing.server_settings asks {SERVER_SETTINGS})")
+                print(
+                    f"server settings: {describe(differ)} "
+                    f"(routing.server_settings asks {SERVER_SETTINGS})"
+                )
             else:
                 print("server settings: as routing.server_settings asks")
             print(

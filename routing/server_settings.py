@@ -41,3 +41,8 @@ async def settings_differences(redis: Redis) -> dict[str, str] | None:
         for name, value in SERVER_SETTINGS.items()
         if found.get(name) != value
     }
+
+
+def describe(settings: dict[str, str]) -> str:
+    """Settings as one reads them in a message: 'hash-max-ziplist-entries 0, ...'."""
+    return ", ".join(f"{name} {value}" for name, value in settings.items())

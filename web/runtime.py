@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from routing.clock import Clock
 from routing.engine import Engine
-from routing.server_settings import SERVER_SETTINGS, settings_differences
+from routing.server_settings import SERVER_SETTINGS, describe, settings_differences
 from web.db import Database
 from web.redis import RedisTarget, connect, ensure_redis
 from web.settings import Settings
@@ -53,8 +53,8 @@ async def check_server_settings(redis: Redis) -> None:
     if differences:
         log.warning(
             "Redis has %s; the routing engine runs faster with %s (README, \"External Redis\")",
-            ", ".join(f"{name} {value}" for name, value in differences.items()),
-            ", ".join(f"{name} {SERVER_SETTINGS[name]}" for name in differences),
+            describe(differences),
+            describe({name: SERVER_SETTINGS[name] for name in differences}),
         )
 
 
