@@ -24,7 +24,6 @@ from callers.keys import CallerKeys
 from routing.models import Presence, TaskState
 from tests.callers.helpers import volunteer_on_duty
 from tests.callers.live import CHROMIUM, CHROMIUM_ARGS, free_port, require_chromium, serve
-from tests.conftest import make_settings
 from tests.silent_line import SilentLine, pause_page_clock, periods
 from volunteers import accounts
 from volunteers.models import AccountStatus, Role
@@ -34,13 +33,10 @@ XSS = '<img src=x onerror="window.__xss = 1"><script>window.__xss = 2</script>'
 
 
 @pytest.fixture
-def live(tmp_path, redis_url, line, sql_database, clock, engine) -> Iterator[str]:
+def live(app_settings, clock, engine) -> Iterator[str]:
     """The app on a free port; stops before the engine fixture wipes the line's keys."""
     port = free_port()
-    settings = make_settings(
-        tmp_path / "data", redis_url=redis_url, line=line, twilio_fake=True,
-        public_base_url=f"http://127.0.0.1:{port}", **sql_database,
-    )
+    settings = app_settings.model_copy(update={"public_base_url": f"http://127.0.0.1:{port}"})
     with serve(settings, clock, port) as base:
         yield base
 

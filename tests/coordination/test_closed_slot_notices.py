@@ -34,8 +34,7 @@ OTHER, OTHER_E164 = "06 98 76 54 32", "+33698765432"
 @pytest.fixture
 async def app(app_settings: Settings, clock: ManualClock, redis: Redis) -> AsyncIterator[FastAPI]:
     clock.set(NOW)
-    settings = app_settings.model_copy(update={"twilio_fake": True})
-    async with running_app(settings, clock, redis) as application:
+    async with running_app(app_settings, clock, redis) as application:
         yield application
 
 

@@ -60,7 +60,6 @@ def server_settings(app_settings: Settings) -> Settings:
     return app_settings.model_copy(update={
         "port": port,
         "public_base_url": f"http://127.0.0.1:{port}",
-        "twilio_fake": True,
         "twilio_auth_token": AUTH_TOKEN,
         "twilio_number": LINE_NUMBER,
     })

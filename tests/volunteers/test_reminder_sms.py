@@ -44,7 +44,7 @@ async def _app(settings, clock, redis) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def sms_app(app_settings, clock, redis) -> AsyncIterator[FastAPI]:
     """The whole app with the built-in fake Twilio answering its REST calls."""
-    async for app in _app(app_settings.model_copy(update={"twilio_fake": True}), clock, redis):
+    async for app in _app(app_settings, clock, redis):
         yield app
 
 
