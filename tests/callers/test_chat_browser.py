@@ -24,7 +24,7 @@ from callers.keys import CallerKeys
 from routing.models import Presence, TaskState
 from tests.callers.helpers import volunteer_on_duty
 from tests.callers.live import CHROMIUM, CHROMIUM_ARGS, free_port, require_chromium, serve
-from tests.silent_line import SilentLine, pause_page_clock, periods
+from tests.weak_line import WeakLine, pause_page_clock, periods
 from volunteers import accounts
 from volunteers.models import AccountStatus, Role
 
@@ -130,13 +130,9 @@ async def test_a_message_typed_while_the_line_is_down_goes_once_connected(
     the box with a word on why, and goes by itself once connected."""
     await volunteer_on_duty(engine, "anne", "05")
     page = await (await browser.new_context()).new_page()
-    release = asyncio.Event()
-
-    async def slow_line(ws):
-        await release.wait()
-        ws.connect_to_server()
-
-    await page.route_web_socket(re.compile(r".*/aide/ws.*"), slow_line)
+    line = WeakLine()
+    line.through.clear()  # the socket opens only when the test says
+    await page.route_web_socket(re.compile(r".*/aide/ws.*"), line)
     await start_chat(page, live)
     box = page.locator("#chat").get_by_label("Votre message")
     await box.fill("Bonjour, je suis là.")
@@ -146,7 +142,7 @@ async def test_a_message_typed_while_the_line_is_down_goes_once_connected(
     task = (await engine.live_tasks())[0]
     assert await room.history(task.id) == []
 
-    release.set()
+    line.through.set()
     await expect(page.locator("#messages li.caller")).to_contain_text("Bonjour, je suis là.")
     await expect(box).to_have_value("")
     await expect(page.locator("#send-error")).to_have_text("")
@@ -205,7 +201,7 @@ async def test_a_silent_line_is_noticed_and_the_chat_reconnects(live, browser, e
     the connection is lost, opens a new socket, and the conversation comes back."""
     await volunteer_on_duty(engine, "anne", "05")
     page = await (await browser.new_context()).new_page()
-    line = SilentLine()
+    line = WeakLine()
     await page.clock.install()
     await page.route_web_socket(re.compile(r".*/aide/ws.*"), line)
     await start_chat(page, live)

@@ -23,6 +23,7 @@ from routing.engine import Engine
 from routing.models import Channel, Presence, TaskSpec, VolunteerProfile
 from tests.callers.twilio_sim import PhoneCall, Webhooks
 from tests.coordination.sessions import PASSWORD, login
+from tests.weak_line import WeakLine
 from volunteers.models import Role
 from web.app import create_app
 from web.db import Database
@@ -235,29 +236,12 @@ async def test_a_silent_line_is_shown_and_the_dashboard_reconnects(
     """A socket that stays open but brings nothing (a network that drops without closing):
     after 20 s the page says there is no news instead of showing old figures as current,
     and opens a new socket, which brings the state back."""
-    import asyncio
-
     from playwright.async_api import async_playwright, expect
 
     db = Database(server_settings)
     coordinator = await login(db, server_settings.secret_key, "Claire Coord", Role.COORDINATOR)
     await db.dispose()
-    sockets = []
-    silent = asyncio.Event()  # from now on the first socket brings nothing
-    release = asyncio.Event()  # lets the next socket through
-
-    async def line(ws):
-        sockets.append(ws)
-        if len(sockets) > 1:
-            await release.wait()
-        server = ws.connect_to_server()
-
-        def to_page(message):
-            if not (silent.is_set() and ws is sockets[0]):
-                ws.send(message)
-
-        server.on_message(to_page)
-
+    line = WeakLine()
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = await browser.new_page(locale="fr-FR")
@@ -271,16 +255,17 @@ async def test_a_silent_line_is_shown_and_the_dashboard_reconnects(
         await expect(pill).to_have_text(re.compile("À jour"), timeout=TIMEOUT_MS)
         await expect(page.locator("#attente-total")).to_have_text("0")
 
-        silent.set()
+        line.through.clear()  # the next socket waits until the test lets it through
+        line.silent.set()
         await line_engine.enqueue(TaskSpec("silent-1", Channel.VOICE, "05"))
         await page.clock.fast_forward(15_000)
         await expect(pill).to_have_text(re.compile("À jour"))  # 15 s: not yet
         await expect(page.locator("#attente-total")).to_have_text("0")
         await page.clock.fast_forward(10_000)
         await expect(pill).to_have_text(re.compile(r"^Pas de nouvelles depuis \d+ s"))
-        assert len(sockets) == 2
+        assert len(line.sockets) == 2
 
-        release.set()
+        line.through.set()
         await expect(pill).to_have_text(re.compile("À jour"), timeout=TIMEOUT_MS)
         await expect(page.locator("#attente-total")).to_have_text("1")
         await browser.close()

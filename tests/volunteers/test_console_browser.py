@@ -15,8 +15,8 @@ import pytest
 from sqlmodel import select
 
 from routing.models import Channel, Presence, TaskSpec, TaskState
-from tests.silent_line import SilentLine, pause_page_clock, periods
 from tests.volunteers.conftest import PASSWORD
+from tests.weak_line import WeakLine, pause_page_clock, periods
 from volunteers.models import Booking, WrapUp
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -172,30 +172,22 @@ async def test_volunteer_books_goes_available_accepts_and_wraps_up(
 
 async def test_presence_buttons_wait_for_the_server(browser, live, make_account, engine):
     """On a slow line the buttons stay disabled until the server's welcome, so no click is lost."""
-    import asyncio
-
     from playwright.async_api import expect
 
     anne = await make_account("Anne Martin")
     context = await browser.new_context(base_url=live.base, locale="fr-FR")
     page = await context.new_page()
-    release = asyncio.Event()
-    sockets = []
-
-    async def slow_line(ws):
-        sockets.append(ws)
-        await release.wait()
-        ws.connect_to_server()
-
-    await page.route_web_socket(CONSOLE_SOCKET, slow_line)
+    line = WeakLine()
+    line.through.clear()  # the socket opens only when the test says
+    await page.route_web_socket(CONSOLE_SOCKET, line)
     try:
         await log_in_to_console(page, live, anne)
         available = page.get_by_role("button", name="Me rendre disponible")
         await expect(available).to_be_disabled()
         await expect(page.get_by_role("button", name="Me mettre en pause")).to_be_disabled()
-        assert sockets, "the console did not open its socket"
+        assert line.sockets, "the console did not open its socket"
 
-        release.set()
+        line.through.set()
         await expect(available).to_be_enabled()
         await available.click()
         await expect(page.locator("#presence")).to_have_text("Disponible")
@@ -295,7 +287,7 @@ async def test_a_silent_line_is_noticed_and_the_console_reconnects(
     anne = await make_account("Anne Martin")
     context = await browser.new_context(base_url=live.base, locale="fr-FR")
     page = await context.new_page()
-    line = SilentLine()
+    line = WeakLine()
     await page.clock.install()
     await page.route_web_socket(CONSOLE_SOCKET, line)
     try:

@@ -1,9 +1,10 @@
-"""A websocket line that can go silent, for browser tests of pages on a weak network.
+"""A websocket line that can be slow to open or go silent, for browser tests of pages on a
+weak network.
 
-Playwright routes the page's socket through the test: everything is passed on to the real
-server and back, until ``silent`` is set; from then on nothing the server sends on the
-first socket reaches the page, while the socket stays open (a network that drops without
-closing). Sockets the page opens afterwards work normally.
+Playwright routes each socket the page opens through the test to the real server and back.
+While ``through`` is cleared, a socket the page opens waits before it reaches the server (a
+slow line). Once ``silent`` is set, nothing the server sends on the first socket reaches
+the page, while the socket stays open (a network that drops without closing).
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ import asyncio
 from typing import Any
 
 
-class SilentLine:
+class WeakLine:
     """The route handler for ``page.route_web_socket``; ``sockets``: each one the page opened."""
 
     def __init__(self) -> None:
         self.sockets: list[Any] = []
+        self.through = asyncio.Event()
+        self.through.set()
         self.silent = asyncio.Event()
 
     async def __call__(self, ws: Any) -> None:
         self.sockets.append(ws)
+        await self.through.wait()
         server = ws.connect_to_server()
 
         def to_page(message: str | bytes) -> None:
