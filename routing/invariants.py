@@ -223,10 +223,17 @@ def check_snapshot(snap: dict[str, Any]) -> list[str]:
             if free_set == "chat" and in_both:
                 continue
             for scope in volunteer_scopes(v):
-                present = vid in sets.get(f"f:{free_set}:{scope}", {})
-                if should != present and not due(f"u:{vid}"):
+                key = f"f:{free_set}:{scope}"
+                score = sets.get(key, {}).get(vid)
+                if should != (score is not None) and not due(f"u:{vid}"):
                     state = "missing from" if should else "wrongly in"
-                    problems.append(f"volunteer {vid} {state} f:{free_set}:{scope}")
+                    problems.append(f"volunteer {vid} {state} {key}")
+                # find_volunteer ranks the free by the idle_since it loads, not the score.
+                if score is not None and float(score) != float(v.get("idle_since") or "nan"):
+                    problems.append(
+                        f"volunteer {vid} in {key} as idle since {score}, "
+                        f"but idle since {v.get('idle_since')}"
+                    )
     for key, members in sets.items():
         if key.startswith("f:"):
             for vid in members:

@@ -377,10 +377,23 @@ async def test_the_invariants_see_a_volunteer_in_the_wrong_free_set(desk, engine
     assert await engine.redis.zscore(in_voice_sets, "idle") is not None
     assert await check_invariants(engine) == []
 
+    chats_idle_since = await engine.redis.zscore(in_chat_sets, "chats")
     await engine.redis.zadd(in_chat_sets, {"idle": 1})  # nothing in hand: the voice sets only
     await engine.redis.zrem(in_chat_sets, "chats")  # a chat in hand, room for more
     problems = await check_invariants(engine)
     assert "volunteer idle wrongly in f:chat:n" in problems
     assert "volunteer chats missing from f:chat:n" in problems
     await engine.redis.zrem(in_chat_sets, "idle")  # as it was, for teardown's check
-    await engine.redis.zadd(in_chat_sets, {"chats": 1})
+    await engine.redis.zadd(in_chat_sets, {"chats": chats_idle_since})
+    assert await check_invariants(engine) == []
+
+
+async def test_the_invariants_see_a_free_set_out_of_step_with_idle_since(desk, engine) -> None:
+    # find_volunteer ranks the free by the idle_since it loads: the sets' order must agree.
+    await desk.volunteer("v1", "05")
+    idle_since = (await engine.redis.hgetall(engine.keys.vol("v1")))["idle_since"]
+    await engine.redis.zadd(engine.keys.free("voice", "r:93"), {"v1": 5})
+    assert await check_invariants(engine) == [
+        f"volunteer v1 in f:voice:r:93 as idle since 5, but idle since {idle_since}"
+    ]
+    await engine.redis.zadd(engine.keys.free("voice", "r:93"), {"v1": idle_since})
