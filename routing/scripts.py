@@ -2,7 +2,9 @@
 
 Each script carries only the prelude definitions it uses (`_link`): Redis runs a script's whole
 text on every call, and creating every shared function there was a fifth of a task life
-cycle's Redis work. For the same reason the key builders `K.name(...)` are not functions: the
+cycle's Redis work. A block marked cold (its opening line ends with `-- cold`: a path most calls
+do not take) gets the definitions only it needs written at its top, so that they are created
+only when it runs. For the same reason the key builders `K.name(...)` are not functions: the
 linker writes each key's concatenation where it is used (`_expand_keys`).
 """
 
@@ -42,6 +44,11 @@ _START = re.compile(r"^(?:local function (\w+)|local ([\w, ]+?) =)", re.M)
 # are skipped (a comment naming a function must not link it).
 _TOKEN = re.compile(r"""--[^\n]*|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"|\b([A-Za-z_]\w*)""")
 _KEY_CALL = re.compile(r"\bK\.(\w+)\(")
+# A cold block's opening line: `if ... then -- cold`, `else -- cold`, `do -- cold` (a reason may
+# follow the word).
+_COLD = re.compile(r"^[^\n]*\b(?:then|do|else)[ \t]*-- cold\b[^\n]*\n", re.M)
+_OPENS = {"function", "if", "do", "repeat"}  # `for` and `while` open with their `do`
+_CLOSES = {"end", "until", "else", "elseif"}
 _CLOSING = {"(": ")", "[": "]", "{": "}"}
 
 
@@ -53,6 +60,37 @@ def _read(name: str) -> str:
 def _names(code: str) -> set[str]:
     """The names the code uses, outside comments and string literals."""
     return {name for name in _TOKEN.findall(code) if name}
+
+
+def _cold_blocks(text: str) -> list[tuple[int, int]]:
+    """Where each outermost cold block's inside starts (after its marker line) and ends (at the
+    `end`, `else`, `elseif` or `until` that closes it)."""
+    blocks: list[tuple[int, int]] = []
+    pos = 0
+    while marker := _COLD.search(text, pos):
+        depth, start = 0, marker.end()
+        for token in _TOKEN.finditer(text, start):
+            word = token.group(1)
+            if word in _OPENS:
+                depth += 1
+            elif word in _CLOSES and depth > 0:
+                depth -= int(word in ("end", "until"))
+            elif word in _CLOSES:
+                blocks.append((start, token.start()))
+                pos = token.start()
+                break
+        else:
+            raise ValueError(f"unclosed cold block: {marker.group(0).strip()!r}")
+    return blocks
+
+
+def _warm(text: str) -> str:
+    """The text without the inside of its cold blocks."""
+    pieces, pos = [], 0
+    for start, end in _cold_blocks(text):
+        pieces.append(text[pos:start])
+        pos = end
+    return "".join(pieces) + text[pos:]
 
 
 def _definitions(library: str) -> list[tuple[set[str], str]]:
@@ -78,27 +116,51 @@ def _definitions(library: str) -> list[tuple[set[str], str]]:
 
 @cache
 def _uses(library: str) -> tuple[list[tuple[set[str], str]], dict[str, set[str]]]:
-    """The library's definitions, and for each name it defines the names its text uses."""
+    """The library's definitions, and for each name it defines the names its text uses outside
+    its cold blocks."""
     definitions = _definitions(library)
     uses: dict[str, set[str]] = {}
     for defined, text in definitions:
-        names = _names(text)
+        names = _names(_warm(text))
         for name in defined:
             uses[name] = names
     return definitions, uses
 
 
-def _link(library: str, body: str) -> str:
-    """The library's definitions that `body` needs, directly or through each other, in order."""
-    definitions, uses = _uses(library)
+def _closure(names: set[str], uses: dict[str, set[str]]) -> set[str]:
+    """The names, and those their definitions use, through each other."""
     needed: set[str] = set()
-    todo = _names(body)
+    todo = set(names)
     while todo:
         name = todo.pop()
         if name not in needed:
             needed.add(name)
             todo |= uses.get(name, set())
-    return "".join(text for defined, text in definitions if defined & needed)
+    return needed
+
+
+def _fill(library: str, text: str, available: set[str]) -> str:
+    """The text with, at the top of each cold block, the definitions the block needs that are
+    not `available` (already defined around it), in the library's order."""
+    definitions, uses = _uses(library)
+    pieces, pos = [], 0
+    for start, end in _cold_blocks(text):
+        block = text[start:end]
+        needed = _closure(_names(_warm(block)), uses) - available
+        inner = available | needed
+        linked = [_fill(library, t, inner) for defined, t in definitions if defined & needed]
+        pieces += [text[pos:start], *linked, _fill(library, block, inner)]
+        pos = end
+    return "".join(pieces) + text[pos:]
+
+
+def _link(library: str, body: str) -> str:
+    """The body after the library's definitions it needs, directly or through each other, in
+    order; those only its cold blocks need are written in them."""
+    definitions, uses = _uses(library)
+    needed = _closure(_names(_warm(body)), uses)
+    linked = [_fill(library, t, needed) for defined, t in definitions if defined & needed]
+    return "".join(linked) + _fill(library, body, needed)
 
 
 def _call_arguments(text: str, start: int) -> tuple[list[str], int]:
@@ -145,8 +207,7 @@ def _expand_keys(text: str) -> str:
 
 
 def _assemble(body: str, *libraries: str) -> str:
-    linked = _link("\n".join(libraries) + "\n", body)
-    return _expand_keys("\n".join((_HEADER, linked, body)))
+    return _expand_keys(_HEADER + "\n" + _link("\n".join(libraries) + "\n", "\n" + body))
 
 
 @cache

@@ -16,7 +16,7 @@ local voice, v = t.cls == 'voice', nil
 if voice then
   local load, misses = unpack(redis.call('HMGET', K.vol(vid), 'load_voice', 'misses'))
   v = {id = vid, load_voice = load, misses = misses}
-else
+else -- cold: the chat path's definitions are made only for a chat
   v = load_vol(vid)
 end
 local field = voice and 'load_voice' or 'load_chat'
@@ -40,7 +40,7 @@ if t.answered ~= '1' then
   if wait <= CFG.service_level_ms then stat('answered_within_sl') end
 end
 emit('task_assigned', tid, vid, 'ring', t.ring, 'waited_ms', n2s(wait), 'channel', t.channel)
-if not voice then
+if not voice then -- cold
   refresh_free(v)
   dispatch_volunteer(v)
 end

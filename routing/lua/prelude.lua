@@ -374,98 +374,91 @@ local function find_volunteer(t)
   return nil
 end
 
--- The queue scan of a freed volunteer, made only when a task waits that they may take: a
--- transition that frees a volunteer (wrap-up submitted, a chat accepted...) usually finds
--- no queue, and creating these functions on each of them cost ~2 % of a task life cycle's
--- work in Redis. Returns find_in(v, classes).
-local function queue_scan()
-  -- The volunteer's scopes with their closeness: their own callers first ('p:', the known
-  -- volunteer's turn), then département, groups, région, national.
-  local function ranked_scopes(v)
-    local out = {{'p:' .. v.id, -1}, {'d:' .. v.dept, 0}}
-    for _, g in ipairs(split(v.groups)) do out[#out + 1] = {'g:' .. g, 1} end
-    out[#out + 1] = {'r:' .. v.region, 2}
-    out[#out + 1] = {'n', 3}
-    return out
-  end
+-- The volunteer's scopes with their closeness: their own callers first ('p:', the known
+-- volunteer's turn), then département, groups, région, national.
+local function ranked_scopes(v)
+  local out = {{'p:' .. v.id, -1}, {'d:' .. v.dept, 0}}
+  for _, g in ipairs(split(v.groups)) do out[#out + 1] = {'g:' .. g, 1} end
+  out[#out + 1] = {'r:' .. v.region, 2}
+  out[#out + 1] = {'n', 3}
+  return out
+end
 
-  local function before(a, b) return a.score < b.score or (a.score == b.score and a.id < b.id) end
+local function queued_before(a, b) return a.score < b.score or (a.score == b.score and a.id < b.id) end
 
-  -- Whether a task may be left to a closer volunteer on duty: not once it has been offered
-  -- (whoever had it declined, missed or passed it on), nor while it needs a skill or language
-  -- (the on-duty counts do not say whether the closer volunteer has it).
-  local function leavable(t)
-    if t.offered_at then return false end
-    return tonumber(t.need_until) <= NOW or (t.skill == '' and t.lang == '')
-  end
+-- Whether a task may be left to a closer volunteer on duty: not once it has been offered
+-- (whoever had it declined, missed or passed it on), nor while it needs a skill or language
+-- (the on-duty counts do not say whether the closer volunteer has it).
+local function leavable(t)
+  if t.offered_at then return false end
+  return tonumber(t.need_until) <= NOW or (t.skill == '' and t.lang == '')
+end
 
-  -- How a freed volunteer ranks a task they may take (find_task): tier 0 has waited
-  -- local_first_max_wait, tier 1 is theirs, tier 2 is left to a closer volunteer on duty
-  -- (leave_to_closer). rank: -1 their own returning caller, else the ring.
-  local function choice(t, score, scope_rank, v, cap, leave)
-    local rank = math.min(scope_rank, ring_of(t, v))
-    local tier = 1
-    if cap <= 0 or NOW - (score % 1e13) >= cap then tier = 0 -- task_score: priority * 1e13 + place
-    elseif leave and rank > 0 and leavable(t) and ring_on_duty(t, rank - 1) then tier = 2 end
-    return {id = t.id, score = score, rank = rank, tier = tier}
-  end
+-- How a freed volunteer ranks a task they may take (find_task): tier 0 has waited
+-- local_first_max_wait, tier 1 is theirs, tier 2 is left to a closer volunteer on duty
+-- (leave_to_closer). rank: -1 their own returning caller, else the ring.
+local function choice(t, score, scope_rank, v, cap, leave)
+  local rank = math.min(scope_rank, ring_of(t, v))
+  local tier = 1
+  if cap <= 0 or NOW - (score % 1e13) >= cap then tier = 0 -- task_score: priority * 1e13 + place
+  elseif leave and rank > 0 and leavable(t) and ring_on_duty(t, rank - 1) then tier = 2 end
+  return {id = t.id, score = score, rank = rank, tier = tier}
+end
 
-  local function preferred(a, b)
-    if a.tier ~= b.tier then return a.tier < b.tier end
-    if a.tier == 1 and a.rank ~= b.rank then return a.rank < b.rank end
-    return before(a, b)
-  end
+local function preferred(a, b)
+  if a.tier ~= b.tier then return a.tier < b.tier end
+  if a.tier == 1 and a.rank ~= b.rank then return a.rank < b.rank end
+  return queued_before(a, b)
+end
 
-  -- The first task of a waiting set this volunteer may take, and while that one is left to a
-  -- closer volunteer, the first that is not, in the same priority: looking at most LEAVE_SCAN
-  -- entries further, so that a long queue costs a bounded scan (past it, tier 2 stands).
-  local LEAVE_SCAN = 64
-  -- `loaded`: the tasks read so far by this find_task (a task is in every ring it reached).
-  local function scan_waiting(key, scope_rank, v, cap, leave, found, loaded)
-    local seen, first = 0, nil
-    first_in(key, function(tid, score) -- true ends the scan
-      if first then
-        if seen == LEAVE_SCAN or math.floor(score / 1e13) ~= math.floor(first.score / 1e13) then return true end
-        seen = seen + 1
-      end
-      if loaded[tid] == nil then
-        local t = load_task(tid)
-        loaded[tid] = {task = t, ok = eligible(t, v)}
-      end
-      if not loaded[tid].ok then return false end
-      local t = loaded[tid].task
-      local c = choice(t, score, scope_rank, v, cap, leave)
-      if first == nil then first = c; found[#found + 1] = c
-      elseif c.tier < 2 then found[#found + 1] = c end
-      return c.tier < 2
-    end)
-  end
-
-  -- Among the tasks this volunteer may take now: highest priority first, always. Within it,
-  -- first the tasks that have waited local_first_max_wait (from their place), longest waiting
-  -- first, so that nobody waits for ever behind closer callers; then the closest ring, then the
-  -- longest waiting; and with leave_to_closer, last the tasks for which a volunteer of a closer
-  -- ring is on duty (they will likely free up for it soon): taken only when nothing else
-  -- waits, so nobody idles beside a waiting task. local_first_max_wait 0: the longest waiting.
-  -- `classes`: those the volunteer is free for in which a task waits. Returns the task as loaded.
-  local function find_in(v, classes)
-    local cap, leave = CFG.local_first_max_wait_ms or 0, (CFG.leave_to_closer or 0) == 1
-    local found, loaded = {}, {}
-    for _, cls in ipairs(classes) do
-      for _, sr in ipairs(ranked_scopes(v)) do
-        scan_waiting(K.wait(cls, sr[1]), sr[2], v, cap, leave, found, loaded)
-      end
+-- The first task of a waiting set this volunteer may take, and while that one is left to a
+-- closer volunteer, the first that is not, in the same priority: looking at most LEAVE_SCAN
+-- entries further, so that a long queue costs a bounded scan (past it, tier 2 stands).
+local LEAVE_SCAN = 64
+-- `loaded`: the tasks read so far by this find_task (a task is in every ring it reached).
+local function scan_waiting(key, scope_rank, v, cap, leave, found, loaded)
+  local seen, first = 0, nil
+  first_in(key, function(tid, score) -- true ends the scan
+    if first then
+      if seen == LEAVE_SCAN or math.floor(score / 1e13) ~= math.floor(first.score / 1e13) then return true end
+      seen = seen + 1
     end
-    local head = nil
-    for _, c in ipairs(found) do if head == nil or before(c, head) then head = c end end
-    if head == nil then return nil end
-    local band, pick = math.floor(head.score / 1e13), head
-    for _, c in ipairs(found) do
-      if math.floor(c.score / 1e13) == band and preferred(c, pick) then pick = c end
+    if loaded[tid] == nil then
+      local t = load_task(tid)
+      loaded[tid] = {task = t, ok = eligible(t, v)}
     end
-    return loaded[pick.id].task
+    if not loaded[tid].ok then return false end
+    local t = loaded[tid].task
+    local c = choice(t, score, scope_rank, v, cap, leave)
+    if first == nil then first = c; found[#found + 1] = c
+    elseif c.tier < 2 then found[#found + 1] = c end
+    return c.tier < 2
+  end)
+end
+
+-- Among the tasks this volunteer may take now: highest priority first, always. Within it,
+-- first the tasks that have waited local_first_max_wait (from their place), longest waiting
+-- first, so that nobody waits for ever behind closer callers; then the closest ring, then the
+-- longest waiting; and with leave_to_closer, last the tasks for which a volunteer of a closer
+-- ring is on duty (they will likely free up for it soon): taken only when nothing else
+-- waits, so nobody idles beside a waiting task. local_first_max_wait 0: the longest waiting.
+-- `classes`: those the volunteer is free for in which a task waits. Returns the task as loaded.
+local function find_in(v, classes)
+  local cap, leave = CFG.local_first_max_wait_ms or 0, (CFG.leave_to_closer or 0) == 1
+  local found, loaded = {}, {}
+  for _, cls in ipairs(classes) do
+    for _, sr in ipairs(ranked_scopes(v)) do
+      scan_waiting(K.wait(cls, sr[1]), sr[2], v, cap, leave, found, loaded)
+    end
   end
-  return find_in
+  local head = nil
+  for _, c in ipairs(found) do if head == nil or queued_before(c, head) then head = c end end
+  if head == nil then return nil end
+  local band, pick = math.floor(head.score / 1e13), head
+  for _, c in ipairs(found) do
+    if math.floor(c.score / 1e13) == band and preferred(c, pick) then pick = c end
+  end
+  return loaded[pick.id].task
 end
 
 -- The task a freed volunteer takes now, if any (as loaded).
@@ -477,7 +470,9 @@ local function find_task(v)
     if free_for(v, cls) and redis.call('EXISTS', K.wait(cls, 'all')) == 1 then classes[#classes + 1] = cls end
   end
   if #classes == 0 then return nil end
-  return queue_scan()(v, classes)
+  do -- cold: a freed volunteer usually finds no queue; the scan's definitions are made here
+    return find_in(v, classes)
+  end
 end
 
 -- Offer a task that is not (or no longer) queued to this volunteer, for the ring time.
@@ -507,7 +502,9 @@ end
 
 local function dispatch_volunteer(v)
   local t = find_task(v)
-  if t then reserve(t, v) end
+  if t then -- cold
+    reserve(t, v)
+  end
 end
 
 -- Back in the queue at its original place (decline, no answer, transfer, volunteer gone).

@@ -33,19 +33,82 @@ def test_a_body_gets_what_it_uses_through_each_other_in_order() -> None:
         "end\n"
         "\n"
         "local function ready(id) return load(id) ~= nil end\n"
+        "return ready(ARGV[4])"
     )
 
 
 def test_names_in_comments_and_strings_link_nothing() -> None:
     body = "-- ready? load(id) would do\nreturn redis.call('GET', 'unused', \"it's ready\")"
-    assert scripts._link(LIBRARY, body) == ""
+    assert scripts._link(LIBRARY, body) == body
     assert scripts._link(LIBRARY, "return 'x' .. unused() -- load") == (
         "local NOW = tonumber(ARGV[1])\nlocal function unused() return NOW end\n"
+        "return 'x' .. unused() -- load"
     )
 
 
 def test_a_body_using_nothing_gets_nothing() -> None:
-    assert scripts._link(LIBRARY, "return 1") == ""
+    assert scripts._link(LIBRARY, "return 1") == "return 1"
+
+
+def test_what_only_a_cold_block_needs_is_made_in_it() -> None:
+    body = "if ARGV[3] == '' then -- cold: rarely\n  return ready(ARGV[4])\nend\nreturn unused()\n"
+    assert scripts._link(LIBRARY, body) == (
+        "local NOW = tonumber(ARGV[1])\n"
+        "local function unused() return NOW end\n"
+        "if ARGV[3] == '' then -- cold: rarely\n"
+        "-- Says why.\n"
+        "local function load(id)\n"
+        "  return redis.call('HGETALL', K.task(id))\n"
+        "end\n"
+        "\n"
+        "local function ready(id) return load(id) ~= nil end\n"
+        "  return ready(ARGV[4])\n"
+        "end\n"
+        "return unused()\n"
+    )
+
+
+def test_a_cold_block_ends_where_its_branch_does() -> None:
+    # Nested blocks, an else and the definitions' own cold blocks: each gets what only it needs,
+    # and what is already made around it is not made again.
+    library = (
+        "local function a() return 1 end\n"
+        "local function b() return a() end\n"
+        "local function c(x)\n"
+        "  if x then -- cold\n"
+        "    return b()\n"
+        "  end\n"
+        "  return 0\n"
+        "end\n"
+    )
+    body = (
+        "if ARGV[1] then -- cold\n"
+        "  for i = 1, 2 do if i then a() end end\n"
+        "else\n"
+        "  return c(true)\n"
+        "end\n"
+    )
+    assert scripts._link(library, body) == (
+        "local function c(x)\n"
+        "  if x then -- cold\n"
+        "local function a() return 1 end\n"
+        "local function b() return a() end\n"
+        "    return b()\n"
+        "  end\n"
+        "  return 0\n"
+        "end\n"
+        "if ARGV[1] then -- cold\n"
+        "local function a() return 1 end\n"
+        "  for i = 1, 2 do if i then a() end end\n"
+        "else\n"
+        "  return c(true)\n"
+        "end\n"
+    )
+
+
+def test_an_unclosed_cold_block_stops_the_linker() -> None:
+    with pytest.raises(ValueError, match="unclosed cold block"):
+        scripts._link(LIBRARY, "if x then -- cold\n  return ready(1)\n")
 
 
 def test_every_transition_carries_only_definitions_it_uses() -> None:
