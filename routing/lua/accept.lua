@@ -1,6 +1,6 @@
 -- A volunteer accepts the offer ringing on their console.
--- ARGV: 3 volunteer, 4 task
-local vid, tid = ARGV[3], ARGV[4]
+-- ARGV: 2 volunteer, 3 task
+local vid, tid = ARGV[2], ARGV[3]
 local t = load_task_fields(tid, 'vol', 'offered_at', 'cls', 'ck', 'dept', 'answered', 'channel', 'ring',
   'created')
 if not t then return fail('unknown_task', tid) end

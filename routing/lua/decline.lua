@@ -1,6 +1,6 @@
 -- A volunteer declines an offer: it goes to the next volunteer and keeps its place.
--- ARGV: 3 volunteer, 4 task
-local vid, tid = ARGV[3], ARGV[4]
+-- ARGV: 2 volunteer, 3 task
+local vid, tid = ARGV[2], ARGV[3]
 local t = load_task(tid)
 if not t then return fail('unknown_task', tid) end
 if t.state == 'ended' or t.state == 'wrapup' then return fail('task_already_ended', tid) end

@@ -1,6 +1,6 @@
 -- The volunteer submits the wrap-up (or its time runs out): capacity comes back.
--- ARGV: 3 volunteer, 4 task, 5 'timer' when the wrap-up timer runs it (volunteer then '')
-local vid, tid, by_timer = ARGV[3], ARGV[4], ARGV[5] == 'timer'
+-- ARGV: 2 volunteer, 3 task, 4 'timer' when the wrap-up timer runs it (volunteer then '')
+local vid, tid, by_timer = ARGV[2], ARGV[3], ARGV[4] == 'timer'
 local t = load_task_fields(tid, 'vol', 'completed_at', 'channel', 'cls')
 if by_timer then
   redis.call('ZREM', K.timers(), 'x:' .. tid)

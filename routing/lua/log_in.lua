@@ -1,14 +1,14 @@
 -- A volunteer's profile as the console opens: territory, skills, chat capacity.
 -- Presence is left as it is; an available volunteer moves to the new rings at once.
--- ARGV: 3 volunteer, 4 dept, 5 region, 6 groups, 7 skills, 8 languages, 9 chat capacity, 10 name
-local vid = ARGV[3]
+-- ARGV: 2 volunteer, 3 dept, 4 region, 5 groups, 6 skills, 7 languages, 8 chat capacity, 9 name
+local vid = ARGV[2]
 local v = load_vol(vid)
 local before = staff_share(v)
 if v then
   -- A lower chat capacity must still hold the chats in hand and the one ringing, if any.
   local chats = tonumber(v.load_chat)
   if v.reserved ~= '' and redis.call('HGET', K.task(v.reserved), 'cls') == 'chat' then chats = chats + 1 end
-  if chats > tonumber(ARGV[9]) then return fail('over_capacity', vid) end
+  if chats > tonumber(ARGV[8]) then return fail('over_capacity', vid) end
 end
 local on_duty = v ~= nil and v.presence == 'available'
 local emptied = {}
@@ -24,7 +24,7 @@ if not v then
     idle_since = NOW_S, presence = 'logged_out', reason = '', presence_since = NOW_S}
 end
 v.dept, v.region, v.groups, v.skills, v.langs, v.chat_cap, v.name =
-  ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+  ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local fields = {}
 for k, val in pairs(v) do if k ~= 'id' then fields[#fields + 1] = k; fields[#fields + 1] = val end end
 redis.call('HSET', K.vol(vid), unpack(fields))

@@ -1,15 +1,18 @@
 -- Shared by every transition script: each carries the definitions it uses (scripts.py).
--- ARGV[1] now (ms, UTC), ARGV[2] its 15-minute bucket (Europe/Paris), which starts with the day's
--- ('2026-12-02T09:15'); script-specific arguments start at ARGV[3].
-local NOW = tonumber(ARGV[1])
-local BUCKETS = {string.sub(ARGV[2], 1, 10), ARGV[2]} -- the day's and the quarter-hour's counters
+-- ARGV[1] is now (ms, UTC) and its 15-minute bucket (Europe/Paris), which starts with the day's:
+-- '1764667200000|2026-12-02T09:15', one argument because each costs the client more than cutting
+-- it costs here; script-specific arguments start at ARGV[2].
+local SEP = string.find(ARGV[1], '|', 1, true)
+local NOW_S = string.sub(ARGV[1], 1, SEP - 1) -- the engine sends whole milliseconds
+local NOW = tonumber(NOW_S)
+local INTERVAL = string.sub(ARGV[1], SEP + 1)
+local BUCKETS = {string.sub(INTERVAL, 1, 10), INTERVAL} -- the day's and the quarter-hour's counters
 local RINGS = 3 -- 0 département, 1 groups, 2 région, 3 national
 
 -- Lua would print large numbers as 1.8e+12: always format them ourselves (whole milliseconds,
 -- counts; '%d' costs half of '%.0f' in Redis' Lua). Passing a Lua number to redis.call costs more:
 -- Redis formats it with '%.17g'; strings go as they are.
 local function n2s(x) return string.format('%d', x) end
-local NOW_S = ARGV[1] -- the engine sends whole milliseconds
 
 local function hgetall(key)
   local flat = redis.call('HGETALL', key)

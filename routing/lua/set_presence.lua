@@ -1,6 +1,6 @@
 -- A volunteer (or a coordinator, or the shift scheduler) changes the volunteer's presence.
--- ARGV: 3 volunteer, 4 presence (available | paused | logged_out), 5 reason
-local vid, presence, reason = ARGV[3], ARGV[4], ARGV[5]
+-- ARGV: 2 volunteer, 3 presence (available | paused | logged_out), 4 reason
+local vid, presence, reason = ARGV[2], ARGV[3], ARGV[4]
 local v = load_vol(vid)
 if not v then return fail('unknown_volunteer', vid) end
 if presence ~= 'available' and presence ~= 'paused' and presence ~= 'logged_out' then

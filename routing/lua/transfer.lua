@@ -1,6 +1,6 @@
 -- A volunteer hands a task over: to anyone with a skill, or to a named colleague first.
--- ARGV: 3 volunteer, 4 task, 5 skill ('' = keep), 6 colleague ('' = none)
-local vid, tid, skill, target = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+-- ARGV: 2 volunteer, 3 task, 4 skill ('' = keep), 5 colleague ('' = none)
+local vid, tid, skill, target = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local t = load_task(tid)
 if not t then return fail('unknown_task', tid) end
 if t.state == 'wrapup' or t.state == 'ended' then return fail('task_already_ended', tid) end
