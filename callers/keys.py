@@ -37,6 +37,10 @@ class CallerKeys:
         """stream: the messages of one chat conversation (see callers.chat.room)."""
         return f"{self.base}room:{task_id}"
 
+    def room_sent(self, task_id: str) -> str:
+        """hash: sender's message id -> stream id, for a conversation's messages sent with one."""
+        return f"{self.base}roomsent:{task_id}"
+
     def rate(self, scope: str, ident: str, window: str) -> str:
         """string counter: requests of one client within one time window."""
         return f"{self.base}rl:{scope}:{ident}:{window}"

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,7 @@ PRESENCE_LABELS = {
 PAUSE_REASONS = ("Pause café", "Réunion", "Formation", "Problème technique", "Autre")
 MAX_MESSAGE_BYTES = 16_000
 MAX_CHAT_TEXT = 2000
+CHAT_MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{0,64}")  # '' = none (an older console)
 NOTES_READERS = 4  # returning callers' notes read from SQL at once, per process
 NOTES_BACKLOG = 1000  # past this many waiting, a saturated database costs the notes, not offers
 
@@ -766,12 +768,17 @@ class ConsoleSession:
             raise VolunteerError(
                 "too_long", f"Message trop long ({MAX_CHAT_TEXT} caractères au plus)."
             )
+        # The console's own id for the message: sent again after its answer was lost with
+        # the line, it is posted once (ChatBridge.send).
+        message_id = msg.get("mid", "")
+        if not isinstance(message_id, str) or not CHAT_MESSAGE_ID.fullmatch(message_id):
+            raise VolunteerError("invalid", "Ce message n'a pas pu être lu.")
         task = await self.engine.task(task_id)
         if task is None or task.volunteer != self.vid or task.state is not TaskState.ASSIGNED:
             raise VolunteerError("not_your_task", "Cette discussion n'est plus ouverte.")
         if self.vol.chat is None:
             raise VolunteerError("no_chat", "La discussion écrite n'est pas disponible.")
-        await self.vol.chat.send(task_id, self.vid, conn.account.name, text)
+        await self.vol.chat.send(task_id, self.vid, conn.account.name, text, message_id)
         return {"ok": True, "task": task_id}
 
     async def _send_error(self, code: str, message: str) -> None:

@@ -34,7 +34,11 @@ class ChatBridge(Protocol):
 
     async def history(self, task_id: str) -> list[dict[str, Any]]: ...
 
-    async def send(self, task_id: str, volunteer_id: str, name: str, text: str) -> None: ...
+    async def send(
+        self, task_id: str, volunteer_id: str, name: str, text: str, message_id: str = ""
+    ) -> None:
+        """Post a volunteer's message; with the console's `message_id` (letters, digits, '-'
+        and '_', at most 64), once however often it is sent."""
 
     def follow(self, task_id: str, after: str) -> AsyncIterator[list[dict[str, Any]]]: ...
 

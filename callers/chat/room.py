@@ -13,6 +13,7 @@ Key: ``perm:callers:{line}:room:<task id>`` (see callers.keys).
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +24,19 @@ from routing.clock import Clock
 
 ROOM_TTL_S = 2 * 24 * 3600
 MAX_CHARS = 2000
+# A sender's own id for a message (the console makes one per message it sends).
+MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Posts a message once per sender's id: sent again (its answer lost with a weak line), it is
+# found, not posted twice. KEYS: the room, its sent ids; ARGV: id, TTL (s), the fields.
+_POST_ONCE = """
+local known = redis.call('HGET', KEYS[2], ARGV[1])
+if known then return {known, 0} end
+local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+redis.call('HSET', KEYS[2], ARGV[1], entry)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return {entry, 1}
+"""
 # How long follow() blocks per read: well below redis-py's 5 s socket timeout, or the
 # client gives up the read before the server's empty answer comes and the follower dies.
 FOLLOW_BLOCK_MS = 2000
@@ -72,17 +86,37 @@ class ChatRoom:
         self.keys = keys
         self.clock = clock
         self.max_chars = max_chars
+        self._post_once = redis.register_script(_POST_ONCE)
 
     async def post(
-        self, task_id: str, author: str, text: str, *, name: str = "", volunteer_id: str = ""
+        self,
+        task_id: str,
+        author: str,
+        text: str,
+        *,
+        name: str = "",
+        volunteer_id: str = "",
+        message_id: str = "",
     ) -> dict[str, Any]:
-        """Append a message (validated) and return it as readers will see it."""
+        """Append a message (validated) and return it as readers will see it.
+
+        With the sender's `message_id`, a message sent again is posted once: the second time
+        it answers with the stream id of the first."""
         if author not in {"caller", "volunteer", "system"}:
             raise ValueError(f"unknown author {author!r}")
+        if message_id and not MESSAGE_ID.fullmatch(message_id):
+            raise ChatError("invalid", "Ce message n'a pas pu être lu.")
         body = clean_text(text, self.max_chars)
         fields = {"author": author, "name": name[:60], "text": body,
                   "at": str(self.clock.now_ms()), "vol": volunteer_id}
         key = self.keys.room(task_id)
+        if message_id:
+            flat = [item for pair in fields.items() for item in pair]
+            entry_id, _ = await self._post_once(
+                keys=[key, self.keys.room_sent(task_id)],
+                args=[message_id, ROOM_TTL_S, *flat],
+            )
+            return _message(entry_id, fields)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(key, fields)
             pipe.expire(key, ROOM_TTL_S)
@@ -111,9 +145,14 @@ class ChatRoom:
                 last = batch[-1]["id"]
                 yield batch
 
-    async def send(self, task_id: str, volunteer_id: str, name: str, text: str) -> None:
+    async def send(
+        self, task_id: str, volunteer_id: str, name: str, text: str, message_id: str = ""
+    ) -> None:
         """The volunteer side writes (the console's ChatBridge.send)."""
-        await self.post(task_id, "volunteer", text, name=name, volunteer_id=volunteer_id)
+        await self.post(
+            task_id, "volunteer", text, name=name, volunteer_id=volunteer_id,
+            message_id=message_id,
+        )
 
     async def raw_entries(self, task_id: str) -> list[tuple[str, dict[str, str]]]:
         """The stream as stored (for the transcript)."""

@@ -96,6 +96,30 @@ async def test_volunteer_side_uses_the_same_room(chat, engine):
         ("caller", "Bonjour"), ("volunteer", "Bonjour, je vous écoute.")]
 
 
+async def test_a_message_sent_again_with_its_id_is_posted_once(chat, engine):
+    """A weak line: the console sends a message again when its answer was lost."""
+    await volunteer_on_duty(engine, "anne", "05")
+    started = await chat.start("autre", "05000", "")
+    await engine.accept("anne", started.task_id)
+    tid, room = started.task_id, chat.room
+    # Sent five times at once (the same id, as a console retrying), then once more later.
+    sent = await asyncio.gather(
+        *(room.post(tid, "volunteer", "Bonjour.", message_id="m-1") for _ in range(5))
+    )
+    again = await room.post(tid, "volunteer", "Bonjour.", message_id="m-1")
+    assert {m["id"] for m in [*sent, again]} == {sent[0]["id"]}
+    await room.send(tid, "anne", "Anne", "Bonjour.", message_id="m-2")  # a new one, same words
+    await room.send(tid, "anne", "Anne", "Bonjour.")  # no id: posted each time
+    assert [m["text"] for m in await room.history(tid)] == ["Bonjour."] * 3
+    with pytest.raises(ChatError, match="pas pu être lu"):
+        await room.post(tid, "volunteer", "Bonjour.", message_id="m 3; DEL")
+    assert len(await room.history(tid)) == 3
+    # Both keys expire together: the ids are not kept after the conversation.
+    assert 0 < await engine.redis.ttl(room.keys.room_sent(tid)) <= await engine.redis.ttl(
+        room.keys.room(tid)
+    )
+
+
 async def test_a_follower_outlives_a_silence_longer_than_redis_read_timeout(chat, engine):
     """redis-py gives up a read after 5 s (its default socket timeout): a follower that
     blocked as long lost the race to the server's empty answer and died, so a volunteer's

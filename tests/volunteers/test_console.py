@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 from starlette.websockets import WebSocket, WebSocketState
 
+from callers.chat.room import ChatRoom
+from callers.keys import CallerKeys
 from routing.engine import Engine
 from routing.models import Channel, Presence, TaskSpec, TaskState
 from tests.volunteers.conftest import PASSWORD
@@ -201,6 +203,25 @@ async def test_wrapup_is_checked_stored_and_shown_to_the_next_volunteer(
     assert declined["ok"]
     await console.next("offer_gone", task="chat-2", reason="declined")
     await console.close()
+
+
+async def test_chat_send_checks_its_message_id_and_posts_a_resent_message_once(
+    live, make_account, engine: Engine, line, clock
+):
+    [(anne, console)] = await _on_duty(live, make_account, "Anne")
+    await engine.enqueue(TaskSpec("chat-3", Channel.CHAT, "05"))
+    await console.next("offer", task="chat-3")
+    assert (await console.request("accept", task="chat-3"))["ok"]
+    for bad in ("x" * 65, "m 1", 7):
+        refused = await console.request("chat_send", task="chat-3", text="Bonjour", mid=bad)
+        assert refused["error"] == {"code": "invalid", "message": "Ce message n'a pas pu être lu."}
+    for _ in range(2):  # its answer lost, the console sends it again
+        sent = await console.request("chat_send", task="chat-3", text="Bonjour", mid="a1")
+        assert sent["ok"]
+    assert (await console.request("chat_send", task="chat-3", text="Bonjour"))["ok"]
+    room = ChatRoom(engine.redis, CallerKeys(line), clock)
+    said = [m["text"] for m in await room.history("chat-3") if m["author"] == "volunteer"]
+    assert said == ["Bonjour", "Bonjour"]
 
 
 async def test_presence_pause_with_reason_and_bad_requests(live, make_account, engine):

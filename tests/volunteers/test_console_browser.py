@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from callers.chat.room import ChatRoom
+from callers.keys import CallerKeys
 from routing.models import Channel, Presence, TaskSpec, TaskState
 from tests.volunteers.conftest import PASSWORD
-from tests.weak_line import WeakLine, pause_page_clock, periods
+from tests.weak_line import AnswerCut, WeakLine, pause_page_clock, periods
 from volunteers.models import Booking, WrapUp
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -201,40 +203,14 @@ async def test_a_wrapup_being_typed_survives_a_dropped_line(
 ):
     """On a weak line: the typed wrap-up stays through a reconnection, a request whose answer
     was lost says so instead of hanging, and sending it again saves it once."""
-    import asyncio
-    import json
-
     from playwright.async_api import expect
 
     anne = await make_account("Anne Martin")
     context = await browser.new_context(base_url=live.base, locale="fr-FR")
     page = await context.new_page()
-    lines = []  # the page's side of each socket the console opened
-    cut_wrapup_answer = asyncio.Event()
-
-    async def line(ws):
-        lines.append(ws)
-        server = ws.connect_to_server()
-        wrapups = set()
-
-        def to_server(message):
-            frame = json.loads(message)
-            if frame.get("type") == "wrapup":
-                wrapups.add(frame["ref"])
-            server.send(message)
-
-        async def to_page(message):
-            frame = json.loads(message)
-            if frame.get("ref") in wrapups and cut_wrapup_answer.is_set():
-                cut_wrapup_answer.clear()
-                await ws.close()  # the server saved it; the answer is lost with the line
-                return
-            ws.send(message)
-
-        ws.on_message(to_server)
-        server.on_message(to_page)
-
-    await page.route_web_socket(CONSOLE_SOCKET, line)
+    cut = AnswerCut("wrapup")
+    lines = cut.sockets  # the page's side of each socket the console opened
+    await page.route_web_socket(CONSOLE_SOCKET, cut)
     try:
         await log_in_to_console(page, live, anne)
         await page.get_by_role("button", name="Me rendre disponible").click()
@@ -259,7 +235,7 @@ async def test_a_wrapup_being_typed_survives_a_dropped_line(
         await expect(form.get_by_label("Résolu")).to_be_checked()
 
         # Sent, saved, but the answer is lost: the form says so and stays.
-        cut_wrapup_answer.set()
+        cut.armed.set()
         await form.get_by_role("button", name="Enregistrer la fiche").click()
         await expect(form.locator(".w-error")).to_contain_text("La connexion a été coupée")
         await expect(page.locator("#connection")).to_have_text("Connecté", timeout=10_000)
@@ -273,6 +249,54 @@ async def test_a_wrapup_being_typed_survives_a_dropped_line(
         async with sessions() as session:
             rows = list(await session.exec(select(WrapUp)))
         assert [(w.task_id, w.notes) for w in rows] == [("weak-1", "Dossier CAF à compléter.")]
+    finally:
+        await context.close()
+
+
+async def test_a_chat_message_whose_answer_was_lost_is_posted_once(
+    browser, live, make_account, engine, line, clock
+):
+    """On a weak line: a chat message that reached the caller but whose answer was lost
+    stays in its box, and sending it again does not post it twice."""
+    from playwright.async_api import expect
+
+    anne = await make_account("Anne Martin")
+    context = await browser.new_context(base_url=live.base, locale="fr-FR")
+    page = await context.new_page()
+    cut = AnswerCut("chat_send")
+    await page.route_web_socket(CONSOLE_SOCKET, cut)
+    room = ChatRoom(engine.redis, CallerKeys(line), clock)
+
+    async def said() -> list[str]:
+        return [m["text"] for m in await room.history("weak-chat") if m["author"] == "volunteer"]
+
+    try:
+        await log_in_to_console(page, live, anne)
+        await page.get_by_role("button", name="Me rendre disponible").click()
+        await expect(page.locator("#presence")).to_have_text("Disponible")
+        await engine.enqueue(TaskSpec("weak-chat", Channel.CHAT, "05"))
+        await page.get_by_role("button", name="Accepter").click()
+        card = page.locator("article.task")
+        box = card.locator(".chat-input")
+        await expect(box).to_be_visible()
+
+        cut.armed.set()
+        await box.fill("Je regarde votre dossier.")
+        await card.get_by_role("button", name="Envoyer").click()
+        await expect(page.locator("#message")).to_contain_text("La connexion a été coupée")
+        await expect(page.locator("#connection")).to_have_text("Connecté", timeout=10_000)
+        await expect(box).to_have_value("Je regarde votre dossier.")
+        assert await said() == ["Je regarde votre dossier."]  # the first one went in
+
+        await card.get_by_role("button", name="Envoyer").click()
+        await expect(box).to_have_value("")
+        await expect(card.locator(".chat-log")).to_contain_text("Je regarde votre dossier.")
+        assert await said() == ["Je regarde votre dossier."]
+        # A new message with the same words is a new message.
+        await box.fill("Je regarde votre dossier.")
+        await card.get_by_role("button", name="Envoyer").click()
+        await expect(box).to_have_value("")
+        assert await said() == ["Je regarde votre dossier."] * 2
     finally:
         await context.close()
 

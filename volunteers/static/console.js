@@ -73,6 +73,12 @@
     message: "La connexion a été coupée avant la réponse. Réessayez une fois la console reconnectée.",
   };
 
+  // crypto.randomUUID needs https; getRandomValues works on a plain-http intranet too.
+  function messageId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(12));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
   function send(message) {
     return new Promise((resolve) => {
       if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
@@ -345,8 +351,17 @@
       const input = card.querySelector(".chat-input");
       const text = input.value.trim();
       if (!text) return;
-      const result = await send({ type: "chat_send", task: msg.task, text });
-      if (result.ok) input.value = ""; else say(result.error.message, "error");
+      // One id per message while it is unsent: sent again after its answer was lost with the
+      // line, the server knows it and posts it once.
+      if (input.dataset.midText !== text) {
+        input.dataset.mid = messageId();
+        input.dataset.midText = text;
+      }
+      const result = await send({ type: "chat_send", task: msg.task, text, mid: input.dataset.mid });
+      if (!result.ok) return say(result.error.message, "error");
+      input.value = "";
+      delete input.dataset.mid;
+      delete input.dataset.midText;
     });
     card.querySelector(".wrapup").addEventListener("submit", (event) => submitWrapup(event, card));
     fillTransferTargets(card);
