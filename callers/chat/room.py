@@ -7,7 +7,8 @@ and a dropped connection resumes from the last id it saw.
 
 Message dicts (the shape volunteers.runtime.ChatBridge expects):
 ``{"id": stream id (ordered), "author": "caller" | "volunteer" | "system",
-"name": display name, "text": plain text (never HTML), "at": epoch ms}``.
+"name": display name, "text": plain text (never HTML), "at": epoch ms,
+"mid": the sender's own id for it ('' when it gave none)}``.
 Key: ``perm:callers:{line}:room:<task id>`` (see callers.keys).
 """
 
@@ -74,6 +75,7 @@ def _message(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
         "name": fields.get("name", ""),
         "text": fields.get("text", ""),
         "at": int(fields.get("at", "0")),
+        "mid": fields.get("mid", ""),  # the sender's id for it, if it gave one
     }
 
 
@@ -111,6 +113,7 @@ class ChatRoom:
                   "at": str(self.clock.now_ms()), "vol": volunteer_id}
         key = self.keys.room(task_id)
         if message_id:
+            fields["mid"] = message_id  # a page back after a lost line sees what arrived
             flat = [item for pair in fields.items() for item in pair]
             entry_id, _ = await self._post_once(
                 keys=[key, self.keys.room_sent(task_id)],

@@ -6,7 +6,8 @@ Websocket protocol (JSON text frames), ``/aide/ws?token=<signed token>``:
   ``{"type": "messages", "messages": [...]}``; ``{"type": "status", ...}`` when the
   position, wait or state changes; ``{"type": "error", "message": "<French>"}``;
   ``{"type": "ended"}``; ``{"type": "pong"}`` for each ping.
-- page -> server: ``{"type": "send", "text": "..."}``, ``{"type": "end"}``,
+- page -> server: ``{"type": "send", "text": "...", "mid": "..."}`` (``mid``: the page's id for
+  the message, so that one sent again after a lost line is posted once), ``{"type": "end"}``,
   ``{"type": "ping"}`` (every 15 s: three unanswered and the page reconnects).
 """
 
@@ -177,13 +178,13 @@ class ChatConnection:
                 await self.svc.end(self.task_id)
                 await self.send({"type": "ended"})
             elif kind == "send":
-                await self.on_send(msg.get("text"))
+                await self.on_send(msg.get("text"), msg.get("mid", ""))
             elif kind == "ping":  # the page's check that the line is alive
                 await self.send({"type": "pong"})
             else:
                 await self.error(ChatError("format", "Ce message n'a pas pu être lu."))
 
-    async def on_send(self, text: object) -> None:
+    async def on_send(self, text: object, message_id: object) -> None:
         if not self.limit.allow() or not await allow_ip(
             self.svc.ctx.redis, self.svc.ctx.keys, "msg", self.ip,
             self.settings.chat_messages_per_minute_ip, 60,
@@ -192,7 +193,7 @@ class ChatConnection:
                 "rate", "Vous envoyez trop de messages à la suite. Attendez quelques secondes."))
             return
         try:
-            await self.svc.caller_says(self.task_id, text)
+            await self.svc.caller_says(self.task_id, text, message_id)
         except ChatError as error:
             await self.error(error)
 

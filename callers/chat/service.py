@@ -133,14 +133,19 @@ class ChatService:
         minutes = await self.ctx.expected_wait_minutes(position, "chat")
         return {"state": "waiting", "position": position, "wait_minutes": minutes}
 
-    async def caller_says(self, task_id: str, text: object) -> dict[str, Any]:
-        """A caller's message (only while the chat is live)."""
+    async def caller_says(
+        self, task_id: str, text: object, message_id: object = ""
+    ) -> dict[str, Any]:
+        """A caller's message (only while the chat is live); with the page's id for it, posted
+        once however often it is sent."""
         status = await self.status(task_id)
         if status["state"] == "ended":
             raise ChatError("ended", "Cette discussion est terminée.")
+        if not isinstance(message_id, str):
+            raise ChatError("invalid", "Ce message n'a pas pu être lu.")
         meta = await self.ctx.redis.hgetall(self.ctx.keys.chat(task_id))
         return await self.room.post(task_id, "caller", clean_text(text, self.room.max_chars),
-                                    name=meta.get("name", ""))
+                                    name=meta.get("name", ""), message_id=message_id)
 
     async def end(self, task_id: str) -> None:
         """The caller ends the chat: abandoned if waiting, completed if talking."""

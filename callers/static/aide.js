@@ -11,7 +11,12 @@
   let socket = null;
   let ended = false;
   let retries = 0;
+  // The last message sent and the page's id for it, until it comes back from the server.
   let lastSent = "";
+  let lastMid = "";
+  // A message put back in the box after a lost line keeps its id: if it did arrive after
+  // all, the server posts it once.
+  let retry = null;
   // Enter pressed while the line was down: the text stays in the box and goes once connected.
   let sendWhenConnected = false;
   const PING_MS = 15000;
@@ -112,7 +117,7 @@
         }
       } else if (data.type === "messages") {
         for (const msg of data.messages) {
-          if (msg.author === "caller") lastSent = "";
+          if (msg.author === "caller" && msg.mid === lastMid) lastSent = "";
           addMessage(msg);
         }
       } else if (data.type === "status") {
@@ -159,19 +164,25 @@
   }, PING_MS);
 
   // A message sent just before the line dropped may never have reached us: if the
-  // conversation coming back does not have it, it goes back in the box to be sent again.
+  // conversation coming back does not have it (by its id: the caller may well have said
+  // "Oui" twice), it goes back in the box to be sent again.
   function restoreUnsent(messages) {
     if (!lastSent) return;
-    const mine = messages.filter((m) => m.author === "caller");
-    const last = mine.length ? mine[mine.length - 1].text : null;
-    const arrived = last === lastSent.replace(/\r\n/g, "\n").trim(); // as the server stores it
+    const arrived = messages.some((m) => m.author === "caller" && m.mid === lastMid);
     if (!arrived && !$("text").value) {
+      retry = { text: lastSent, mid: lastMid };
       $("text").value = lastSent;
       updateCount();
       $("send-error").textContent =
         "Votre dernier message n'est pas parti. Le revoici : appuyez sur Envoyer.";
     }
     lastSent = "";
+  }
+
+  // crypto.randomUUID needs https; getRandomValues works on a plain-http intranet too.
+  function messageId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(12));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
   function updateCount() {
@@ -216,8 +227,11 @@
         "Connexion en cours : votre message partira dès que la connexion sera rétablie.";
       return;
     }
-    socket.send(JSON.stringify({ type: "send", text }));
+    const mid = retry && retry.text === text ? retry.mid : messageId();
+    retry = null;
+    socket.send(JSON.stringify({ type: "send", text, mid }));
     lastSent = text;
+    lastMid = mid;
     $("text").value = "";
     updateCount();
   });

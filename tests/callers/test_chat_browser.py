@@ -154,45 +154,72 @@ async def test_a_message_typed_while_the_line_is_down_goes_once_connected(
 @pytest.mark.browser
 async def test_a_message_lost_with_the_line_comes_back_in_the_box(live, browser, engine, room):
     """Sent just as the line dropped, never received: after the reconnection the text is back
-    in the box with a word on why, and is sent once."""
+    in the box with a word on why, and is sent once, even when the caller had said the same
+    words before. Received, but the line dropped before the page heard of it: it is not sent
+    again."""
     await volunteer_on_duty(engine, "anne", "05")
     page = await (await browser.new_context()).new_page()
-    drop_next_message = asyncio.Event()
+    drop_next_message = asyncio.Event()  # lost on the way to the server
+    cut_after_next_message = asyncio.Event()  # reaches the server; the line drops after
 
     async def line(ws):
         server = ws.connect_to_server()
+        muted = False
 
         async def to_server(message):
-            if drop_next_message.is_set() and json.loads(message).get("type") == "send":
-                drop_next_message.clear()
-                await ws.close()  # lost on the way, and the line with it
-                return
+            nonlocal muted
+            if json.loads(message).get("type") == "send":
+                if drop_next_message.is_set():
+                    drop_next_message.clear()
+                    await ws.close()  # lost on the way, and the line with it
+                    return
+                if cut_after_next_message.is_set():
+                    cut_after_next_message.clear()
+                    muted = True  # nothing more reaches the page on this line
+                    server.send(message)
+                    await asyncio.sleep(0.5)
+                    await ws.close()
+                    return
             server.send(message)
 
+        def to_page(message):
+            if not muted:
+                ws.send(message)
+
         ws.on_message(to_server)
+        server.on_message(to_page)
 
     await page.route_web_socket(re.compile(r".*/aide/ws.*"), line)
     await start_chat(page, live)
+    task = (await engine.live_tasks())[0]
+
+    async def said() -> list[str]:
+        return [m["text"] for m in await room.history(task.id) if m["author"] == "caller"]
+
     box = page.locator("#chat").get_by_label("Votre message")
-    await box.fill("Premier message.")
+    await box.fill("Oui, c'est ça.")
     await box.press("Enter")
     await expect(page.locator("#messages li.caller")).to_have_count(1)
 
     drop_next_message.set()
-    await box.fill("Ma question sur la CAF.")
+    await box.fill("Oui, c'est ça.")  # the same words again, and this time lost
     await box.press("Enter")
-    await expect(box).to_have_value("Ma question sur la CAF.", timeout=10_000)
+    await expect(box).to_have_value("Oui, c'est ça.", timeout=10_000)
     await expect(page.locator("#send-error")).to_contain_text("pas parti")
-    task = (await engine.live_tasks())[0]
-    assert [m["text"] for m in await room.history(task.id)] == ["Premier message."]
+    assert await said() == ["Oui, c'est ça."]
 
     await box.press("Enter")
     await expect(page.locator("#messages li.caller")).to_have_count(2)
     await expect(box).to_have_value("")
-    assert [m["text"] for m in await room.history(task.id)] == [
-        "Premier message.",
-        "Ma question sur la CAF.",
-    ]
+    assert await said() == ["Oui, c'est ça.", "Oui, c'est ça."]
+
+    cut_after_next_message.set()
+    await box.fill("Ma question sur la CAF.")
+    await box.press("Enter")
+    await expect(page.locator("#messages li.caller")).to_have_count(3, timeout=10_000)
+    await expect(box).to_have_value("")
+    await expect(page.locator("#send-error")).to_have_text("")
+    assert await said() == ["Oui, c'est ça.", "Oui, c'est ça.", "Ma question sur la CAF."]
 
 
 @pytest.mark.browser
