@@ -22,19 +22,20 @@ end
 local function unused() return NOW end
 local function ready(id) return load(id) ~= nil end
 """
+# What a body using `ready` gets of LIBRARY: `ready` and what it uses, with their comments.
+READY_LINKED = (
+    "-- Says why.\n"
+    "local function load(id)\n"
+    "  return redis.call('HGETALL', K.task(id))\n"
+    "end\n"
+    "\n"
+    "local function ready(id) return load(id) ~= nil end\n"
+)
 
 
 def test_a_body_gets_what_it_uses_through_each_other_in_order() -> None:
     linked = scripts._link(LIBRARY, "return ready(ARGV[4])")
-    assert linked == (
-        "-- Says why.\n"
-        "local function load(id)\n"
-        "  return redis.call('HGETALL', K.task(id))\n"
-        "end\n"
-        "\n"
-        "local function ready(id) return load(id) ~= nil end\n"
-        "return ready(ARGV[4])"
-    )
+    assert linked == READY_LINKED + "return ready(ARGV[4])"
 
 
 def test_names_in_comments_and_strings_link_nothing() -> None:
@@ -56,12 +57,7 @@ def test_what_only_a_cold_block_needs_is_made_in_it() -> None:
         "local NOW = tonumber(ARGV[1])\n"
         "local function unused() return NOW end\n"
         "if ARGV[3] == '' then -- cold: rarely\n"
-        "-- Says why.\n"
-        "local function load(id)\n"
-        "  return redis.call('HGETALL', K.task(id))\n"
-        "end\n"
-        "\n"
-        "local function ready(id) return load(id) ~= nil end\n"
+        f"{READY_LINKED}"
         "  return ready(ARGV[4])\n"
         "end\n"
         "return unused()\n"
