@@ -45,8 +45,9 @@ _START = re.compile(r"^(?:local function (\w+)|local ([\w, ]+?) =)", re.M)
 _TOKEN = re.compile(r"""--[^\n]*|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"|\b([A-Za-z_]\w*)""")
 _KEY_CALL = re.compile(r"\bK\.(\w+)\(")
 # A cold block's opening line: `if ... then -- cold`, `else -- cold`, `do -- cold` (a reason may
-# follow the word).
-_COLD = re.compile(r"^[^\n]*\b(?:then|do|else)[ \t]*-- cold\b[^\n]*\n", re.M)
+# follow the word); not a comment line. Long strings and comments (`[[...]]`) are not read as
+# such: the scripts use none.
+_COLD = re.compile(r"^(?![ \t]*--)[^\n]*\b(?:then|do|else)[ \t]*-- cold\b[^\n]*\n", re.M)
 _OPENS = {"function", "if", "do", "repeat"}  # `for` and `while` open with their `do`
 _CLOSES = {"end", "until", "else", "elseif"}
 _CLOSING = {"(": ")", "[": "]", "{": "}"}
@@ -77,7 +78,7 @@ def _cold_blocks(text: str) -> list[tuple[int, int]]:
                 depth -= int(word in ("end", "until"))
             elif word in _CLOSES:
                 blocks.append((start, token.start()))
-                pos = token.start()
+                pos = text.rfind("\n", 0, token.start()) + 1  # `else -- cold` may open the next
                 break
         else:
             raise ValueError(f"unclosed cold block: {marker.group(0).strip()!r}")
@@ -117,10 +118,20 @@ def _definitions(library: str) -> list[tuple[set[str], str]]:
 @cache
 def _uses(library: str) -> tuple[list[tuple[set[str], str]], dict[str, set[str]]]:
     """The library's definitions, and for each name it defines the names its text uses outside
-    its cold blocks."""
+    its cold blocks.
+
+    Each definition may use only those above it: a script gets its definitions in the library's
+    order, some of them inside cold blocks, and Lua reads a name defined below as a global
+    (an error only when that line runs)."""
     definitions = _definitions(library)
     uses: dict[str, set[str]] = {}
+    defined_so_far: set[str] = set()
+    every = set().union(*(defined for defined, _ in definitions))
     for defined, text in definitions:
+        later = (_names(text) & every) - defined_so_far - defined
+        if later:
+            raise ValueError(f"{sorted(defined)} use {sorted(later)}, defined below them")
+        defined_so_far |= defined
         names = _names(_warm(text))
         for name in defined:
             uses[name] = names

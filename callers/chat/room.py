@@ -9,7 +9,8 @@ Message dicts (the shape volunteers.runtime.ChatBridge expects):
 ``{"id": stream id (ordered), "author": "caller" | "volunteer" | "system",
 "name": display name, "text": plain text (never HTML), "at": epoch ms,
 "mid": the sender's own id for it ('' when it gave none)}``.
-Key: ``perm:callers:{line}:room:<task id>`` (see callers.keys).
+Keys: ``perm:callers:{line}:room:<task id>``, and ``...:roomsent:<task id>`` for the ids
+of the messages sent with one (see callers.keys).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ MAX_CHARS = 2000
 # A sender's own id for a message (the console makes one per message it sends).
 MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Posts a message once per sender's id: sent again (its answer lost with a weak line), it is
-# found, not posted twice. KEYS: the room, its sent ids; ARGV: id, TTL (s), the fields.
+# found, not posted twice. KEYS: the room, its sent ids; ARGV: author:id, TTL (s), the fields.
 _POST_ONCE = """
 local known = redis.call('HGET', KEYS[2], ARGV[1])
 if known then return {known, 0} end
@@ -115,10 +116,13 @@ class ChatRoom:
         if message_id:
             fields["mid"] = message_id  # a page back after a lost line sees what arrived
             flat = [item for pair in fields.items() for item in pair]
-            entry_id, _ = await self._post_once(
+            entry_id, new = await self._post_once(
                 keys=[key, self.keys.room_sent(task_id)],
-                args=[message_id, ROOM_TTL_S, *flat],
+                args=[f"{author}:{message_id}", ROOM_TTL_S, *flat],
             )
+            if not new:  # posted before: the message as it was then
+                stored = await self.redis.xrange(key, entry_id, entry_id)
+                fields = stored[0][1] if stored else fields
             return _message(entry_id, fields)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(key, fields)

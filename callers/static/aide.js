@@ -118,6 +118,7 @@
       } else if (data.type === "messages") {
         for (const msg of data.messages) {
           if (msg.author === "caller" && msg.mid === lastMid) lastSent = "";
+          if (retry && msg.author === "caller" && msg.mid === retry.mid) arrivedAfterAll();
           addMessage(msg);
         }
       } else if (data.type === "status") {
@@ -177,6 +178,17 @@
         "Votre dernier message n'est pas parti. Le revoici : appuyez sur Envoyer.";
     }
     lastSent = "";
+  }
+
+  // The message put back in the box had reached us after all (it was still on its way when
+  // the line came back): nothing to send again.
+  function arrivedAfterAll() {
+    if ($("text").value === retry.text) {
+      $("text").value = "";
+      updateCount();
+    }
+    $("send-error").textContent = "";
+    retry = null;
   }
 
   // crypto.randomUUID needs https; getRandomValues works on a plain-http intranet too.

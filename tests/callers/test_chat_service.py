@@ -96,7 +96,7 @@ async def test_volunteer_side_uses_the_same_room(chat, engine):
         ("caller", "Bonjour"), ("volunteer", "Bonjour, je vous écoute.")]
 
 
-async def test_a_message_sent_again_with_its_id_is_posted_once(chat, engine):
+async def test_a_message_sent_again_with_its_id_is_posted_once(chat, engine, clock):
     """A weak line: the console sends a message again when its answer was lost."""
     await volunteer_on_duty(engine, "anne", "05")
     started = await chat.start("autre", "05000", "")
@@ -106,14 +106,17 @@ async def test_a_message_sent_again_with_its_id_is_posted_once(chat, engine):
     sent = await asyncio.gather(
         *(room.post(tid, "volunteer", "Bonjour.", message_id="m-1") for _ in range(5))
     )
+    clock.advance(5)
     again = await room.post(tid, "volunteer", "Bonjour.", message_id="m-1")
     assert {m["id"] for m in [*sent, again]} == {sent[0]["id"]}
+    assert again == sent[0]  # the message as posted, not as sent again
+    await room.post(tid, "caller", "Bonjour.", message_id="m-1")  # another sender's m-1
     await room.send(tid, "anne", "Anne", "Bonjour.", message_id="m-2")  # a new one, same words
     await room.send(tid, "anne", "Anne", "Bonjour.")  # no id: posted each time
-    assert [m["text"] for m in await room.history(tid)] == ["Bonjour."] * 3
+    assert [m["text"] for m in await room.history(tid)] == ["Bonjour."] * 4
     with pytest.raises(ChatError, match="pas pu être lu"):
         await room.post(tid, "volunteer", "Bonjour.", message_id="m 3; DEL")
-    assert len(await room.history(tid)) == 3
+    assert len(await room.history(tid)) == 4
     # Both keys expire together: the ids are not kept after the conversation.
     assert 0 < await engine.redis.ttl(room.keys.room_sent(tid)) <= await engine.redis.ttl(
         room.keys.room(tid)

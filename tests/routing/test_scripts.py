@@ -107,6 +107,32 @@ def test_an_unclosed_cold_block_stops_the_linker() -> None:
         scripts._link(LIBRARY, "if x then -- cold\n  return ready(1)\n")
 
 
+def test_a_cold_else_after_a_cold_branch_and_a_comment_naming_a_marker() -> None:
+    library = "local function a() return 1 end\nlocal function b() return 2 end\n"
+    body = (
+        "-- if x then -- cold: a comment, not a block\n"
+        "local function f(x)\n"
+        "  if x then -- cold\n"
+        "    return a()\n"
+        "  else -- cold\n"
+        "    return b()\n"
+        "  end\n"
+        "end\n"
+    )
+    assert scripts._link(library, body) == (
+        "\n".join(body.splitlines()[:3])
+        + "\nlocal function a() return 1 end\n    return a()\n  else -- cold\n"
+        + "local function b() return 2 end\n    return b()\n  end\nend\n"
+    )
+
+
+def test_a_definition_using_one_below_it_stops_the_linker() -> None:
+    # Linked into a cold block above its helper, it would read the helper as a global.
+    library = "local function h() return d() end\nlocal function d() return 1 end\n"
+    with pytest.raises(ValueError, match=r"\['h'\] use \['d'\], defined below them"):
+        scripts._link(library, "return h()")
+
+
 def test_every_transition_carries_only_definitions_it_uses() -> None:
     for name in scripts.TRANSITIONS:
         text = scripts.source(name)
@@ -177,11 +203,11 @@ async def test_transitions_load_their_scripts_again_after_a_flush(desk, redis: R
 async def read_by_load_vol(engine, vid: str) -> dict[str, str] | None:
     """What the scripts' load_vol makes of a volunteer's hash (None: no such volunteer)."""
     source = scripts._assemble(
-        "local v = load_vol(ARGV[3]) return v and cjson.encode(v) or ''",
+        "local v = load_vol(ARGV[2]) return v and cjson.encode(v) or ''",
         scripts._read("prelude"),
     )
-    now = engine.clock.now_ms()
-    raw = await engine.redis.eval(source, 1, engine.keys.cfg, now, "2026-11-23T09:00", vid)
+    stamp = f"{engine.clock.now_ms()}|2026-11-23T09:00"  # as the engine sends it
+    raw = await engine.redis.eval(source, 1, engine.keys.cfg, stamp, vid)
     return json.loads(raw) if raw else None
 
 
