@@ -1,11 +1,11 @@
 """Routing throughput: full task life cycles per second against a raw EVALSHA baseline.
 
 2,000 volunteers are logged in and available. Each life cycle is what a real call goes
-through: enqueue (offered at once to the longest-idle local volunteer) → accept →
-complete → wrap-up submitted. In the same run, on the same Redis and from the same
-client, a trivial script (``return 1``) is called with EVALSHA as fast as possible: the
-ceiling for anything that talks to Redis one script at a time. And a control: as many
-EVALSHA per life cycle of a loop calibrated to take, in Redis, as long as the life cycle's
+through: enqueue (offered at once to the longest-idle local volunteer) → accept → complete
+→ wrap-up submitted. In the same run, on the same Redis and from the same client, a trivial
+script (``return 1``) is called with EVALSHA as fast as possible: the ceiling for anything
+that talks to Redis one script at a time. And a control: as many EVALSHA per life cycle of
+a loop calibrated, in each driving style, to take as long in Redis as the life cycle's
 average script, from a bare client: the ratio the engine would reach if its Python cost
 nothing (the ceiling set by the scripts' work in Redis), which splits the gap to the
 trivial EVALSHA between Redis and the engine's client side.
@@ -258,31 +258,30 @@ class BusyWork:
     calls: int
 
 
-async def script_usec(redis: Redis, call: Callable[[], Awaitable[Any]], n: int) -> float:
-    """Redis µs per EVALSHA over `n` sequential runs of `call` (commandstats deltas)."""
-    _, calls0, usec0 = await server_counters(redis)
-    for _ in range(n):
-        await call()
-    _, calls1, usec1 = await server_counters(redis)
-    return (usec1 - usec0) / max(calls1 - calls0, 1)
+def script_us(sample: Sample) -> float:
+    """Redis µs per EVALSHA during a timed phase (commandstats)."""
+    return sample.evalsha_usec / max(sample.evalsha_calls, 1)
 
 
-async def calibrate(redis: Redis, key: str, desk: Desk, calls: int) -> BusyWork:
-    """A loop as long in Redis as the life cycle's average script, `calls` times."""
+async def calibrate(redis: Redis, key: str, desk: Desk, calls: int, concurrency: int) -> BusyWork:
+    """A loop as long in Redis as the life cycle's average script, `calls` times, measured in
+    the style it will be compared in: under a steady load from many coroutines Redis runs the
+    scripts faster than one at a time (commandstats), and the loop does not speed up as much."""
     sha = await redis.script_load(BUSY_SCRIPT)
     loops = 10_000
     for _ in range(3):  # close to linear in its steps: a few proportional corrections
-        # Short batches of each, alternated, compared pair by pair: a machine that slows
+        # Short phases of each, alternated, compared pair by pair: a machine that slows
         # down for a moment slows both sides of a pair alike.
         ratios = []
-        for _ in range(5):
-            script = await script_usec(redis, desk.lifecycle, 20)
-            loop = await script_usec(redis, partial(redis.evalsha, sha, 1, key, loops), 80)
-            ratios.append(script / loop)
+        for _ in range(3):
+            life = await timed(redis, 0.3, concurrency, desk.lifecycle)
+            loop = partial(redis.evalsha, sha, 1, key, loops)
+            ratios.append(script_us(life) / script_us(await timed(redis, 0.3, concurrency, loop)))
         loops = max(1, round(loops * statistics.median(ratios)))
     print(
-        f"control: {calls} scripts per life cycle; a loop of {loops:,} steps takes as long in "
-        f"Redis as the average one (median ratio of the last pass {statistics.median(ratios):.2f})"
+        f"  control: {calls} scripts per life cycle; a loop of {loops:,} steps takes as long "
+        "in Redis as the average one, in this style (median ratio of the last pass "
+        f"{statistics.median(ratios):.2f})"
     )
     return BusyWork(sha, loops, calls)
 
@@ -438,22 +437,29 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(20):  # scripts loaded first: count the steady state's commands
                 await desk.lifecycle()
             commands = await count_commands(redis, desk.lifecycle, 50)
-            busy = await calibrate(redis, cfg_key, desk, round(commands.get("EVALSHA", 0)))
+            scripts_per = round(commands.get("EVALSHA", 0))
 
             async def evalsha() -> None:
                 await redis.evalsha(trivial_sha, 1, cfg_key)
 
-            async def same_work() -> None:
+            async def same_work(busy: BusyWork) -> None:
                 for _ in range(busy.calls):
                     await redis.evalsha(busy.sha, 1, cfg_key, busy.loops)
 
-            phases = {"trivial": evalsha, "lifecycle": desk.lifecycle, "same_work": same_work}
-            measured = {}
+            measured, controls = {}, {}
             for concurrency in styles:
                 print(f"{style_name(concurrency)}:")
+                busy = await calibrate(redis, cfg_key, desk, scripts_per, concurrency)
+                controls[concurrency] = busy
+                phases = {
+                    "trivial": evalsha,
+                    "lifecycle": desk.lifecycle,
+                    "same_work": partial(same_work, busy),
+                }
                 measured[concurrency] = await measure_style(redis, concurrency, args, phases)
             for concurrency, samples in measured.items():
                 print(f"{style_name(concurrency)}:")
+                busy = controls[concurrency]
                 results[f"c{concurrency}"] = report_style(concurrency, samples, commands, busy)
             if not os.environ.get("REDIS_URL") or args.breakdown:
                 breakdown = await script_breakdown(redis, engine, desk, 300)
