@@ -133,15 +133,22 @@ def test_a_definition_using_one_below_it_stops_the_linker() -> None:
         scripts._link(library, "return h()")
 
 
+def _scopes(text: str) -> list[str]:
+    """The text outside its cold blocks, then each cold block's the same way, recursively."""
+    inside = [_scopes(text[start:end]) for start, end in scripts._cold_blocks(text)]
+    return [scripts._warm(text)] + [scope for block in inside for scope in block]
+
+
 def test_every_transition_carries_only_definitions_it_uses() -> None:
     for name in scripts.TRANSITIONS:
         text = scripts.source(name)
-        defined = re.findall(r"^local function (\w+)", text, re.M)
-        assert defined, name
-        for fn in defined:
-            # Referenced somewhere besides its own definition line.
-            uses = re.findall(rf"\b{fn}\b", text)
-            assert len(uses) > 1, f"{name}: {fn} is linked but never used"
+        assert re.search(r"^local function \w+", text, re.M), name
+        # Each scope (the script's top level, each cold block) defines only functions it uses:
+        # a function is referenced in its scope besides its own definition line.
+        for scope in _scopes(text):
+            for fn in re.findall(r"^local function (\w+)", scope, re.M):
+                uses = re.findall(rf"\b{fn}\b", scope)
+                assert len(uses) > 1, f"{name}: {fn} is linked but never used"
         assert len(text) < len(scripts._read("prelude")) + len(scripts._read(name)), name
 
 
