@@ -568,6 +568,7 @@ class ConsoleSession:
             await self.engine.log_in(accounts.routing_profile(account))
             restored = await self.hub.restore(self.vid)
         tasks = []
+        held = []
         offer = None
         for task in await self.engine.live_tasks():
             if task.volunteer != self.vid:
@@ -578,7 +579,7 @@ class ConsoleSession:
                 details = await self.hub.task_details(task.id)
                 status = "assigned" if task.state is TaskState.ASSIGNED else "wrapup"
                 tasks.append({**details, "status": status})
-                self.hub._follow_chat(conn, task.id, task.channel.value)
+                held.append(task)
         state = await self.hub.state_message(self.vid)
         conn.push(
             {
@@ -602,6 +603,10 @@ class ConsoleSession:
                 "heartbeat_s": self.vol.settings.heartbeat_s,
             }
         )
+        # The chats' histories only after the welcome: the page clears a held card's log on
+        # a welcome, and a history read quickly enough to come first was wiped by it.
+        for task in held:
+            self.hub._follow_chat(conn, task.id, task.channel.value)
 
     async def _loop(self, conn: Connection) -> None:
         while True:

@@ -96,6 +96,7 @@ class Console:
     _new: asyncio.Event = field(default_factory=asyncio.Event)
     _reader: asyncio.Task[None] | None = None
     welcome: dict[str, Any] = field(default_factory=dict)
+    received: list[str] = field(default_factory=list)  # every frame's type, in order
 
     @classmethod
     async def open(cls, server: LiveServer, client: httpx.AsyncClient, **headers: str) -> Console:
@@ -114,6 +115,7 @@ class Console:
         with contextlib.suppress(websockets.ConnectionClosed):
             async for raw in self.ws:
                 msg = json.loads(raw)
+                self.received.append(msg.get("type", ""))
                 if msg.get("type") == "result" and msg.get("ref") in self._results:
                     self._results.pop(msg["ref"]).set_result(msg)
                 else:

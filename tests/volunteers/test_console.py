@@ -224,6 +224,34 @@ async def test_chat_send_checks_its_message_id_and_posts_a_resent_message_once(
     assert said == ["Bonjour", "Bonjour"]
 
 
+async def test_a_console_back_gets_its_chats_history_after_the_welcome(
+    live, make_account, engine: Engine
+):
+    # The page clears a held chat's log on a welcome: a history pushed before it was wiped.
+    [(anne, console)] = await _on_duty(live, make_account, "Anne")
+    await engine.enqueue(TaskSpec("chat-4", Channel.CHAT, "05"))
+    await console.next("offer", task="chat-4")
+    assert (await console.request("accept", task="chat-4"))["ok"]
+    assert (await console.request("chat_send", task="chat-4", text="Bonjour", mid="h1"))["ok"]
+    await console.close()
+    hub = live.app.state.console_hub
+    state_message = hub.state_message
+
+    async def slow_state_message(vid: str) -> dict[str, object]:
+        await asyncio.sleep(0.3)  # a welcome slow to build: the history is read first
+        return await state_message(vid)
+
+    hub.state_message = slow_state_message
+    try:
+        back = await Console.open(live, await login(live.base, anne.email, PASSWORD))
+    finally:
+        del hub.state_message
+    history = await back.next("chat", task="chat-4")
+    assert [m["text"] for m in history["messages"] if m["author"] == "volunteer"] == ["Bonjour"]
+    assert back.received.index("welcome") < back.received.index("chat")
+    await back.close()
+
+
 async def test_presence_pause_with_reason_and_bad_requests(live, make_account, engine):
     [(anne, console)] = await _on_duty(live, make_account, "Anne")
     paused = await console.request("presence", state="paused", reason="Pause café")
