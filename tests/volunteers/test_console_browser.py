@@ -301,6 +301,51 @@ async def test_a_chat_message_whose_answer_was_lost_is_posted_once(
         await context.close()
 
 
+async def test_a_chat_message_typed_while_the_line_is_down_goes_once_reconnected(
+    browser, live, make_account, engine, line, clock
+):
+    """On a weak line: the volunteer answers while the console reconnects; the text stays with
+    a word on why, and goes by itself, once, when the console is back."""
+    from playwright.async_api import expect
+
+    anne = await make_account("Anne Martin")
+    context = await browser.new_context(base_url=live.base, locale="fr-FR")
+    page = await context.new_page()
+    weak = WeakLine()
+    await page.route_web_socket(CONSOLE_SOCKET, weak)
+    room = ChatRoom(engine.redis, CallerKeys(line), clock)
+
+    async def said() -> list[str]:
+        return [m["text"] for m in await room.history("down-chat") if m["author"] == "volunteer"]
+
+    try:
+        await log_in_to_console(page, live, anne)
+        await page.get_by_role("button", name="Me rendre disponible").click()
+        await expect(page.locator("#presence")).to_have_text("Disponible")
+        await engine.enqueue(TaskSpec("down-chat", Channel.CHAT, "05"))
+        await page.get_by_role("button", name="Accepter").click()
+        card = page.locator("article.task")
+        box = card.locator(".chat-input")
+        await expect(box).to_be_visible()
+
+        weak.through.clear()  # the next socket waits: the console cannot get back yet
+        await weak.sockets[-1].close()
+        await expect(page.locator("#connection")).to_contain_text("Connexion perdue")
+        await box.fill("Je suis toujours là.")
+        await card.get_by_role("button", name="Envoyer").click()
+        await expect(page.locator("#message")).to_contain_text("partira dès que la console")
+        await expect(box).to_have_value("Je suis toujours là.")
+        assert await said() == []
+
+        weak.through.set()
+        await expect(page.locator("#connection")).to_have_text("Connecté", timeout=10_000)
+        await expect(box).to_have_value("")
+        await expect(card.locator(".chat-log")).to_contain_text("Je suis toujours là.")
+        assert await said() == ["Je suis toujours là."]
+    finally:
+        await context.close()
+
+
 async def test_a_silent_line_is_noticed_and_the_console_reconnects(
     browser, live, make_account, engine
 ):

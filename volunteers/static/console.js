@@ -132,6 +132,11 @@
       else if (!wrapupPending(card)) removeTask(id);
     }
     for (const task of msg.tasks) taskUpdate(task);
+    // Chat messages typed while the line was down go now (their ids keep them single).
+    for (const id of held) {
+      const form = state.tasks[id] && state.tasks[id].querySelector(".chat-form");
+      if (form && form.querySelector(".chat-input").dataset.whenConnected) form.requestSubmit();
+    }
     clearOffer();
     if (msg.offer) showOffer(msg.offer);
     if (msg.volunteer.softphone && root.dataset.softphone === "1") startSoftphone();
@@ -357,6 +362,12 @@
         input.dataset.mid = messageId();
         input.dataset.midText = text;
       }
+      // The line is down: the text stays and goes by itself once the console is back.
+      if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
+        input.dataset.whenConnected = "1";
+        return say("Connexion en cours : votre message partira dès que la console sera reconnectée.", "info");
+      }
+      delete input.dataset.whenConnected;
       const result = await send({ type: "chat_send", task: msg.task, text, mid: input.dataset.mid });
       if (!result.ok) return say(result.error.message, "error");
       input.value = "";
