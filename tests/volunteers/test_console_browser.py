@@ -253,6 +253,30 @@ async def test_a_wrapup_being_typed_survives_a_dropped_line(
         await context.close()
 
 
+async def chat_in_hand(page, live, account, engine, task_id: str):
+    """Log in to the console, go available and accept a chat: its card."""
+    from playwright.async_api import expect
+
+    await log_in_to_console(page, live, account)
+    await page.get_by_role("button", name="Me rendre disponible").click()
+    await expect(page.locator("#presence")).to_have_text("Disponible")
+    await engine.enqueue(TaskSpec(task_id, Channel.CHAT, "05"))
+    await page.get_by_role("button", name="Accepter").click()
+    card = page.locator("article.task")
+    await expect(card.locator(".chat-input")).to_be_visible()
+    return card
+
+
+def volunteer_said(engine, line, clock, task_id: str):
+    """What the volunteer has posted in a chat room so far, as a coroutine function."""
+    room = ChatRoom(engine.redis, CallerKeys(line), clock)
+
+    async def said() -> list[str]:
+        return [m["text"] for m in await room.history(task_id) if m["author"] == "volunteer"]
+
+    return said
+
+
 async def test_a_chat_message_whose_answer_was_lost_is_posted_once(
     browser, live, make_account, engine, line, clock
 ):
@@ -265,20 +289,10 @@ async def test_a_chat_message_whose_answer_was_lost_is_posted_once(
     page = await context.new_page()
     cut = AnswerCut("chat_send")
     await page.route_web_socket(CONSOLE_SOCKET, cut)
-    room = ChatRoom(engine.redis, CallerKeys(line), clock)
-
-    async def said() -> list[str]:
-        return [m["text"] for m in await room.history("weak-chat") if m["author"] == "volunteer"]
-
+    said = volunteer_said(engine, line, clock, "weak-chat")
     try:
-        await log_in_to_console(page, live, anne)
-        await page.get_by_role("button", name="Me rendre disponible").click()
-        await expect(page.locator("#presence")).to_have_text("Disponible")
-        await engine.enqueue(TaskSpec("weak-chat", Channel.CHAT, "05"))
-        await page.get_by_role("button", name="Accepter").click()
-        card = page.locator("article.task")
+        card = await chat_in_hand(page, live, anne, engine, "weak-chat")
         box = card.locator(".chat-input")
-        await expect(box).to_be_visible()
 
         cut.armed.set()
         await box.fill("Je regarde votre dossier.")
@@ -313,20 +327,10 @@ async def test_a_chat_message_typed_while_the_line_is_down_goes_once_reconnected
     page = await context.new_page()
     weak = WeakLine()
     await page.route_web_socket(CONSOLE_SOCKET, weak)
-    room = ChatRoom(engine.redis, CallerKeys(line), clock)
-
-    async def said() -> list[str]:
-        return [m["text"] for m in await room.history("down-chat") if m["author"] == "volunteer"]
-
+    said = volunteer_said(engine, line, clock, "down-chat")
     try:
-        await log_in_to_console(page, live, anne)
-        await page.get_by_role("button", name="Me rendre disponible").click()
-        await expect(page.locator("#presence")).to_have_text("Disponible")
-        await engine.enqueue(TaskSpec("down-chat", Channel.CHAT, "05"))
-        await page.get_by_role("button", name="Accepter").click()
-        card = page.locator("article.task")
+        card = await chat_in_hand(page, live, anne, engine, "down-chat")
         box = card.locator(".chat-input")
-        await expect(box).to_be_visible()
 
         weak.through.clear()  # the next socket waits: the console cannot get back yet
         await weak.sockets[-1].close()
