@@ -28,15 +28,21 @@ ROOM_TTL_S = 2 * 24 * 3600
 MAX_CHARS = 2000
 # A sender's own id for a message (the console makes one per message it sends).
 MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# Posts a message once per sender's id: sent again (its answer lost with a weak line), it is
-# found, not posted twice. KEYS: the room, its sent ids; ARGV: author:id, TTL (s), the fields.
-_POST_ONCE = """
-local known = redis.call('HGET', KEYS[2], ARGV[1])
-if known then return {known, 0} end
+# Appends a message, once per sender's id when it has one: sent again (its answer lost with
+# a weak line), it is found, not posted twice. KEYS: the room, its sent ids; ARGV: author:id
+# ('' = no id), TTL (s), the fields. Answers the entry's id and 1 if it is new.
+_POST = """
+local sent = ARGV[1] ~= ''
+if sent then
+  local known = redis.call('HGET', KEYS[2], ARGV[1])
+  if known then return {known, 0} end
+end
 local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
-redis.call('HSET', KEYS[2], ARGV[1], entry)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
+if sent then
+  redis.call('HSET', KEYS[2], ARGV[1], entry)
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
 return {entry, 1}
 """
 # How long follow() blocks per read: well below redis-py's 5 s socket timeout, or the
@@ -89,7 +95,7 @@ class ChatRoom:
         self.keys = keys
         self.clock = clock
         self.max_chars = max_chars
-        self._post_once = redis.register_script(_POST_ONCE)
+        self._post = redis.register_script(_POST)
 
     async def post(
         self,
@@ -112,22 +118,17 @@ class ChatRoom:
         body = clean_text(text, self.max_chars)
         fields = {"author": author, "name": name[:60], "text": body,
                   "at": str(self.clock.now_ms()), "vol": volunteer_id}
-        key = self.keys.room(task_id)
         if message_id:
             fields["mid"] = message_id  # a page back after a lost line sees what arrived
-            flat = [item for pair in fields.items() for item in pair]
-            entry_id, new = await self._post_once(
-                keys=[key, self.keys.room_sent(task_id)],
-                args=[f"{author}:{message_id}", ROOM_TTL_S, *flat],
-            )
-            if not new:  # posted before: the message as it was then
-                stored = await self.redis.xrange(key, entry_id, entry_id)
-                fields = stored[0][1] if stored else fields
-            return _message(entry_id, fields)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(key, fields)
-            pipe.expire(key, ROOM_TTL_S)
-            entry_id, _ = await pipe.execute()
+        key = self.keys.room(task_id)
+        entry_id, new = await self._post(
+            keys=[key, self.keys.room_sent(task_id)],
+            args=[f"{author}:{message_id}" if message_id else "", ROOM_TTL_S,
+                  *(item for pair in fields.items() for item in pair)],
+        )
+        if not new:  # posted before: the message as it was then
+            stored = await self.redis.xrange(key, entry_id, entry_id)
+            fields = stored[0][1] if stored else fields
         return _message(entry_id, fields)
 
     async def history(self, task_id: str) -> list[dict[str, Any]]:
