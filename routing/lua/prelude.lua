@@ -318,29 +318,22 @@ local function eligible(t, v)
   return true
 end
 
--- First entry of a sorted set accepted by `ok(member, score)`, scanning in pages.
-local function first_in(key, ok)
-  local start, size = 0, 4 -- the first entry is usually the one: a small page first
+-- First entry of a sorted set accepted by `ok(member, score)`, scanning in pages: `size` first
+-- (the first entry is usually the one), then 50. A free set is read without its scores (`ok`
+-- gets nil): each one Redis formats and Lua parses back cost more than reading the member
+-- (ZRANGE of 4 with scores 34 K instructions, without 13 K), and a volunteer's score is the
+-- idle_since their loading reads anyway. A waiting set's scores (priority, place) are used.
+local function first_in(key, ok, size, scored)
+  local start, step = 0, scored and 2 or 1
   while true do
-    local page = redis.call('ZRANGE', key, start, start + size - 1, 'WITHSCORES')
+    local stop = start + size - 1
+    local page = scored and redis.call('ZRANGE', key, start, stop, 'WITHSCORES')
+      or redis.call('ZRANGE', key, start, stop)
     if #page == 0 then return nil end
-    for i = 1, #page, 2 do
-      local score = tonumber(page[i + 1])
+    for i = 1, #page, step do
+      local score = scored and tonumber(page[i + 1]) or nil
       if ok(page[i], score) then return page[i], score end
     end
-    start, size = start + size, 50
-  end
-end
-
--- First member of a free set accepted by `ok(member)`. Without the scores: each one Redis
--- formats, and Lua parses back, cost more than reading the member (ZRANGE of 4 with scores
--- 34 K instructions, without 13 K); the score is the volunteer's idle_since, which `ok` loads.
-local function first_free(key, ok)
-  local start, size = 0, 1 -- the first one usually takes it (no skill asked, nobody ringing)
-  while true do
-    local page = redis.call('ZRANGE', key, start, start + size - 1)
-    if #page == 0 then return nil end
-    for _, id in ipairs(page) do if ok(id) then return id end end
     start, size = start + size, 50
   end
 end
@@ -367,7 +360,7 @@ local function find_volunteer(t)
     local best, best_score = nil, nil
     for _, scope in ipairs(ring_scopes(t, ring)) do
       for _, name in ipairs(sets) do
-        local id = first_free(K.free(name, scope), ok)
+        local id = first_in(K.free(name, scope), ok, 1, false)
         local score = id and tonumber(loaded[id].idle_since) -- refresh_free scores them so
         if better(id, score, best, best_score) then best, best_score = id, score end
       end
@@ -436,7 +429,7 @@ local function scan_waiting(key, scope_rank, v, cap, leave, found, loaded)
     if first == nil then first = c; found[#found + 1] = c
     elseif c.tier < 2 then found[#found + 1] = c end
     return c.tier < 2
-  end)
+  end, 4, true)
 end
 
 -- Among the tasks this volunteer may take now: highest priority first, always. Within it,
