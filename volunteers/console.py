@@ -707,7 +707,7 @@ class ConsoleSession:
         return {"ok": True, "task": task_id}
 
     async def on_complete(self, conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
-        """The volunteer ends the conversation (a chat, or a call they hung up)."""
+        """The volunteer ends the conversation (a chat, or a call, whose lines are hung up)."""
         task_id = self._task_id(msg)
         await self.engine.complete(self.vid, task_id)
         return {"ok": True, "task": task_id}

@@ -9,6 +9,10 @@
   conference, the caller is dialled in as a conference participant.
 - offer_declined / offer_timeout / task_ended: a volunteer phone still ringing for that
   offer is hung up.
+- task_completed (voice), whoever ended the call (caller, volunteer's phone, console):
+  whatever is still up is hung up, the volunteer's leg and the caller's call, each once.
+  A caller who hangs up on the way into the conference would otherwise leave the
+  volunteer alone there.
 A volunteer who does not pick up is left to the engine's ring timeout (its no-answer
 path); a volunteer leg that fails after assignment hands the task back to the queue.
 
@@ -30,7 +34,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from callers.context import Callers
 from callers.reach import ReachMode, VolunteerReach
 from callers.voice import prompts as P
-from callers.voice.state import TTL_S, get_call, get_task, new_id, once, set_task
+from callers.voice.state import TTL_S, caller_off, get_call, get_task, new_id, once, set_task
 from callers.voice.twiml import Speaker
 from routing.errors import RoutingError
 from routing.models import Channel, Task, TaskState
@@ -55,6 +59,7 @@ class Bridge:
             "task_assigned": self._assigned,
             "offer_declined": self._offer_refused,
             "offer_timeout": self._offer_refused,
+            "task_completed": self._conversation_over,
             "task_ended": self._task_ended,
         }
 
@@ -149,10 +154,21 @@ class Bridge:
         await act(task, vid)
 
     async def _offer_refused(self, task: Task, vid: str) -> None:
-        await self._hang_up_unaccepted(task.id, vid)
+        await self._hang_up_legs(task.id, vid, accepted_too=False)
 
     async def _task_ended(self, task: Task, _vid: str) -> None:
-        await self._hang_up_unaccepted(task.id, "")
+        await self._hang_up_legs(task.id, "", accepted_too=False)
+
+    async def _conversation_over(self, task: Task, _vid: str) -> None:
+        """A call completed, whoever ended it: nobody is left on the line.
+
+        A caller who hangs up inside the conference ends it (end_conference_on_exit), but one
+        who hangs up on the way there, just after the volunteer's "yes", would leave the
+        volunteer alone in it until they hung up themselves; and a volunteer who ends the
+        call from the console would leave the caller there."""
+        if task.channel is Channel.VOICE:
+            await self._hang_up_legs(task.id, "", accepted_too=True)
+            await self._hang_up_caller(task.id)
 
     # Offers and assignments --------------------------------------------------------------
 
@@ -257,16 +273,24 @@ class Bridge:
             return
         await set_task(self.ctx, task_id, joined="1")
 
-    async def _hang_up_unaccepted(self, task_id: str, vid: str) -> None:
+    async def _hang_up_legs(self, task_id: str, vid: str, *, accepted_too: bool) -> None:
+        """Hang up the task's volunteer legs still up (only `vid`'s when given)."""
         legs = await self.ctx.redis.hgetall(self.ctx.keys.task_legs(task_id))
         for volunteer, leg_id in legs.items():
             if vid and volunteer != vid:
                 continue
             leg = await self.ctx.redis.hgetall(self.ctx.keys.leg(leg_id))
-            if leg.get("accepted") == "1" or not leg.get("sid") or leg.get("done") == "1":
+            if not leg.get("sid") or leg.get("done") == "1":
+                continue
+            if leg.get("accepted") == "1" and not accepted_too:
                 continue
             await self._hang_up(leg["sid"])
             await self.ctx.redis.hset(self.ctx.keys.leg(leg_id), "done", "1")
+
+    async def _hang_up_caller(self, task_id: str) -> None:
+        call_sid = (await get_task(self.ctx, task_id)).get("call", "")
+        if call_sid and await caller_off(self.ctx, call_sid):
+            await self._hang_up(call_sid)
 
     async def _hang_up(self, call_sid: str) -> None:
         try:
@@ -401,14 +425,13 @@ class Bridge:
         if task is None or task.volunteer != leg["vol"]:
             return VoiceResponse()
         if leg.get("accepted") == "1" and task.state is TaskState.ASSIGNED:
-            # The volunteer hung up: the conversation is over for the caller too.
+            # The volunteer hung up: the conversation is over for the caller too (now, not
+            # when the engine's event comes round).
             try:
                 await self.ctx.engine.complete(leg["vol"], leg["task"])
             except RoutingError as error:
                 log.info("complete of %s: %s", leg["task"], error.code)
-            meta = await get_task(self.ctx, leg["task"])
-            if meta.get("call"):
-                await self._hang_up(meta["call"])
+            await self._hang_up_caller(leg["task"])
         elif leg.get("accepted") != "1" and leg["purpose"] == "assigned":
             await self._give_back(leg["task"], leg["vol"])
         # An unanswered offer is left to the engine's ring timeout (no-answer path).

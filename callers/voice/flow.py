@@ -19,6 +19,7 @@ from callers.models import CallbackSource
 from callers.schedule import PARIS, ClosedReason, LineStatus, opening_summary, spoken_moment
 from callers.voice import prompts as P
 from callers.voice.state import (
+    caller_off,
     claim_call_field,
     get_call,
     get_task,
@@ -551,6 +552,7 @@ class VoiceFlow:
         sid, call_status = form["CallSid"], form.get("CallStatus", "")
         if call_status not in FINAL_STATUSES:
             return VoiceResponse()
+        await caller_off(self.ctx, sid)  # before the engine hears of it: nobody hangs it up
         state = await get_call(self.ctx, sid)
         task_id = state.get("task", "")
         if not task_id:

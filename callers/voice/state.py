@@ -64,3 +64,8 @@ async def set_task(ctx: Callers, task_id: str, **fields: str) -> None:
 async def once(ctx: Callers, what: str) -> bool:
     """True the first time an effect is claimed (e.g. one bridge per assignment)."""
     return bool(await ctx.redis.set(ctx.keys.once(what), "1", nx=True, ex=TTL_S))
+
+
+async def caller_off(ctx: Callers, call_sid: str) -> bool:
+    """True for the first to know a caller's call is over (their hang-up, or ours)."""
+    return await once(ctx, f"caller-off:{call_sid}")

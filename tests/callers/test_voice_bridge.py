@@ -69,6 +69,70 @@ async def test_softphone_volunteer_accepts_in_console_and_is_bridged(
     assert (await engine.require_task(task_id)).state is TaskState.WRAPUP
 
 
+async def marc_said_yes(ctx, engine, phone, fake, bridge, reach_book):
+    """A queued call offered to Marc by phone, who pressed 1: his leg is in the conference."""
+    reach_book["marc"] = VolunteerReach("marc", ReachMode.PHONE, phone=MARC_PHONE)
+    await volunteer_on_duty(engine, "marc", "05")
+    call = await queued_call(ctx, phone, fake)
+    task_id = await task_of(ctx, call)
+    await bridge.drain()
+    leg = await volunteer_leg(call, fake, MARC_PHONE)
+    create = fake.made("/Calls.json")[0].form
+    await leg.request(create["Url"])
+    assert (await leg.press("1")).first("Conference") is not None
+    return call, leg, create, task_id
+
+
+def hung_up(fake, since: int) -> list[str]:
+    """The calls the app hung up since the fake's request number `since`."""
+    return [r.path.rsplit("/", 1)[-1].removesuffix(".json") for r in fake.requests[since:]
+            if r.form == {"Status": "completed"}]
+
+
+async def test_caller_gone_on_the_way_to_the_conference_frees_the_volunteers_line(
+    ctx, engine, phone, fake, bridge, reach_book
+):
+    # The caller hangs up between the volunteer's "1" and their own move into the conference:
+    # the volunteer would wait there alone until they hung up themselves.
+    call, leg, _, task_id = await marc_said_yes(ctx, engine, phone, fake, bridge, reach_book)
+    sent = len(fake.requests)
+    await call.hang_up()
+    await bridge.drain()
+    task = await engine.require_task(task_id)
+    assert (task.state, task.outcome) == (TaskState.WRAPUP, Outcome.COMPLETED)
+    assert hung_up(fake, sent) == [leg.call_sid]  # not the caller's, already over
+
+
+async def test_volunteer_hanging_up_ends_the_callers_call_once(
+    ctx, engine, phone, fake, bridge, reach_book
+):
+    call, leg, create, task_id = await marc_said_yes(ctx, engine, phone, fake, bridge, reach_book)
+    await bridge.drain()
+    await call.request(fake.made(f"/Members/{call.call_sid}.json")[-1].form["Url"])
+    sent = len(fake.requests)
+    await leg.request(create["StatusCallback"], CallStatus="completed")
+    assert hung_up(fake, sent) == [call.call_sid]  # at once, not when the event comes round
+    await bridge.drain()
+    await call.hang_up()  # Twilio's status callback for the call the app ended
+    await bridge.drain()
+    assert (await engine.require_task(task_id)).state is TaskState.WRAPUP
+    assert hung_up(fake, sent) == [call.call_sid]
+
+
+async def test_call_ended_from_the_console_hangs_up_both_sides(
+    ctx, engine, phone, fake, bridge, reach_book
+):
+    call, leg, _, task_id = await marc_said_yes(ctx, engine, phone, fake, bridge, reach_book)
+    await bridge.drain()
+    await call.request(fake.made(f"/Members/{call.call_sid}.json")[-1].form["Url"])
+    sent = len(fake.requests)
+    await engine.complete("marc", task_id)  # what the console's "end" does
+    await bridge.drain()
+    assert sorted(hung_up(fake, sent)) == sorted([leg.call_sid, call.call_sid])
+    await bridge.drain()
+    assert len(hung_up(fake, sent)) == 2
+
+
 async def test_phone_volunteer_gets_a_whisper_and_presses_1(
     ctx, engine, phone, fake, bridge, reach_book
 ):
