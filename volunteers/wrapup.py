@@ -19,6 +19,9 @@ OUTCOMES: dict[str, str] = {
     "resolved": "Résolu",
     "referred": "Orienté vers un organisme",
     "callback": "À rappeler",
+    # The line dropped, or the person left before anything could be done: often on a weak
+    # mobile line in the mountains; without it such a call would be counted as resolved.
+    "interrupted": "Interrompu (appel coupé, personne partie)",
 }
 REFERRALS: dict[str, str] = {
     "caf": "CAF",

@@ -90,9 +90,13 @@ async def test_wrapups_bookings_and_the_csv_carry_the_same_numbers(
     await drain(Recorder(redis, database.engine, line=engine.keys.line))
     slot = datetime(2026, 11, 23, 9, 0, tzinfo=PARIS).astimezone(UTC)
     async with database.session() as session:
+        # As the console stores them: codes, named in French wherever coordinators read them.
         session.add(WrapUp(task_id="c1", account_id=anne.id, volunteer_id=anne.public_id,
-                           topic="famille", outcome="referred", referral="CAF",
+                           topic="famille", outcome="referred", referral="aidants_connect",
                            created_at=slot + timedelta(minutes=5)))
+        session.add(WrapUp(task_id="c2", account_id=anne.id, volunteer_id=anne.public_id,
+                           topic="famille", outcome="interrupted",
+                           created_at=slot + timedelta(minutes=9)))
         session.add(Booking(account_id=anne.id, slot_start=slot,
                             slot_end=slot + timedelta(hours=2), present_at=slot))
         await session.commit()
@@ -101,7 +105,9 @@ async def test_wrapups_bookings_and_the_csv_carry_the_same_numbers(
         info = await volunteer_info(session, period, engine.territories, clock.now_ms())
         report = await build_report(session, engine.keys.line, period, ReportFilter(),
                                     Thresholds(), volunteer_info=info)
-    assert report.outcomes == [("referred", 1)] and report.referrals == [("CAF", 1)]
+    assert sorted(report.outcomes) == [("Interrompu (appel coupé, personne partie)", 1),
+                                       ("Orienté vers un organisme", 1)]
+    assert report.referrals == [("Aidants Connect", 1)]
     line = next(v for v in report.volunteers if v.volunteer == anne.public_id)
     assert (line.name, line.booked, line.attended, line.adherence) == ("Anne Alpes", 1, 1, 1.0)
 
@@ -115,7 +121,8 @@ async def test_wrapups_bookings_and_the_csv_carry_the_same_numbers(
     assert float(got["Niveau de service"]) == pytest.approx(m.service_level, abs=1e-4)
     assert float(got["Attente moyenne avant réponse (s)"]) == pytest.approx(m.asa_s)
     wrapups = list(csv.reader(io.StringIO(report_csv(report, "comptes-rendus")), delimiter=";"))
-    assert ["Issue", "referred", "1"] in wrapups and ["Orientation", "CAF", "1"] in wrapups
+    assert ["Issue", "Orienté vers un organisme", "1"] in wrapups
+    assert ["Orientation", "Aidants Connect", "1"] in wrapups
     people = list(csv.reader(io.StringIO(report_csv(report, "benevoles")), delimiter=";"))
     assert people[1][0] == "Anne Alpes" and people[1][4:8] == ["1", "1", "0", "1"]
     with pytest.raises(ValueError):

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from routing.clock import PARIS
 from routing.metrics import Counts, Metrics, compute
 from routing.occupancy import OccupancyTracker
+from volunteers.wrapup import OUTCOMES, REFERRALS
 from web.coordination.history import Thresholds, contact_counts, from_row, run
 from web.coordination.live import day_end_ms, day_start_ms
 from web.coordination.models import Contact, RoutingEvent
@@ -251,13 +252,14 @@ class VolunteerInfo:
         }
 
     def wrapups_for(self, tasks: set[str]) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        """These tasks' wrap-up outcomes and referrals, named in French, commonest first."""
         outcomes: Counter[str] = Counter()
         referrals: Counter[str] = Counter()
         for task, outcome, referral in self.wrapup_rows:
             if task in tasks:
-                outcomes[outcome] += 1
+                outcomes[OUTCOMES.get(outcome, outcome)] += 1
                 if referral:
-                    referrals[referral] += 1
+                    referrals[REFERRALS.get(referral, referral)] += 1
         return outcomes.most_common(), referrals.most_common()
 
 

@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 MAP_SVG = HERE / "static" / "vendor" / "france-departements" / "france.departments.svg"
-OUTCOME_NAMES = {"resolved": "Résolu", "referred": "Orienté", "callback": "À rappeler"}
 
 Coordinator = Annotated[SessionUser, Depends(require_coordinator)]
 SameOrigin = Annotated[None, Depends(same_origin_dependency)]
@@ -594,7 +593,7 @@ async def reports_page(request: Request, user: Coordinator):
     }
     return _page(
         request, "reports.html", user, report=report, query=dict(request.query_params),
-        chart=chart, outcome_names=OUTCOME_NAMES,
+        chart=chart,
         csv_query=str(request.query_params), skills=SKILLS, channels=CHANNEL_NAMES,
         regions=sorted(territories.regions.values(), key=lambda r: r.name),
         departements=sorted(territories.departements.values(), key=lambda d: d.code),
