@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -41,6 +42,7 @@ class FakeCall:
     queue_sid: str = ""
     conference: str = ""
     label: str = ""
+    status_callback: str = ""  # where Twilio posts the call's status (outbound calls)
     updates: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -61,6 +63,8 @@ class FakeTwilio:
         self.calls: dict[str, FakeCall] = {}
         self.queues: dict[str, str] = {}  # queue sid -> name
         self.requests: list[RecordedRequest] = []
+        # Told of each call the app places (a simulator's phones ring on it).
+        self.on_dial: Callable[[FakeCall], None] | None = None
 
     # What the tests use to play Twilio's side of a phone call ------------------------
 
@@ -178,8 +182,10 @@ def fake_twilio_router(fake: FakeTwilio) -> APIRouter:
         if not (form.get("Url") or form.get("Twiml") or form.get("ApplicationSid")):
             return _error(400, 21205, "Url parameter is required")
         call = FakeCall(_sid("CA"), to=form["To"], from_=form["From"], direction="outbound-api")
-        call.url = form.get("Url", "")
+        call.url, call.status_callback = form.get("Url", ""), form.get("StatusCallback", "")
         fake.calls[call.sid] = call
+        if fake.on_dial is not None:
+            fake.on_dial(call)
         return JSONResponse(fake.call_json(call), status_code=201)
 
     @router.get(API + "/Calls/{call_sid}.json")

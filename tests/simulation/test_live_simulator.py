@@ -90,6 +90,8 @@ def test_live_run_accounts_for_every_call(live_app, tmp_path: Path) -> None:
     # The coordinator's dashboard saw the same offered calls the callers placed.
     assert live["dashboard_updates"] >= 1
     assert live["server_today"]["offered"] == m["offered"]
+    # A volunteer ending the call in the console cuts the caller's line too.
+    assert 1 <= live["calls_ended_by_volunteer"] <= m["answered"]
 
 
 MIXED = {"calls_per_hour": 500, "hours": 0.02, "aht_s": 60, "patience_s": 400,
@@ -139,3 +141,42 @@ async def test_live_run_with_chats_over_the_public_websocket(live_app, redis, tm
     assert 2 <= chat["most_chats_at_once"] <= chat["chat_capacity"]
     assert chat["calls_alongside_another_task"] == 0
     assert report["live"]["dispatch_latency_ms"]["count"] >= calls + chats
+
+
+BY_PHONE = {"calls_per_hour": 500, "hours": 0.02, "aht_s": 40, "patience_s": 400,
+            "volunteers_on_duty": 3, "seed": 8, "chat_share": 0.3}  # fmt: skip
+
+
+async def test_live_run_with_volunteers_on_their_own_phone(live_app, redis, tmp_path) -> None:
+    """Volunteers in phone mode: the app rings their number with a whisper, they press 1,
+    and hang up at the end, which ends the caller's call; chats still reach their console."""
+    base, twilio_port, line = live_app
+    out = tmp_path / "phone.json"
+    scenario = poisson(**BY_PHONE, start_s=8 * 3600)
+    chats = sum(c.channel == "chat" for c in scenario.calls)
+    calls = len(scenario.calls) - chats
+    assert calls >= 3 and chats >= 1
+    result = await asyncio.to_thread(CliRunner().invoke, cli, [
+        "simulate", "--live", "--url", base, "--twilio-listen", f"127.0.0.1:{twilio_port}",
+        "--poisson", str(BY_PHONE["calls_per_hour"]), "--hours", str(BY_PHONE["hours"]),
+        "--aht", str(BY_PHONE["aht_s"]), "--patience", str(BY_PHONE["patience_s"]),
+        "--volunteers", str(BY_PHONE["volunteers_on_duty"]), "--seed", str(BY_PHONE["seed"]),
+        "--chat-share", str(BY_PHONE["chat_share"]), "--phone-share", "1", "--speedup", "20",
+        "--drain", "120", "--json", str(out),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Volunteers on their own phone: 3" in result.output
+    report = json.loads(out.read_text(encoding="utf-8"))
+    live = report["live"]
+    voice, chat = live["channels"]["voice"], live["channels"]["chat"]
+    assert voice["contacts"] == calls and chat["contacts"] == chats
+    # Every call answered was taken on a phone, by pressing 1 after the whisper.
+    assert voice["answered"] >= 1 and live["phone"]["calls_taken"] == voice["answered"]
+    assert chat["answered"] >= 1  # in the console, as before
+    server = await redis.hgetall(Keys(line).stats("2026-11-23"))
+    for name, c in live["channels"].items():
+        assert c["answered"] + c["abandoned"] + c["closed"] == c["offered"] == c["contacts"]
+        assert int(server.get(f"answered_{name}", 0)) == c["answered"]
+    # Each conversation ended once; a volunteer putting the phone down cut the caller's line.
+    assert int(server.get("completed", 0)) == voice["answered"] + chat["answered"]
+    assert 1 <= live["calls_ended_by_volunteer"] <= voice["answered"]

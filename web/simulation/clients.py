@@ -31,7 +31,7 @@ import websockets
 from fastapi import Request
 
 from callers.chat.service import unverified_task_of
-from callers.fake_twilio import FakeTwilio, fake_twilio_app
+from callers.fake_twilio import FakeCall, FakeTwilio, fake_twilio_app
 from callers.phone_sim import PhoneSimulator
 from callers.phone_sim import SimCall as PhoneCall
 from callers.settings import CallersSettings
@@ -101,6 +101,8 @@ class TwilioNetwork:
         self.phone = _RemotePhone(settings, self.fake, line, self.http)
         self.host, self.port = host, port
         self._moved: dict[str, asyncio.Event] = {}
+        self._phones: dict[str, asyncio.Queue[FakeCall]] = {}
+        self.fake.on_dial = self._ring
         self._server: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -112,6 +114,14 @@ class TwilioNetwork:
     def moved(self, sid: str) -> asyncio.Event:
         """Set when the app redirects this call (out of the queue, into a conference)."""
         return self._moved.setdefault(sid, asyncio.Event())
+
+    def phone_line(self, number: str) -> asyncio.Queue[FakeCall]:
+        """The calls the app places to this number, as they ring."""
+        return self._phones.setdefault(number, asyncio.Queue())
+
+    def _ring(self, call: FakeCall) -> None:
+        if call.to in self._phones:
+            self._phones[call.to].put_nowait(call)
 
     async def start(self) -> None:
         """Serve the fake REST API in this event loop."""
@@ -158,6 +168,7 @@ class Caller:
     answered_at: float | None = None  # when the app's redirect out of the queue arrived
     task: str = ""  # the app's task id, learnt from that redirect
     hung_up: bool = False
+    ended_by_app: bool = False  # the app hung up first (the volunteer ended the call)
 
     @property
     def queued(self) -> bool:
@@ -218,12 +229,22 @@ class Caller:
         await self.net.phone.wait(None, self.call)  # follow the redirect into the conference
         return True
 
+    async def stay_on_line(self, timeout_s: float) -> None:
+        """After saying goodbye, stay on the line until the app cuts it, at most timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.call is not None:
+            fake_call = self.net.fake.calls.get(self.call.sid)
+            if fake_call is None or fake_call.status == "completed":
+                return
+            await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+
     async def hang_up(self) -> None:
         """The caller hangs up: Twilio posts the final status callback."""
         if self.call is None or self.hung_up:
             return
         self.hung_up = True
         fake_call = self.net.fake.calls.get(self.call.sid)
+        self.ended_by_app = fake_call is not None and fake_call.status == "completed"
         if fake_call is not None:  # gone from Twilio: later REST updates of it fail
             fake_call.status, fake_call.queue_sid = "completed", ""
         await self.net.phone.post(None, self.call, self.net.line.public + "/twilio/voice/status",
@@ -569,6 +590,8 @@ class Volunteer:
         try:
             while True:
                 offer = await self.console.offers.get()
+                if not self._takes_in_console(offer):
+                    continue
                 done = Handled(offer.task, offer.at, channel=offer.channel)
                 self.handled.append(done)
                 await asyncio.sleep(accept_delay())
@@ -597,7 +620,7 @@ class Volunteer:
             await self._chat(done, await service_s(done.task))
         else:
             await asyncio.sleep(await service_s(done.task))
-            await self.console.request("complete", task=done.task)
+            await self._end_call(done)
             done.completed_at = time.time()
         await asyncio.sleep(wrapup_delay())
         sent = done.wrapup_sent_at = time.time()  # the wrap-up gives the capacity back
@@ -607,6 +630,12 @@ class Volunteer:
         if reply.get("ok"):
             self.available_at = sent
             self.available_times.append(sent)
+
+    def _takes_in_console(self, offer: Offer) -> bool:
+        return True
+
+    async def _end_call(self, done: Handled) -> None:
+        await self.console.request("complete", task=done.task)
 
     async def _chat(self, done: Handled, service_s: float) -> None:
         """Greet, answer each message of the caller, until the caller ends the chat."""
@@ -671,6 +700,94 @@ class Volunteer:
         for h in self.handled:
             h.wrapped = h.wrapped or h.accepted
         return len(held)
+
+
+class PhoneVolunteer(Volunteer):
+    """A volunteer in phone mode, as many are where the internet is poor: a call rings on
+    their own phone with a whisper, they press 1 to take it and hang up at its end; chats,
+    and the wrap-up, stay in the console.
+
+    The console shows the same offer; this volunteer leaves it there (the phone is how they
+    answer) and learns from it which task is ringing.
+    """
+
+    RING_PAIRING_S = 5.0  # how long a ring waits for its offer on the console
+
+    def __init__(self, console: Console, home: str, net: TwilioNetwork, number: str) -> None:
+        super().__init__(console, home)
+        self.net, self.number = net, number
+        self.rings = net.phone_line(number)
+        self.calls_by_phone = 0  # calls taken by pressing 1
+        self._voice_offers: asyncio.Queue[Offer] = asyncio.Queue()
+        self._legs: dict[str, tuple[PhoneCall, FakeCall]] = {}  # task -> its leg, answered
+
+    def _takes_in_console(self, offer: Offer) -> bool:
+        if offer.channel == "chat":
+            return True
+        self._voice_offers.put_nowait(offer)
+        return False
+
+    async def work(self, accept_delay: Delay, service_s: Callable[[str], Awaitable[float]],
+                   wrapup_delay: Delay, topic: str = "autre") -> None:  # fmt: skip
+        phone = asyncio.get_running_loop().create_task(
+            self._answer_phone(accept_delay, service_s, wrapup_delay, topic)
+        )
+        try:
+            await super().work(accept_delay, service_s, wrapup_delay, topic)
+        finally:
+            phone.cancel()
+            await asyncio.gather(phone, return_exceptions=True)
+
+    async def _offer_ringing(self) -> Offer | None:
+        """The console's latest voice offer: the one the ringing phone is for."""
+        try:
+            offer = await asyncio.wait_for(self._voice_offers.get(), self.RING_PAIRING_S)
+        except TimeoutError:
+            return None
+        while not self._voice_offers.empty():  # older offers ran out meanwhile
+            offer = self._voice_offers.get_nowait()
+        return offer
+
+    async def _answer_phone(self, accept_delay: Delay,
+                            service_s: Callable[[str], Awaitable[float]],
+                            wrapup_delay: Delay, topic: str) -> None:  # fmt: skip
+        handling: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                leg = await self.rings.get()
+                offer = await self._offer_ringing()
+                call = PhoneCall(leg.sid, self.net.line.number)
+                done = Handled(offer.task if offer else "", offer.at if offer else time.time())
+                self.handled.append(done)
+                await asyncio.sleep(accept_delay())
+                await self.net.phone.play(None, call, leg.url)  # the whisper
+                if call.gather is not None and not call.ended:
+                    await self.net.phone.play(None, call, call.gather["action"], Digits="1")
+                if not call.in_conference:  # the caller left, or it went elsewhere
+                    done.error = "not_connected"
+                    await self._hang_up(call, leg)
+                    continue
+                done.accepted, done.accepted_at = True, time.time()
+                self.calls_by_phone += 1
+                self._legs[done.task] = (call, leg)
+                job = asyncio.get_running_loop().create_task(
+                    self._handle(done, service_s, wrapup_delay, topic)
+                )
+                handling.add(job)
+                job.add_done_callback(handling.discard)
+        finally:
+            for job in handling:
+                job.cancel()
+            await asyncio.gather(*handling, return_exceptions=True)
+
+    async def _end_call(self, done: Handled) -> None:
+        if done.task in self._legs:
+            await self._hang_up(*self._legs.pop(done.task))
+
+    async def _hang_up(self, call: PhoneCall, leg: FakeCall) -> None:
+        """The volunteer puts the phone down: Twilio posts the leg's final status."""
+        if leg.status_callback:
+            await self.net.phone.post(None, call, leg.status_callback, CallStatus="completed")
 
 
 class Dashboard:

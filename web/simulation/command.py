@@ -146,6 +146,16 @@ def simulate_command(
             "and CHAT_MESSAGES_PER_MINUTE_IP above what the run sends (defaults 20 and 40)",
         ),
     ] = 0.0,
+    phone_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="live: share of volunteers who take calls on their own phone (phone mode: "
+            "it rings with a whisper, they press 1), drawn with --seed; the others use the "
+            "console's softphone",
+        ),
+    ] = 0.0,
 ) -> None:
     """Simulate a day of calls (and, live, web chats) through the routing engine and report."""
     if live:
@@ -158,6 +168,10 @@ def simulate_command(
         raise typer.BadParameter(
             "the fast mode plays phone calls only: add --live to simulate chats",
             param_hint="--chat-share",
+        )
+    if phone_share and mode != "live":
+        raise typer.BadParameter(
+            "the fast mode has no telephones: add --live", param_hint="--phone-share"
         )
     config = RoutingConfig()
     if widen:
@@ -180,7 +194,8 @@ def simulate_command(
             raise typer.BadParameter("the live server routes by territory", param_hint="--national")
         report = _run_live(scenario, url, public_url, twilio_listen, speedup, drain, open_line,
                            seed, (config.widen_group_s, config.widen_region_s,
-                                  config.widen_national_s) if widen else None)  # fmt: skip
+                                  config.widen_national_s) if widen else None,
+                           phone_share)  # fmt: skip
         typer.echo(table(report, default_territories(), contacts="contacts", requests="requests"))
         typer.echo(live_table(report["live"]))
     else:
@@ -219,6 +234,7 @@ def _run_live(
     open_line: bool,
     seed: int,
     widen: tuple[float, float, float] | None,
+    phone_share: float = 0.0,
 ) -> dict:
     """Accounts go to the database of this environment's settings (the server's own)."""
     from callers.web import callers_settings
@@ -239,7 +255,7 @@ def _run_live(
         number=server.twilio_number,
     )
     options = LiveOptions(seed=seed, speedup=speedup, drain_s=drain, widen=widen,
-                          open_line=open_line)  # fmt: skip
+                          open_line=open_line, phone_share=phone_share)  # fmt: skip
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())  # fmt: skip
     with Progress(*columns, transient=True) as progress:

@@ -49,6 +49,7 @@ from web.simulation.clients import (
     Dashboard,
     Handled,
     Line,
+    PhoneVolunteer,
     TwilioNetwork,
     Volunteer,
     login,
@@ -57,7 +58,7 @@ from web.simulation.fast import CallRecord, SimOptions, SimResult
 from web.simulation.report import pct, percentile, sec
 from web.simulation.runner import default_territories
 from web.simulation.scenario import CHANNELS, HALF_HOUR_S, Scenario, SimCall
-from web.simulation.seed import Login, postal_code_of, seed_accounts
+from web.simulation.seed import Login, phone_number, postal_code_of, seed_accounts
 
 ROUTING_INPUT = re.compile(r'name="(widen_group_s|widen_region_s|widen_national_s|ring_s)" '
                            r'value="([0-9.]+)"')  # fmt: skip
@@ -65,6 +66,7 @@ ROUTING_INPUT = re.compile(r'name="(widen_group_s|widen_region_s|widen_national_
 CALLER_LINES = ("Bonjour, j'ai besoin d'aide pour une démarche en ligne.",
                 "Merci, c'est plus clair maintenant.")  # fmt: skip
 CHANNEL_NAMES = {"voice": "Calls", "chat": "Chats"}
+CALLER_GOODBYE_S = 5.0  # scenario seconds a caller stays on after the call's service time
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class LiveOptions:
     drain_s: float = 120.0  # real seconds to wait for the queue to empty after the last arrival
     widen: tuple[float, float, float] | None = None  # set on the server (scenario seconds)
     open_line: bool = False  # set the line's hours to every day, all day (a test server)
+    phone_share: float = 0.0  # share of volunteers taking calls on their own phone (phone mode)
 
 
 @dataclass
@@ -188,7 +191,12 @@ class LiveSimulator:
         for console, account in zip(consoles, self.logins, strict=True):
             if not console.welcome.get("can_work"):
                 raise RuntimeError(f"{account.email} cannot work: {console.welcome.get('why')}")
-            self.workers.append(Volunteer(console, account.departement))
+            if account.phone:
+                self.workers.append(
+                    PhoneVolunteer(console, account.departement, self.net, account.phone)
+                )
+            else:
+                self.workers.append(Volunteer(console, account.departement))
         await asyncio.gather(*(w.console.presence("logged_out") for w in self.workers))
         await asyncio.gather(*(w.finish_held() for w in self.workers))
 
@@ -278,6 +286,9 @@ class LiveSimulator:
             live.outcome = "answered"
             self._known(caller.task, live)
             await asyncio.sleep(self.real(call.service_s))
+            # The volunteer ends the call (console or phone) and the app cuts the line; a
+            # caller whose line stays up hangs up a moment later.
+            await caller.stay_on_line(self.real(CALLER_GOODBYE_S))
         else:
             live.outcome = "abandoned"
         await caller.hang_up()
@@ -529,6 +540,21 @@ class LiveSimulator:
                 "widen_group_s", "widen_region_s", "widen_national_s", "ring_s")},
             "dashboard_updates": len(board.updates) if board else None,
             "server_today": board.latest.get("today") if board else None,
+            "phone": self.phone_section(),
+            # Answered calls whose line the app cut when the volunteer ended the call (from
+            # the console or by hanging up their phone), before the caller hung up.
+            "calls_ended_by_volunteer": sum(c.outcome == "answered" and c.caller is not None
+                                            and c.caller.ended_by_app for c in self.calls),
+        }  # fmt: skip
+
+    def phone_section(self) -> dict[str, int]:
+        """Volunteers in phone mode: calls they took by pressing 1, rings that found no call."""
+        phones = [w for w in self.workers if isinstance(w, PhoneVolunteer)]
+        return {
+            "volunteers": len(phones),
+            "calls_taken": sum(w.calls_by_phone for w in phones),
+            "rings_not_connected": sum(h.error == "not_connected" for w in phones
+                                       for h in w.handled),
         }  # fmt: skip
 
 
@@ -564,6 +590,7 @@ def live_table(section: dict[str, Any]) -> str:
     if channels["chat"]["contacts"]:
         lines += ["", *_channel_lines(channels, section["chat"])]
     lines += _refusal_lines(channels, section["chat"])
+    lines += _phone_lines(section.get("phone") or {"volunteers": 0})
     return "\n".join(lines)
 
 
@@ -586,6 +613,14 @@ def _channel_lines(channels: dict[str, Any], chat: dict[str, Any]) -> list[str]:
         f"{chat['calls_alongside_another_task']}"
     )
     return lines
+
+
+def _phone_lines(phone: dict[str, int]) -> list[str]:
+    if not phone["volunteers"]:
+        return []
+    return [f"  Volunteers on their own phone: {phone['volunteers']}, "
+            f"{phone['calls_taken']} calls taken by pressing 1, "
+            f"{phone['rings_not_connected']} rings that found the call gone"]  # fmt: skip
 
 
 def _refusal_lines(channels: dict[str, Any], chat: dict[str, Any]) -> list[str]:
@@ -627,9 +662,16 @@ class LiveTarget:
     twilio_port: int = 8765
 
 
-def run_id(homes: list[str]) -> str:
-    """Accounts are reused by runs that need the same homes, in the same order."""
-    return hashlib.sha256(",".join(homes).encode()).hexdigest()[:8]
+def run_id(homes: list[str], phones: list[str] | None = None) -> str:
+    """Accounts are reused by runs that need the same homes (and phones), in the same order."""
+    key = ",".join(homes) + ("|" + ",".join(phones) if phones and any(phones) else "")
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def volunteer_phones(count: int, share: float, seed: int) -> list[str]:
+    """Which volunteers take calls on their own phone (a number), drawn with the seed."""
+    rng = random.Random(f"phones:{seed}")
+    return [phone_number(i) if rng.random() < share else "" for i in range(count)]
 
 
 def sim_password(secret_key: str, run: str) -> str:
@@ -650,11 +692,12 @@ async def simulate_live(
     from web.simulation.report import build
 
     homes = list(scenario.volunteer_departements)
-    run = run_id(homes)
+    phones = volunteer_phones(len(homes), options.phone_share, options.seed)
+    run = run_id(homes, phones)
     db = Database(settings)
     try:
         logins, coordinator = await seed_accounts(
-            db, settings.secret_key, run, homes, sim_password(settings.secret_key, run)
+            db, settings.secret_key, run, homes, sim_password(settings.secret_key, run), phones
         )
     finally:
         await db.dispose()

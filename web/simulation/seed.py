@@ -12,7 +12,7 @@ from typing import Any
 from routing.skills import SKILLS
 from volunteers import accounts
 from volunteers.credentials import Sealer
-from volunteers.models import AccountStatus, Role
+from volunteers.models import AccountStatus, PhoneMode, Role
 from volunteers.profile import ProfileInput, clean_profile
 
 SIM_DOMAIN = "simulation.permanence.test"
@@ -23,6 +23,7 @@ class Login:
     email: str
     password: str
     departement: str
+    phone: str = ""  # taking calls on this phone (phone mode), not the console's softphone
 
 
 # Préfectures whose postal code is not the département's number followed by zeros: the
@@ -39,17 +40,28 @@ def postal_code_of(departement: str) -> str:
     return departement.ljust(5, "0")  # 05 → 05000 (Gap), 974 → 97400 (Saint-Denis)
 
 
+def phone_number(i: int) -> str:
+    """A valid French landline number for simulated volunteer i (04 76 in Grenoble)."""
+    return f"+33476{i:06d}"
+
+
 async def seed_accounts(
-    db: Any, secret_key: str, run: str, homes: list[str], password: str
+    db: Any, secret_key: str, run: str, homes: list[str], password: str,
+    phones: list[str] | None = None,
 ) -> tuple[list[Login], Login]:
-    """Approved softphone volunteers with every skill, one per home given, and a coordinator."""
+    """Approved volunteers with every skill, one per home given, and a coordinator.
+
+    Volunteer i takes calls on ``phones[i]`` (phone mode) when it is given and not empty,
+    else on the console's softphone."""
     sealer = Sealer(secret_key)
     volunteers: list[Login] = []
-    people = [(f"sim-{run}-coord", "75", Role.COORDINATOR)]
-    people += [(f"sim-{run}-{i:04d}", dept, Role.VOLUNTEER) for i, dept in enumerate(homes)]
+    phones = phones or [""] * len(homes)
+    people = [(f"sim-{run}-coord", "75", Role.COORDINATOR, "")]
+    people += [(f"sim-{run}-{i:04d}", dept, Role.VOLUNTEER, phones[i])
+               for i, dept in enumerate(homes)]  # fmt: skip
     coordinator: Login | None = None
     async with db.session() as session:
-        for local, dept, role in people:
+        for local, dept, role, phone in people:
             email = f"{local}@{SIM_DOMAIN}"
             name = f"Bénévole simulé {local.rsplit('-', 1)[-1]}"
             if await accounts.by_email(session, email) is None:
@@ -57,12 +69,14 @@ async def seed_accounts(
                     session, email=email, password=password, name=name, role=role,
                     status=AccountStatus.APPROVED, postal_code=postal_code_of(dept),
                 )  # fmt: skip
+                mode = PhoneMode.PHONE if phone else PhoneMode.BROWSER
                 profile = clean_profile(
                     ProfileInput(name=name, postal_code=postal_code_of(dept),
-                                 skills=tuple(SKILLS), structure="france_services")
+                                 skills=tuple(SKILLS), structure="france_services",
+                                 phone_mode=mode.value, phone=phone)
                 )  # fmt: skip
                 await accounts.save_profile(session, account, profile, sealer)
-            login = Login(email, password, dept)
+            login = Login(email, password, dept, phone)
             if role is Role.COORDINATOR:
                 coordinator = login
             else:
