@@ -10,7 +10,10 @@ Liveness: every message a console sends refreshes its volunteer's "last seen" ti
 hub every few seconds, harmless when several run it — logs out in the engine any
 volunteer not seen for ``heartbeat_timeout_s``; the engine then moves an offer in
 flight to the next volunteer. Reconnecting within ``restore_window_s`` restores the
-presence the volunteer had.
+presence the volunteer had. Chats live in the console, unlike calls (on the phone): a
+volunteer still away ``lost_chat_grace_s`` after being reaped has their chats handed
+back to the queue at their place (``hand_back_chats()``, run with the reaping), and
+the caller, told that someone else takes over, is not left writing to nobody.
 """
 
 from __future__ import annotations
@@ -162,6 +165,11 @@ class ConsoleHub:
     def lost_key(self, volunteer_id: str) -> str:
         return self.vol.key("lost", volunteer_id)
 
+    @property
+    def lost_chats_key(self) -> str:
+        """Volunteers reaped while holding chats, scored with when (engine's clock)."""
+        return self.vol.key("lostchats")
+
     # Life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
@@ -216,6 +224,7 @@ class ConsoleHub:
                 if loop.time() >= next_reap:
                     next_reap = loop.time() + self.reap_every_s
                     await self.reap()
+                    await self.hand_back_chats()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a hiccup (Redis restart...) must not stop offers for good
@@ -299,12 +308,41 @@ class ConsoleHub:
             )
             with contextlib.suppress(RoutingError):
                 await self.engine.set_presence(vid, Presence.LOGGED_OUT, LOST_REASON)
+            if volunteer.load_chat:
+                await self.vol.redis.zadd(self.lost_chats_key, {vid: self.vol.now_ms()})
             log.info("volunteer %s logged out: console silent", vid)
             reaped.append(vid)
         return reaped
 
+    async def hand_back_chats(self) -> list[str]:
+        """Chats of volunteers away for ``lost_chat_grace_s`` go back to the queue at their
+        place; returns those tasks. Each volunteer is claimed by one process (ZREM)."""
+        grace_ms = int(self.vol.settings.lost_chat_grace_s * 1000)
+        due = await self.vol.redis.zrangebyscore(
+            self.lost_chats_key, "-inf", self.vol.now_ms() - grace_ms
+        )
+        handed: list[str] = []
+        for vid in due:
+            if not await self.vol.redis.zrem(self.lost_chats_key, vid):
+                continue
+            volunteer = await self.engine.volunteer(vid)
+            if volunteer is None or volunteer.presence is not Presence.LOGGED_OUT:
+                continue  # back at their console (or set to work by a coordinator)
+            chats = [t.id for t in await self.engine.live_tasks() if t.volunteer == vid
+                     and t.channel is Channel.CHAT and t.state is TaskState.ASSIGNED]  # fmt: skip
+            for task_id in chats:
+                try:
+                    await self.engine.give_back(vid, task_id)
+                except RoutingError as error:  # it ended meanwhile
+                    log.info("chat %s not handed back: %s", task_id, error.code)
+                    continue
+                handed.append(task_id)
+                log.info("volunteer %s still away: chat %s handed back", vid, task_id)
+        return handed
+
     async def restore(self, volunteer_id: str) -> bool:
         """Give back the presence a lost connection took away (within the window)."""
+        await self.vol.redis.zrem(self.lost_chats_key, volunteer_id)  # their chats stay theirs
         raw = await self.vol.redis.getdel(self.lost_key(volunteer_id))
         if not raw:
             return False

@@ -34,6 +34,8 @@ class VolunteersSettings:
     heartbeat_s: float = 10.0  # the console pings this often
     heartbeat_timeout_s: float = 30.0  # no message for this long → logged out in the engine
     restore_window_s: float = 600.0  # reconnecting within this restores the lost presence
+    # Still away this long after being logged out as lost: their chats go to someone else.
+    lost_chat_grace_s: float = 60.0
     # Twilio Voice JS SDK tokens (API key + TwiML app); empty → softphone unavailable.
     twilio_account_sid: str = ""
     twilio_api_key: str = ""

@@ -252,6 +252,69 @@ async def test_a_console_back_gets_its_chats_history_after_the_welcome(
     await back.close()
 
 
+async def _chat_held_then_console_lost(live, make_account, engine, clock, vol, task_id):
+    """Anne holds a chat and wrote in it; Bruno is on duty; Anne's console is lost (reaped)."""
+    [(anne, con_a)] = await _on_duty(live, make_account, "Anne")
+    await engine.enqueue(TaskSpec(task_id, Channel.CHAT, "05"))
+    await con_a.next("offer", task=task_id)
+    assert (await con_a.request("accept", task=task_id))["ok"]
+    assert (await con_a.request("chat_send", task=task_id, text="Je regarde votre dossier."))["ok"]
+    [(bruno, con_b)] = await _on_duty(live, make_account, "Bruno")
+    await con_a.drop()
+    hub = ConsoleHub(vol)
+    clock.advance(vol.settings.heartbeat_timeout_s + 1)
+    await con_b.ping()
+    await hub.reap()  # this hub or the app's own: Anne is logged out either way
+    gone = await engine.volunteer(anne.public_id)
+    assert gone.presence is Presence.LOGGED_OUT and gone.reason == LOST_REASON
+    return anne, hub, con_b
+
+
+async def test_chats_of_a_console_lost_for_good_go_to_someone_else_at_their_place(
+    live, make_account, engine: Engine, clock, vol, line
+):
+    anne, hub, con_b = await _chat_held_then_console_lost(
+        live, make_account, engine, clock, vol, "chat-lost-1")
+    # A weak line comes back often: the chat waits for its volunteer a while.
+    clock.advance(vol.settings.lost_chat_grace_s - 5)
+    await con_b.ping()
+    assert await hub.hand_back_chats() == []
+    assert (await engine.task("chat-lost-1")).volunteer == anne.public_id
+    clock.advance(10)
+    await con_b.ping()
+    await hub.hand_back_chats()
+    await con_b.next("offer", task="chat-lost-1")  # back at its place, offered to Bruno
+    assert (await con_b.request("accept", task="chat-lost-1"))["ok"]
+    history = await con_b.next("chat", task="chat-lost-1")
+    said = [m["text"] for m in history["messages"]]
+    assert "Je regarde votre dossier." in said  # Bruno reads what was said before him
+    room = ChatRoom(engine.redis, CallerKeys(line), clock)
+    for _ in range(50):  # the caller is told, by the app's chat service (its own events)
+        told = [m["text"] for m in await room.history("chat-lost-1") if m["author"] == "system"]
+        if any("Un autre bénévole va prendre la suite" in t for t in told):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"the caller was not told: {told}")
+    await con_b.close()
+
+
+async def test_a_console_back_within_the_grace_keeps_its_chats(
+    live, make_account, engine: Engine, clock, vol
+):
+    anne, hub, con_b = await _chat_held_then_console_lost(
+        live, make_account, engine, clock, vol, "chat-lost-2")
+    back = await Console.open(live, await login(live.base, anne.email, PASSWORD))
+    assert [t["task"] for t in back.welcome["tasks"]] == ["chat-lost-2"]
+    clock.advance(vol.settings.lost_chat_grace_s + 5)
+    await back.ping()
+    await con_b.ping()
+    assert await hub.hand_back_chats() == []
+    assert (await engine.task("chat-lost-2")).volunteer == anne.public_id
+    await back.close()
+    await con_b.close()
+
+
 async def test_presence_pause_with_reason_and_bad_requests(live, make_account, engine):
     [(anne, console)] = await _on_duty(live, make_account, "Anne")
     paused = await console.request("presence", state="paused", reason="Pause café")
