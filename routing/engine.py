@@ -179,10 +179,10 @@ class Engine:
         await self._run("transfer", volunteer_id, task_id, skill, to_volunteer)
 
     async def give_back(self, volunteer_id: str, task_id: str) -> None:
-        """The volunteer accepted but their phone could not be reached (busy, no answer,
-        voicemail, failed): the task goes back to the queue at its place, and for them it
-        counts as a missed offer (no-answer delay, paused "sans réponse" after
-        max_no_answer in a row)."""
+        """The volunteer accepted but cannot be reached (their phone leg failed: busy, no
+        answer, voicemail; or their console stayed lost while they held a chat): the task
+        goes back to the queue at its place, and for them it counts as a missed offer
+        (no-answer delay, paused "sans réponse" after max_no_answer in a row)."""
         await self._run("give_back", volunteer_id, task_id)
 
     # Tasks ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
--- The volunteer accepted, but their phone leg failed (busy, no answer, voicemail, failed):
--- the task goes back to its place, and for the volunteer the failed leg counts as a missed
+-- The volunteer accepted, but cannot be reached: their phone leg failed (busy, no answer,
+-- voicemail, failed), or their console stayed lost while they held a chat (volunteers/
+-- console.py). The task goes back to its place, and for the volunteer it counts as a missed
 -- offer (the no-answer delay keeps the task from ringing that phone again at once; after
 -- max_no_answer in a row, the pause "sans réponse").
 -- ARGV: 2 volunteer, 3 task
