@@ -69,8 +69,11 @@ async def test_softphone_volunteer_accepts_in_console_and_is_bridged(
     assert (await engine.require_task(task_id)).state is TaskState.WRAPUP
 
 
-async def marc_said_yes(ctx, engine, phone, fake, bridge, reach_book):
-    """A queued call offered to Marc by phone, who pressed 1: his leg is in the conference."""
+async def marc_rings(ctx, engine, phone, fake, bridge, reach_book):
+    """A queued call offered to Marc, in phone mode: his phone rings, he hears the whisper.
+
+    Returns the caller's call, Marc's leg, the app's request that placed it, the task and
+    the whisper's TwiML."""
     reach_book["marc"] = VolunteerReach("marc", ReachMode.PHONE, phone=MARC_PHONE)
     await volunteer_on_duty(engine, "marc", "05")
     call = await queued_call(ctx, phone, fake)
@@ -78,8 +81,22 @@ async def marc_said_yes(ctx, engine, phone, fake, bridge, reach_book):
     await bridge.drain()
     leg = await volunteer_leg(call, fake, MARC_PHONE)
     create = fake.made("/Calls.json")[0].form
-    await leg.request(create["Url"])
+    whisper = await leg.request(create["Url"])
+    return call, leg, create, task_id, whisper
+
+
+async def marc_said_yes(ctx, engine, phone, fake, bridge, reach_book):
+    """Marc pressed 1 after the whisper: his leg is in the conference."""
+    call, leg, create, task_id, _ = await marc_rings(ctx, engine, phone, fake, bridge, reach_book)
     assert (await leg.press("1")).first("Conference") is not None
+    return call, leg, create, task_id
+
+
+async def marc_talking(ctx, engine, phone, fake, bridge, reach_book):
+    """Marc pressed 1 and the caller came into the conference: they talk."""
+    call, leg, create, task_id = await marc_said_yes(ctx, engine, phone, fake, bridge, reach_book)
+    await bridge.drain()
+    await call.request(fake.made(f"/Members/{call.call_sid}.json")[-1].form["Url"])
     return call, leg, create, task_id
 
 
@@ -106,9 +123,7 @@ async def test_caller_gone_on_the_way_to_the_conference_frees_the_volunteers_lin
 async def test_volunteer_hanging_up_ends_the_callers_call_once(
     ctx, engine, phone, fake, bridge, reach_book
 ):
-    call, leg, create, task_id = await marc_said_yes(ctx, engine, phone, fake, bridge, reach_book)
-    await bridge.drain()
-    await call.request(fake.made(f"/Members/{call.call_sid}.json")[-1].form["Url"])
+    call, leg, create, task_id = await marc_talking(ctx, engine, phone, fake, bridge, reach_book)
     sent = len(fake.requests)
     await leg.request(create["StatusCallback"], CallStatus="completed")
     assert hung_up(fake, sent) == [call.call_sid]  # at once, not when the event comes round
@@ -122,9 +137,7 @@ async def test_volunteer_hanging_up_ends_the_callers_call_once(
 async def test_call_ended_from_the_console_hangs_up_both_sides(
     ctx, engine, phone, fake, bridge, reach_book
 ):
-    call, leg, _, task_id = await marc_said_yes(ctx, engine, phone, fake, bridge, reach_book)
-    await bridge.drain()
-    await call.request(fake.made(f"/Members/{call.call_sid}.json")[-1].form["Url"])
+    call, leg, _, task_id = await marc_talking(ctx, engine, phone, fake, bridge, reach_book)
     sent = len(fake.requests)
     await engine.complete("marc", task_id)  # what the console's "end" does
     await bridge.drain()
@@ -136,17 +149,10 @@ async def test_call_ended_from_the_console_hangs_up_both_sides(
 async def test_phone_volunteer_gets_a_whisper_and_presses_1(
     ctx, engine, phone, fake, bridge, reach_book
 ):
-    reach_book["marc"] = VolunteerReach("marc", ReachMode.PHONE, phone=MARC_PHONE)
-    await volunteer_on_duty(engine, "marc", "05")
-    call = await queued_call(ctx, phone, fake)
-    task_id = await task_of(ctx, call)
-    await bridge.drain()
-    create = fake.made("/Calls.json")
-    assert [c.form["To"] for c in create] == [MARC_PHONE]
-    assert create[0].form["Timeout"] == "20"  # the engine's ring time
-
-    leg = await volunteer_leg(call, fake, MARC_PHONE)
-    whisper = await leg.request(create[0].form["Url"])
+    call, leg, create, task_id, whisper = await marc_rings(
+        ctx, engine, phone, fake, bridge, reach_book)
+    assert [c.form["To"] for c in fake.made("/Calls.json")] == [MARC_PHONE]
+    assert create["Timeout"] == "20"  # the engine's ring time
     assert "Appel Permanence" in whisper.text() and "Appuyez sur 1" in whisper.text()
     assert "zéro 5" in whisper.text() or "zéro cinq" in whisper.text()
     joined = await leg.press("1")
@@ -160,14 +166,8 @@ async def test_phone_volunteer_gets_a_whisper_and_presses_1(
 async def test_voicemail_cannot_take_the_call_and_no_answer_follows_the_engine(
     ctx, engine, phone, fake, bridge, reach_book, clock
 ):
-    reach_book["marc"] = VolunteerReach("marc", ReachMode.PHONE, phone=MARC_PHONE)
-    await volunteer_on_duty(engine, "marc", "05")
-    call = await queued_call(ctx, phone, fake)
-    task_id = await task_of(ctx, call)
-    await bridge.drain()
-    leg = await volunteer_leg(call, fake, MARC_PHONE)
-    create = fake.made("/Calls.json")[0].form
-    whisper = await leg.request(create["Url"])
+    _, leg, create, task_id, whisper = await marc_rings(
+        ctx, engine, phone, fake, bridge, reach_book)
     # A voicemail presses nothing: both prompts time out and the leg hangs up by itself.
     assert whisper.verbs() == ["Gather", "Gather", "Say", "Hangup"]
     assert "Appel non pris" in whisper.said()[-1]

@@ -59,6 +59,25 @@ async def live_app(app_settings: Settings, redis, monkeypatch: pytest.MonkeyPatc
         await redis.delete(key)
 
 
+def simulate(base: str, twilio_port: int, load: dict, out: Path, *more: str):
+    """`permanence simulate --live` on a Poisson load (a dict of poisson()'s arguments)."""
+    args = ["simulate", "--live", "--url", base, "--twilio-listen", f"127.0.0.1:{twilio_port}",
+            "--poisson", str(load["calls_per_hour"]), "--hours", str(load["hours"]),
+            "--aht", str(load["aht_s"]), "--patience", str(load["patience_s"]),
+            "--volunteers", str(load["volunteers_on_duty"]), "--seed", str(load["seed"]),
+            "--speedup", "20", "--drain", "120", "--json", str(out), *more]  # fmt: skip
+    if load.get("chat_share"):
+        args += ["--chat-share", str(load["chat_share"])]
+    return CliRunner().invoke(cli, args)
+
+
+def calls_and_chats(load: dict) -> tuple[int, int]:
+    """How many phone calls and web chats the simulator will place for this load."""
+    scenario = poisson(**load, start_s=8 * 3600)
+    chats = sum(c.channel == "chat" for c in scenario.calls)
+    return len(scenario.calls) - chats, chats
+
+
 POISSON = {"calls_per_hour": 400, "hours": 0.02, "aht_s": 40, "patience_s": 150,
            "volunteers_on_duty": 3, "seed": 4}  # fmt: skip
 
@@ -66,13 +85,7 @@ POISSON = {"calls_per_hour": 400, "hours": 0.02, "aht_s": 40, "patience_s": 150,
 def test_live_run_accounts_for_every_call(live_app, tmp_path: Path) -> None:
     base, twilio_port, _ = live_app
     out = tmp_path / "live.json"
-    result = CliRunner().invoke(cli, [
-        "simulate", "--live", "--url", base, "--twilio-listen", f"127.0.0.1:{twilio_port}",
-        "--poisson", str(POISSON["calls_per_hour"]), "--hours", str(POISSON["hours"]),
-        "--aht", str(POISSON["aht_s"]), "--patience", str(POISSON["patience_s"]),
-        "--volunteers", str(POISSON["volunteers_on_duty"]), "--seed", str(POISSON["seed"]),
-        "--speedup", "20", "--widen", "20,40,60", "--drain", "120", "--json", str(out),
-    ])  # fmt: skip
+    result = simulate(base, twilio_port, POISSON, out, "--widen", "20,40,60")
     assert result.exit_code == 0, result.output
     assert "Service level" in result.output and "Dispatch latency" in result.output
     report = json.loads(out.read_text(encoding="utf-8"))
@@ -104,18 +117,10 @@ async def test_live_run_with_chats_over_the_public_websocket(live_app, redis, tm
     server counted it."""
     base, twilio_port, line = live_app
     out = tmp_path / "mixed.json"
-    scenario = poisson(**MIXED, start_s=8 * 3600)
-    chats = sum(c.channel == "chat" for c in scenario.calls)
-    calls = len(scenario.calls) - chats
+    calls, chats = calls_and_chats(MIXED)
     assert chats >= 3 and calls >= 1
-    result = await asyncio.to_thread(CliRunner().invoke, cli, [
-        "simulate", "--live", "--url", base, "--twilio-listen", f"127.0.0.1:{twilio_port}",
-        "--poisson", str(MIXED["calls_per_hour"]), "--hours", str(MIXED["hours"]),
-        "--aht", str(MIXED["aht_s"]), "--patience", str(MIXED["patience_s"]),
-        "--volunteers", str(MIXED["volunteers_on_duty"]), "--seed", str(MIXED["seed"]),
-        "--chat-share", str(MIXED["chat_share"]), "--speedup", "20", "--widen", "20,40,60",
-        "--drain", "120", "--json", str(out),
-    ])  # fmt: skip
+    result = await asyncio.to_thread(
+        simulate, base, twilio_port, MIXED, out, "--widen", "20,40,60")
     assert result.exit_code == 0, result.output
     assert "Chats" in result.output and "Chat messages" in result.output
     report = json.loads(out.read_text(encoding="utf-8"))
@@ -152,18 +157,10 @@ async def test_live_run_with_volunteers_on_their_own_phone(live_app, redis, tmp_
     and hang up at the end, which ends the caller's call; chats still reach their console."""
     base, twilio_port, line = live_app
     out = tmp_path / "phone.json"
-    scenario = poisson(**BY_PHONE, start_s=8 * 3600)
-    chats = sum(c.channel == "chat" for c in scenario.calls)
-    calls = len(scenario.calls) - chats
+    calls, chats = calls_and_chats(BY_PHONE)
     assert calls >= 3 and chats >= 1
-    result = await asyncio.to_thread(CliRunner().invoke, cli, [
-        "simulate", "--live", "--url", base, "--twilio-listen", f"127.0.0.1:{twilio_port}",
-        "--poisson", str(BY_PHONE["calls_per_hour"]), "--hours", str(BY_PHONE["hours"]),
-        "--aht", str(BY_PHONE["aht_s"]), "--patience", str(BY_PHONE["patience_s"]),
-        "--volunteers", str(BY_PHONE["volunteers_on_duty"]), "--seed", str(BY_PHONE["seed"]),
-        "--chat-share", str(BY_PHONE["chat_share"]), "--phone-share", "1", "--speedup", "20",
-        "--drain", "120", "--json", str(out),
-    ])  # fmt: skip
+    result = await asyncio.to_thread(
+        simulate, base, twilio_port, BY_PHONE, out, "--phone-share", "1")
     assert result.exit_code == 0, result.output
     assert "Volunteers on their own phone: 3" in result.output
     report = json.loads(out.read_text(encoding="utf-8"))

@@ -573,6 +573,7 @@ class Volunteer:
         # wrap-up, and the accept of a chat (room may be left for another).
         self.available_times: list[float] = []
         self.handled: list[Handled] = []
+        self._handling: set[asyncio.Task[None]] = set()  # accepted tasks being handled
 
     async def go_available(self) -> None:
         sent = time.time()
@@ -586,7 +587,6 @@ class Volunteer:
                    wrapup_delay: Delay, topic: str = "autre") -> None:  # fmt: skip
         """Answer offers until cancelled. ``service_s(task)`` says how long a call lasts; a
         chat lasts until its caller ends it (past twice that, the volunteer ends it)."""
-        handling: set[asyncio.Task[None]] = set()
         try:
             while True:
                 offer = await self.console.offers.get()
@@ -603,15 +603,24 @@ class Volunteer:
                 done.accepted, done.accepted_at = True, time.time()
                 if done.channel == "chat":
                     self.available_times.append(sent)
-                job = asyncio.get_running_loop().create_task(
-                    self._handle(done, service_s, wrapup_delay, topic)
-                )
-                handling.add(job)
-                job.add_done_callback(handling.discard)
+                self._take(done, service_s, wrapup_delay, topic)
         finally:
-            for job in handling:
-                job.cancel()
-            await asyncio.gather(*handling, return_exceptions=True)
+            await self._drop_handling()
+
+    def _take(self, done: Handled, service_s: Callable[[str], Awaitable[float]],
+              wrapup_delay: Delay, topic: str) -> None:  # fmt: skip
+        """Handle an accepted task on its own, so that chats run side by side."""
+        job = asyncio.get_running_loop().create_task(
+            self._handle(done, service_s, wrapup_delay, topic)
+        )
+        self._handling.add(job)
+        job.add_done_callback(self._handling.discard)
+
+    async def _drop_handling(self) -> None:
+        jobs = list(self._handling)
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
 
     async def _handle(self, done: Handled, service_s: Callable[[str], Awaitable[float]],
                       wrapup_delay: Delay, topic: str) -> None:  # fmt: skip
@@ -737,6 +746,7 @@ class PhoneVolunteer(Volunteer):
         finally:
             phone.cancel()
             await asyncio.gather(phone, return_exceptions=True)
+            await self._drop_handling()  # any call the phone took meanwhile
 
     async def _offer_ringing(self) -> Offer | None:
         """The console's latest voice offer: the one the ringing phone is for."""
@@ -751,34 +761,24 @@ class PhoneVolunteer(Volunteer):
     async def _answer_phone(self, accept_delay: Delay,
                             service_s: Callable[[str], Awaitable[float]],
                             wrapup_delay: Delay, topic: str) -> None:  # fmt: skip
-        handling: set[asyncio.Task[None]] = set()
-        try:
-            while True:
-                leg = await self.rings.get()
-                offer = await self._offer_ringing()
-                call = PhoneCall(leg.sid, self.net.line.number)
-                done = Handled(offer.task if offer else "", offer.at if offer else time.time())
-                self.handled.append(done)
-                await asyncio.sleep(accept_delay())
-                await self.net.phone.play(None, call, leg.url)  # the whisper
-                if call.gather is not None and not call.ended:
-                    await self.net.phone.play(None, call, call.gather["action"], Digits="1")
-                if not call.in_conference:  # the caller left, or it went elsewhere
-                    done.error = "not_connected"
-                    await self._hang_up(call, leg)
-                    continue
-                done.accepted, done.accepted_at = True, time.time()
-                self.calls_by_phone += 1
-                self._legs[done.task] = (call, leg)
-                job = asyncio.get_running_loop().create_task(
-                    self._handle(done, service_s, wrapup_delay, topic)
-                )
-                handling.add(job)
-                job.add_done_callback(handling.discard)
-        finally:
-            for job in handling:
-                job.cancel()
-            await asyncio.gather(*handling, return_exceptions=True)
+        while True:
+            leg = await self.rings.get()
+            offer = await self._offer_ringing()
+            call = PhoneCall(leg.sid, self.net.line.number)
+            done = Handled(offer.task if offer else "", offer.at if offer else time.time())
+            self.handled.append(done)
+            await asyncio.sleep(accept_delay())
+            await self.net.phone.play(None, call, leg.url)  # the whisper
+            if call.gather is not None and not call.ended:
+                await self.net.phone.play(None, call, call.gather["action"], Digits="1")
+            if not call.in_conference:  # the caller left, or it went elsewhere
+                done.error = "not_connected"
+                await self._hang_up(call, leg)
+                continue
+            done.accepted, done.accepted_at = True, time.time()
+            self.calls_by_phone += 1
+            self._legs[done.task] = (call, leg)
+            self._take(done, service_s, wrapup_delay, topic)
 
     async def _end_call(self, done: Handled) -> None:
         if done.task in self._legs:
