@@ -25,6 +25,10 @@ class CallerKeys:
         """hash: volunteer id -> leg id of a task's volunteer calls."""
         return f"{self.base}tlegs:{task_id}"
 
+    def caller_place(self, task_id: str) -> str:
+        """lock: held while the bridge moves a task's caller (queue or conference)."""
+        return f"{self.base}place:{task_id}"
+
     def answers(self, caller_key: str) -> str:
         """hash: a caller's last menu answers (topic, département), kept for resuming."""
         return f"{self.base}answers:{caller_key}"

@@ -413,7 +413,9 @@ class ConsoleHub:
             )
             self._stop_chat(vid, event.task)
         elif kind is EventType.TASK_TRANSFERRED:
-            self.send_to(vid, {"type": "task", "task": event.task, "status": "transferred"})
+            # back: the task went back to the queue because this volunteer's line was lost.
+            self.send_to(vid, {"type": "task", "task": event.task, "status": "transferred",
+                               "back": event.data.get("back") == "1"})
             self._stop_chat(vid, event.task)
         elif kind is EventType.VOLUNTEER_PRESENCE:
             self.send_to(vid, await self.state_message(vid))

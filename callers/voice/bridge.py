@@ -7,6 +7,10 @@
   out of the queue (queue member update) into the task's conference.
 - task_assigned (callback): the volunteer is called first; once they are in the
   conference, the caller is dialled in as a conference participant.
+- task_transferred (voice): the task left its volunteer, passed on from the console or
+  their softphone lost: the caller goes back to the queue at their place, told why, and
+  that volunteer's leg is hung up. (Callback: the person is told another volunteer will
+  call back, and the next volunteer's call dials them again.)
 - offer_declined / offer_timeout / task_ended: a volunteer phone still ringing for that
   offer is hung up.
 - task_completed (voice), whoever ended the call (caller, volunteer's phone, console):
@@ -14,7 +18,9 @@
   A caller who hangs up on the way into the conference would otherwise leave the
   volunteer alone there.
 A volunteer who does not pick up is left to the engine's ring timeout (its no-answer
-path); a volunteer leg that fails after assignment hands the task back to the queue.
+path); a volunteer leg that fails after assignment hands the task back to the queue, and
+so does a softphone that drops mid-call (the console, not the softphone, ends a call, so
+a softphone leg ending while the call is still theirs is a lost line, not a goodbye).
 
 Events are read through a Redis consumer group, so with several app processes each
 event is handled once; every handler re-reads the current state, so a replayed or
@@ -27,7 +33,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from redis.exceptions import ResponseError
+from redis.exceptions import LockError, ResponseError
 from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -43,7 +49,9 @@ log = logging.getLogger("callers.bridge")
 
 FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 RECLAIM_IDLE_MS = 30_000  # an event unacknowledged this long: its process is presumed dead
+PLACE_LOCK_S = 15  # longer than a Twilio REST request takes: the lock spans one
 EventHook = Callable[[dict[str, str]], Awaitable[None]]
+Action = Callable[[Task, dict[str, str]], Awaitable[None]]
 
 
 class Bridge:
@@ -54,9 +62,10 @@ class Bridge:
         self.s = Speaker(ctx.settings)
         self.hooks: list[EventHook] = []  # other consumers (the chat rooms) plug in here
         # The engine events the bridge acts on; it ignores every other kind, unread.
-        self._actions: dict[str, Callable[[Task, str], Awaitable[None]]] = {
+        self._actions: dict[str, Action] = {
             "task_offered": self._offered,
             "task_assigned": self._assigned,
+            "task_transferred": self._handed_over,
             "offer_declined": self._offer_refused,
             "offer_timeout": self._offer_refused,
             "task_completed": self._conversation_over,
@@ -142,7 +151,6 @@ class Bridge:
     async def handle(self, event: dict[str, str]) -> None:
         """Dispatch one engine event."""
         kind, task_id = event.get("type", ""), event.get("task", "")
-        vid = event.get("volunteer", "")
         for hook in self.hooks:
             await hook(event)
         act = self._actions.get(kind)
@@ -151,15 +159,15 @@ class Bridge:
         task = await self.ctx.engine.task(task_id)
         if task is None or task.channel is Channel.CHAT:
             return
-        await act(task, vid)
+        await act(task, event)
 
-    async def _offer_refused(self, task: Task, vid: str) -> None:
-        await self._hang_up_legs(task.id, vid, accepted_too=False)
+    async def _offer_refused(self, task: Task, event: dict[str, str]) -> None:
+        await self._hang_up_legs(task.id, event.get("volunteer", ""), accepted_too=False)
 
-    async def _task_ended(self, task: Task, _vid: str) -> None:
+    async def _task_ended(self, task: Task, _event: dict[str, str]) -> None:
         await self._hang_up_legs(task.id, "", accepted_too=False)
 
-    async def _conversation_over(self, task: Task, _vid: str) -> None:
+    async def _conversation_over(self, task: Task, _event: dict[str, str]) -> None:
         """A call completed, whoever ended it: nobody is left on the line.
 
         A caller who hangs up inside the conference ends it (end_conference_on_exit), but one
@@ -185,7 +193,8 @@ class Bridge:
             return True
         return bool((await get_task(self.ctx, task.id)).get("num"))
 
-    async def _offered(self, task: Task, vid: str) -> None:
+    async def _offered(self, task: Task, event: dict[str, str]) -> None:
+        vid = event.get("volunteer", "")
         if task.state is not TaskState.RESERVED or task.volunteer != vid:
             return
         if not await self._by_phone(task):
@@ -198,24 +207,37 @@ class Bridge:
         ring_s = int((await self.ctx.engine.config()).ring_s)
         await self._dial_volunteer(task, reach, purpose="offer", ring_s=ring_s)
 
-    async def _assigned(self, task: Task, vid: str) -> None:
+    async def _assigned(self, task: Task, event: dict[str, str]) -> None:
+        vid = event.get("volunteer", "")
         if task.state is not TaskState.ASSIGNED or task.volunteer != vid:
             return
-        if not await self._by_phone(task) or not await once(self.ctx, f"assigned:{task.id}:{vid}"):
+        # Once per assignment: the same volunteer may get the task again after a lost line.
+        assignment = f"assigned:{task.id}:{vid}:{task.raw.get('assigned_at', '')}"
+        if not await self._by_phone(task) or not await once(self.ctx, assignment):
             return
         meta = await get_task(self.ctx, task.id)
         if not meta.get("conf"):
             await set_task(self.ctx, task.id, conf=new_id("k"))
         leg_id = await self.ctx.redis.hget(self.ctx.keys.task_legs(task.id), vid)
         leg = await self.ctx.redis.hgetall(self.ctx.keys.leg(leg_id)) if leg_id else {}
-        if leg.get("accepted") != "1":
+        if leg.get("accepted") != "1" or leg.get("done") == "1":  # done: a line lost before
             reach = await self._reach(vid)
             if reach is None:
                 await self._give_back(task.id, vid)
                 return
             await self._dial_volunteer(task, reach, purpose="assigned", ring_s=30)
         if task.channel is Channel.VOICE:
-            await self._bring_caller(task.id)
+            await self._place_caller(task.id)
+
+    async def _handed_over(self, task: Task, event: dict[str, str]) -> None:
+        """The task left its volunteer (transferred, or their line lost): the caller waits
+        in the queue again at their place, and that volunteer's leg is hung up."""
+        lost = event.get("back") == "1"
+        if task.channel is Channel.VOICE:
+            await self._place_caller(task.id, why="lost" if lost else "transfer")
+        elif await self._by_phone(task):
+            await self._tell_callback_person(task.id)
+        await self._hang_up_legs(task.id, event.get("volunteer", ""), accepted_too=True)
 
     async def _dial_volunteer(
         self, task: Task, reach: VolunteerReach, *, purpose: str, ring_s: int
@@ -247,12 +269,45 @@ class Bridge:
             return
         await self.ctx.redis.hset(self.ctx.keys.leg(leg_id), "sid", call_sid)
 
-    async def _bring_caller(self, task_id: str) -> None:
+    async def _place_caller(self, task_id: str, why: str = "transfer") -> None:
+        """Move the caller where the task's state wants them: in the conference once it is
+        assigned, back in the queue when it waits again (`why` is what they are told).
+
+        Under a lock per task, reading the state under it: a transfer and the next
+        assignment, handled at once by two processes, must not leave the caller in the
+        queue while the next volunteer waits for them in the conference."""
+        lock = self.ctx.redis.lock(
+            self.ctx.keys.caller_place(task_id), timeout=PLACE_LOCK_S,
+            blocking_timeout=PLACE_LOCK_S,
+        )
+        try:
+            async with lock:
+                task = await self.ctx.engine.task(task_id)
+                meta = await get_task(self.ctx, task_id)
+                call_sid = meta.get("call", "")
+                if task is None or not call_sid:
+                    return
+                if task.state is TaskState.ASSIGNED:
+                    want = task.volunteer
+                elif task.state in {TaskState.WAITING, TaskState.RESERVED}:
+                    want = ""
+                else:
+                    return  # over: ending the call is _conversation_over's
+                if meta.get("with", "") == want:
+                    return
+                if want:
+                    moved = await self._bring_caller(task_id, call_sid)
+                else:
+                    moved = await self._redirect_caller(
+                        task_id, call_sid, self.s.url("back-in-queue", task=task_id, why=why)
+                    )
+                if moved:
+                    await set_task(self.ctx, task_id, **{"with": want})
+        except LockError:
+            log.warning("caller of %s not moved: the task's lock stayed taken", task_id)
+
+    async def _bring_caller(self, task_id: str, call_sid: str) -> bool:
         """Take the waiting caller out of the queue into the conference."""
-        meta = await get_task(self.ctx, task_id)
-        call_sid = meta.get("call", "")
-        if not call_sid or meta.get("joined") == "1":
-            return
         state = await get_call(self.ctx, call_sid)
         url = self.s.url("join", task=task_id)
         if state.get("inq") == "1" and state.get("qsid"):
@@ -260,18 +315,31 @@ class Bridge:
                 await self.ctx.rest.redirect_queue_member(
                     state["qsid"], call_sid, url=url, method="POST"
                 )
-                await set_task(self.ctx, task_id, joined="1")
-                return
+                return True
             except TwilioRestException as error:
                 # Not in the queue any more (e.g. in the callback menu): redirect the call.
                 log.info("caller of %s not in the queue: %s", task_id, error.code)
+        return await self._redirect_caller(task_id, call_sid, url)
+
+    async def _redirect_caller(self, task_id: str, call_sid: str, url: str) -> bool:
         try:
             await self.ctx.rest.update_call(call_sid, url=url, method="POST")
         except TwilioRestException as error:
             # The caller is gone (hung up meanwhile): their status callback ends the task.
             log.info("caller of %s not redirected: %s", task_id, error.code)
+            return False
+        return True
+
+    async def _tell_callback_person(self, task_id: str) -> None:
+        """A callback passed on mid-call: the person hears that someone will call back."""
+        call_sid = (await get_task(self.ctx, task_id)).get("call", "")
+        if not call_sid:
             return
-        await set_task(self.ctx, task_id, joined="1")
+        r = self.s.goodbye(VoiceResponse(), P.CALLBACK_HANDED_OVER)
+        try:
+            await self.ctx.rest.update_call(call_sid, twiml=str(r))
+        except TwilioRestException as error:
+            log.info("person called back not told: %s", error.code)
 
     async def _hang_up_legs(self, task_id: str, vid: str, *, accepted_too: bool) -> None:
         """Hang up the task's volunteer legs still up (only `vid`'s when given)."""
@@ -381,12 +449,13 @@ class Bridge:
             wait_url=self.ctx.settings.hold_music_url,
         )
         if is_callback:
-            await self._dial_callback_caller(leg["task"], conf)
+            await self._dial_callback_caller(leg_id, leg["task"], conf)
         return r
 
-    async def _dial_callback_caller(self, task_id: str, conf: str) -> None:
-        """Callback tasks: the volunteer is on the line, now call the person back."""
-        if not await once(self.ctx, f"cbdial:{task_id}"):
+    async def _dial_callback_caller(self, leg_id: str, task_id: str, conf: str) -> None:
+        """Callback tasks: the volunteer is on the line, now call the person back (once per
+        volunteer leg: a callback passed on is dialled again by the next volunteer's)."""
+        if not await once(self.ctx, f"cbdial:{leg_id}"):
             return
         meta = await get_task(self.ctx, task_id)
         number = self.ctx.identity.open(meta.get("num", ""))
@@ -399,7 +468,7 @@ class Bridge:
                 from_=self.ctx.settings.twilio_number,
                 to=number,
                 label="caller",
-                status_callback=self.s.url("callback-leg/status", task=task_id),
+                status_callback=self.s.url("callback-leg/status", task=task_id, leg=leg_id),
                 status_callback_method="POST",
                 status_callback_event=["completed"],
                 start_conference_on_enter=True,
@@ -424,7 +493,16 @@ class Bridge:
         task = await self.ctx.engine.task(leg["task"])
         if task is None or task.volunteer != leg["vol"]:
             return VoiceResponse()
-        if leg.get("accepted") == "1" and task.state is TaskState.ASSIGNED:
+        current = await self.ctx.redis.hget(self.ctx.keys.task_legs(task.id), leg["vol"])
+        if current != leg_id:
+            return VoiceResponse()  # a leg hung up before the task came back to them
+        if (leg.get("accepted") == "1" and task.state is TaskState.ASSIGNED
+                and leg["mode"] == ReachMode.SOFTPHONE.value and task.channel is Channel.VOICE):
+            # The console, not the softphone, ends a call: this is the volunteer's line lost
+            # (network, closed tab). The caller goes back to the queue at their place.
+            log.info("softphone of %s lost during %s", leg["vol"], leg["task"])
+            await self._give_back(leg["task"], leg["vol"])
+        elif leg.get("accepted") == "1" and task.state is TaskState.ASSIGNED:
             # The volunteer hung up: the conversation is over for the caller too (now, not
             # when the engine's event comes round).
             try:
@@ -446,9 +524,11 @@ class Bridge:
         task = await self.ctx.engine.task(query.get("task", ""))
         if task is None or task.state is not TaskState.ASSIGNED:
             return VoiceResponse()
+        leg_id = await self.ctx.redis.hget(self.ctx.keys.task_legs(task.id), task.volunteer)
+        if query.get("leg") and query["leg"] != leg_id:
+            return VoiceResponse()  # the call an earlier volunteer placed, before a transfer
         if form.get("CallStatus") != "completed":
-            legs = await self.ctx.redis.hgetall(self.ctx.keys.task_legs(task.id))
-            leg = await self.ctx.redis.hgetall(self.ctx.keys.leg(legs.get(task.volunteer, "")))
+            leg = await self.ctx.redis.hgetall(self.ctx.keys.leg(leg_id or ""))
             if leg.get("sid"):
                 r = VoiceResponse()
                 self.s.goodbye(r, P.CALLBACK_NO_ANSWER)

@@ -576,6 +576,8 @@ class VoiceFlow:
         r = VoiceResponse()
         if not meta.get("conf"):
             return self.s.goodbye(r, P.TASK_CLOSED, P.GOODBYE)
+        # Out of the queue: a later move (transfer) redirects the call, not a queue member.
+        await set_call(self.ctx, form["CallSid"], inq="0")
         self.s.say(r, P.CONNECTING)
         dial = r.dial(action=self.s.url("after"), method="POST")
         dial.conference(
@@ -586,6 +588,16 @@ class VoiceFlow:
             wait_url=self.ctx.settings.hold_music_url,
         )
         return r
+
+    async def back_in_queue(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        """The caller's volunteer passed them on, or their line was lost: back in the queue,
+        at their place (the engine kept it); the bridge brings them to the next volunteer."""
+        task = await self.ctx.engine.task(query.get("task", ""))
+        r = VoiceResponse()
+        if task is None or task.state in {TaskState.WRAPUP, TaskState.ENDED}:
+            return self.s.goodbye(r, P.GOODBYE)
+        self.s.say(r, P.LINE_LOST if query.get("why") == "lost" else P.HANDED_OVER)
+        return self._enqueue_twiml(r)
 
     async def after(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
         return self.s.goodbye(VoiceResponse(), P.GOODBYE)

@@ -61,6 +61,14 @@ TECHNICAL_FAULT = (
     "Un problème technique nous empêche de vous garder en attente. "
     "Nous allons plutôt vous rappeler."
 )
+HANDED_OVER = (
+    "Le bénévole vous passe à un collègue. "
+    "Ne quittez pas : vous gardez votre place, quelqu'un va vous répondre."
+)
+LINE_LOST = (
+    "La communication avec le bénévole a été coupée. "
+    "Ne quittez pas : vous gardez votre place, quelqu'un va vous répondre."
+)
 TASK_CLOSED = "Nous n'avons pas pu trouver de bénévole pour vous répondre."
 
 WHISPER_CALL = "Appel Permanence. {context} Appuyez sur 1 pour prendre l'appel."
@@ -69,6 +77,10 @@ WHISPER_MISSED = "Appel non pris. Au revoir."
 WHISPER_TAKEN = "Cet appel a déjà été pris par quelqu'un d'autre. Merci."
 VOLUNTEER_CONNECTED = "Vous êtes en relation."
 VOLUNTEER_DIALING = "Nous appelons la personne. Restez en ligne."
+CALLBACK_HANDED_OVER = (
+    "Un autre bénévole va prendre la suite : il vous rappellera dans quelques instants. "
+    "Au revoir."
+)
 CALLBACK_NO_ANSWER = "La personne n'a pas répondu. L'appel est terminé. Merci."
 
 

@@ -50,6 +50,7 @@ def voice_router(
         "callback/number/check": ("flow", "callback_number_check"),
         "status": ("flow", "status"),
         "join": ("flow", "join"),
+        "back-in-queue": ("flow", "back_in_queue"),
         "after": ("flow", "after"),
         "leg/answer": ("bridge", "leg_answer"),
         "leg/key": ("bridge", "leg_key"),

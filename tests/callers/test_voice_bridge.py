@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -10,6 +11,7 @@ from callers.callbacks import callback_details_for
 from callers.chat.service import ChatService
 from callers.reach import ReachMode, VolunteerReach
 from callers.texts import TwilioTexts
+from callers.voice.state import get_task
 from routing.models import Outcome, Presence, TaskState
 from tests.callers.helpers import volunteer_on_duty
 from tests.callers.test_voice_hold import EXIT_URL, queued_call, task_of
@@ -60,13 +62,179 @@ async def test_softphone_volunteer_accepts_in_console_and_is_bridged(
     assert room == caller_twiml.first("Conference").text and room.startswith("k")
     assert task_id not in room and CALLER not in room
 
-    # The volunteer hangs up: the conversation is completed, the caller's call ends too.
+    # The volunteer ends the call in the console: the conversation is completed, and the
+    # softphone's leg and the caller's call are hung up.
+    await engine.complete("anne", task_id)
+    await bridge.drain()
+    assert fake.made(f"/Calls/{call.call_sid}.json")[-1].form == {"Status": "completed"}
+    assert fake.made(f"/Calls/{leg.call_sid}.json")[-1].form == {"Status": "completed"}
     await leg.request(form["StatusCallback"], CallStatus="completed")
+    await call.hang_up()
     task = await engine.require_task(task_id)
     assert (task.state, task.outcome) == (TaskState.WRAPUP, Outcome.COMPLETED)
-    assert fake.made(f"/Calls/{call.call_sid}.json")[-1].form == {"Status": "completed"}
-    await call.hang_up()
-    assert (await engine.require_task(task_id)).state is TaskState.WRAPUP
+
+
+async def anne_talking(ctx, engine, phone, fake, bridge):
+    """Anne, on her browser softphone, accepted a queued call: she and the caller talk.
+
+    Returns the caller's call, Anne's leg, the app's request that placed it, the task."""
+    await volunteer_on_duty(engine, "anne", "05")
+    call = await queued_call(ctx, phone, fake)
+    task_id = await task_of(ctx, call)
+    await engine.accept("anne", task_id)
+    await bridge.drain()
+    create = fake.made("/Calls.json")[-1].form
+    leg = await volunteer_leg(call, fake, "client:anne")
+    assert (await leg.request(create["Url"])).first("Conference") is not None
+    await call.request(fake.made(f"/Members/{call.call_sid}.json")[-1].form["Url"])
+    return call, leg, create, task_id
+
+
+def redirects(fake, call: PhoneCall, since: int = 0) -> list[str]:
+    """Where the app sent the caller's call (URL paths with their query), in order."""
+    return [urlparse(r.form["Url"]).path.rsplit("/voice/", 1)[-1]
+            + ("?" + urlparse(r.form["Url"]).query if urlparse(r.form["Url"]).query else "")
+            for r in fake.requests[since:]
+            if r.path.endswith(f"/{call.call_sid}.json") and "Url" in r.form
+            and r.status == 200]
+
+
+async def back_in_queue(ctx, fake, call: PhoneCall, url: str) -> str:
+    """The caller follows the app's redirect back to the queue; returns what they heard."""
+    twiml = await call.request("https://permanence.example.org/twilio/voice/" + url)
+    assert twiml.first("Enqueue") is not None, twiml.verbs()
+    await call.wait_in_queue(fake.enter_queue(call.call_sid, ctx.settings.queue_name))
+    return twiml.text()
+
+
+async def test_softphone_lost_mid_call_puts_the_caller_back_in_the_queue_at_their_place(
+    ctx, engine, phone, fake, bridge
+):
+    # Anne's browser loses the line: Twilio ends her softphone's leg. The console, not the
+    # softphone, ends a call, so this is no goodbye: the caller must not be hung up on.
+    call, leg, create, task_id = await anne_talking(ctx, engine, phone, fake, bridge)
+    place = (await engine.require_task(task_id)).place_ms
+    sent = len(fake.requests)
+    await leg.request(create["StatusCallback"], CallStatus="completed")
+    task = await engine.require_task(task_id)
+    assert (task.state, task.outcome, task.place_ms) == (TaskState.WAITING, None, place)
+    assert (await engine.volunteer("anne")).misses == 1  # as a missed offer
+    await bridge.drain()
+    assert hung_up(fake, sent) == []
+    assert redirects(fake, call, sent) == [f"back-in-queue?task={task_id}&why=lost"]
+    heard = await back_in_queue(ctx, fake, call, redirects(fake, call, sent)[0])
+    assert "La communication avec le bénévole a été coupée" in heard
+    assert "Vous êtes la prochaine personne à être aidée." in call.current.said()
+
+    # Paul comes on duty and takes the call: the caller is brought to him.
+    await volunteer_on_duty(engine, "paul", "05")
+    await engine.accept("paul", task_id)
+    await bridge.drain()
+    assert fake.calls_to("client:paul")
+    assert redirects(fake, call, sent)[1:] == [f"join?task={task_id}"]
+    assert fake.made(f"/Queues/{call.queue_sid}/Members/{call.call_sid}.json")
+
+
+async def test_a_late_end_of_the_lost_leg_does_not_undo_the_next_assignment(
+    ctx, engine, phone, fake, bridge, clock
+):
+    # Anne's console stays lost: the hub gives the call back. Anne returns and takes it
+    # again on a new leg; only then does Twilio report the end of her first leg.
+    call, leg, create, task_id = await anne_talking(ctx, engine, phone, fake, bridge)
+    sent = len(fake.requests)
+    await engine.give_back("anne", task_id)
+    await bridge.drain()
+    assert hung_up(fake, sent) == [leg.call_sid]
+    await back_in_queue(ctx, fake, call, redirects(fake, call, sent)[0])
+    clock.advance(10)  # past the no-answer delay
+    await engine.tick()
+    await engine.accept("anne", task_id)
+    await bridge.drain()
+    assert len(fake.calls_to("client:anne")) == 2  # a new leg, the first one is gone
+    await leg.request(create["StatusCallback"], CallStatus="completed")
+    task = await engine.require_task(task_id)
+    assert (task.state, task.volunteer) == (TaskState.ASSIGNED, "anne")
+    assert redirects(fake, call, sent)[1:] == [f"join?task={task_id}"]
+
+
+async def test_call_transferred_to_a_colleague_waits_in_the_queue_then_reaches_them(
+    ctx, engine, phone, fake, bridge, reach_book
+):
+    call, leg, _, task_id = await marc_talking(ctx, engine, phone, fake, bridge, reach_book)
+    await volunteer_on_duty(engine, "anne", "05")
+    sent = len(fake.requests)
+    await engine.transfer("marc", task_id, to_volunteer="anne")
+    await bridge.drain()
+    # Marc's phone is free for his next call; the caller waits, at their place, told why.
+    assert hung_up(fake, sent) == [leg.call_sid]
+    assert redirects(fake, call, sent) == [f"back-in-queue?task={task_id}&why=transfer"]
+    heard = await back_in_queue(ctx, fake, call, redirects(fake, call, sent)[0])
+    assert "Le bénévole vous passe à un collègue" in heard
+    await leg.request(fake.made("/Calls.json")[0].form["StatusCallback"], CallStatus="completed")
+    assert (await engine.require_task(task_id)).volunteer == "anne"  # Marc's end is not hers
+
+    await engine.accept("anne", task_id)
+    await bridge.drain()
+    assert redirects(fake, call, sent)[1:] == [f"join?task={task_id}"]
+    anne = await volunteer_leg(call, fake, "client:anne")
+    room = (await anne.request(fake.made("/Calls.json")[-1].form["Url"])).first("Conference")
+    caller_room = (await call.request(
+        fake.made(f"/Members/{call.call_sid}.json")[-1].form["Url"])).first("Conference")
+    assert room.text == caller_room.text
+
+
+async def test_transfer_taken_before_the_bridge_hears_of_it_moves_the_caller_once(
+    ctx, engine, phone, fake, bridge, reach_book
+):
+    # The colleague accepts before the bridge has read the transfer: the caller goes
+    # straight to them, never through the queue.
+    call, _, _, task_id = await marc_talking(ctx, engine, phone, fake, bridge, reach_book)
+    await volunteer_on_duty(engine, "anne", "05")
+    sent = len(fake.requests)
+    await engine.transfer("marc", task_id, to_volunteer="anne")
+    await engine.accept("anne", task_id)
+    await bridge.drain()
+    assert redirects(fake, call, sent) == [f"join?task={task_id}"]
+
+
+async def engine_events(ctx, after: int = 0, kind: str = "") -> list[dict[str, str]]:
+    """The engine's events from the `after`-th on (of one kind, if given)."""
+    entries = (await ctx.redis.xrange(ctx.engine.keys.events))[after:]
+    return [fields for _id, fields in entries if not kind or fields["type"] == kind]
+
+
+async def test_a_slow_move_to_the_queue_does_not_strand_the_caller(
+    ctx, engine, phone, fake, bridge, reach_book, monkeypatch
+):
+    # Two processes: one moves the caller back to the queue after a transfer, and Twilio
+    # is slow to answer; meanwhile the colleague accepts and the other process handles
+    # that. The caller must end up with the colleague, not in the queue.
+    call, _, _, task_id = await marc_talking(ctx, engine, phone, fake, bridge, reach_book)
+    await volunteer_on_duty(engine, "anne", "05")
+    seen = len(await engine_events(ctx))
+    await engine.transfer("marc", task_id, to_volunteer="anne")
+    [transferred] = await engine_events(ctx, seen, "task_transferred")
+    slow, release = asyncio.Event(), asyncio.Event()
+    update_call = ctx.rest.update_call
+
+    async def slow_update_call(sid, **kwargs):
+        if "back-in-queue" in kwargs.get("url", ""):
+            slow.set()
+            await release.wait()
+        return await update_call(sid, **kwargs)
+
+    monkeypatch.setattr(ctx.rest, "update_call", slow_update_call)
+    sent = len(fake.requests)
+    moving_back = asyncio.create_task(bridge.handle(transferred))
+    await slow.wait()
+    await engine.accept("anne", task_id)
+    [assigned] = await engine_events(ctx, seen, "task_assigned")
+    bringing = asyncio.create_task(bridge.handle(assigned))
+    await asyncio.sleep(0.2)  # without the lock, the caller would be brought now
+    release.set()
+    await asyncio.gather(moving_back, bringing)
+    assert redirects(fake, call, sent) == [f"back-in-queue?task={task_id}&why=transfer",
+                                           f"join?task={task_id}"]
 
 
 async def marc_rings(ctx, engine, phone, fake, bridge, reach_book):
@@ -219,13 +387,55 @@ async def test_callback_calls_the_volunteer_first_then_the_caller(
     form = participants[0].form
     assert (form["To"], form["From"], form["Label"]) == (CALLER, ctx.settings.twilio_number,
                                                          "caller")
-    assert query(form["StatusCallback"]) == {"task": callback_id}
+    assert query(form["StatusCallback"]) == {"task": callback_id,
+                                             "leg": query(create[0].form["Url"])["leg"]}
 
     # The person does not answer: the volunteer is told, the callback ends.
     await leg.request(form["StatusCallback"], CallStatus="no-answer")
     told = fake.made(f"/Calls/{leg.call_sid}.json")[-1].form
     assert "La personne n'a pas répondu" in told["Twiml"]
     assert (await engine.require_task(callback_id)).state is TaskState.WRAPUP
+
+
+async def test_callback_passed_on_mid_call_is_dialled_again_by_the_next_volunteer(
+    ctx, engine, phone, fake, bridge
+):
+    await volunteer_on_duty(engine, "anne", "05", Presence.PAUSED)
+    call = await queued_call(ctx, phone, fake)
+    await call.press_in_queue("*")
+    await call.leave_queue("leave", EXIT_URL)
+    await call.press("1")
+    callback_id = (await ctx.redis.hgetall(ctx.keys.call(call.call_sid)))["cb"]
+    await engine.set_presence("anne", Presence.AVAILABLE)
+    await engine.accept("anne", callback_id)
+    await bridge.drain()
+    anne = await volunteer_leg(call, fake, "client:anne")
+    room = (await anne.request(fake.made("/Calls.json")[0].form["Url"])).first("Conference")
+    first = fake.made(f"/Conferences/{room.text}/Participants.json")[0].form
+    person = (await get_task(ctx, callback_id))["call"]
+
+    # Anne passes the person on to Paul: the person hears that someone will call back,
+    # Anne's line is hung up.
+    await volunteer_on_duty(engine, "paul", "05")
+    sent = len(fake.requests)
+    await engine.transfer("anne", callback_id, to_volunteer="paul")
+    await bridge.drain()
+    told = fake.made(f"/Calls/{person}.json")[-1].form
+    assert "Un autre bénévole va prendre la suite" in told["Twiml"] and "<Hangup" in told["Twiml"]
+    assert hung_up(fake, sent) == [anne.call_sid]
+    # The end of that first call is no end of the callback: Paul has not called yet.
+    await anne.request(first["StatusCallback"], CallStatus="completed")
+    assert (await engine.require_task(callback_id)).volunteer == "paul"
+
+    await engine.accept("paul", callback_id)
+    await bridge.drain()
+    paul = await volunteer_leg(call, fake, "client:paul")
+    await paul.request(fake.made("/Calls.json")[-1].form["Url"])
+    again = fake.made(f"/Conferences/{room.text}/Participants.json")
+    assert len(again) == 2 and again[1].form["To"] == CALLER
+    await paul.request(again[1].form["StatusCallback"], CallStatus="completed")
+    task = await engine.require_task(callback_id)
+    assert (task.state, task.volunteer) == (TaskState.WRAPUP, "paul")
 
 
 async def test_failed_leg_after_console_accept_gives_the_task_back(

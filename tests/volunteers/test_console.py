@@ -344,6 +344,23 @@ async def test_coordinators_broadcast_reaches_every_console(live, make_account, 
         await console.close()
 
 
+async def test_a_lost_line_is_told_as_the_task_gone_back_to_the_queue(
+    live, make_account, engine: Engine
+):
+    # The bridge gives a call back when the volunteer's softphone drops mid-call; the
+    # console, still connected, says the person was put back in the queue.
+    anne = await make_account("Anne")
+    con = await Console.open(live, await login(live.base, anne.email, PASSWORD))
+    assert (await con.request("presence", state="available"))["ok"]
+    await engine.enqueue(TaskSpec("lost-1", Channel.CHAT, "05"))
+    await con.next("offer", task="lost-1")
+    assert (await con.request("accept", task="lost-1"))["ok"]
+    await engine.give_back(anne.public_id, "lost-1")
+    assert (await con.next("task", task="lost-1", status="transferred"))["back"] is True
+    assert (await engine.task("lost-1")).state is not TaskState.ASSIGNED
+    await con.close()
+
+
 async def test_transfer_to_a_colleague_and_to_a_skill(live, make_account, engine: Engine):
     anne = await make_account("Anne")
     bruno = await make_account("Bruno", skills="impots")
@@ -363,7 +380,7 @@ async def test_transfer_to_a_colleague_and_to_a_skill(live, make_account, engine
     refused = await con_a.request("transfer", task="tr-1")
     assert refused["error"]["message"] == "Choisissez une compétence ou un collègue."
     assert (await con_a.request("transfer", task="tr-1", to=bruno.public_id))["ok"]
-    await con_a.next("task", task="tr-1", status="transferred")
+    assert (await con_a.next("task", task="tr-1", status="transferred"))["back"] is False
     await con_b.next("offer", task="tr-1")
     assert (await con_b.request("accept", task="tr-1"))["ok"]
 

@@ -288,7 +288,11 @@
       if (card && msg.status === "ended" && wrapupPending(card)) {
         return; // the wrap-up form stays until it is submitted
       }
-      if (msg.status === "transferred") say("Demande transférée.", "info");
+      if (msg.status === "transferred") {
+        say(msg.back
+          ? "La communication a été coupée : la personne a été remise en attente, à sa place."
+          : "Demande transférée.", "info");
+      }
       return removeTask(msg.task);
     }
     let card = state.tasks[msg.task];
