@@ -172,6 +172,34 @@ async def test_volunteer_books_goes_available_accepts_and_wraps_up(
         await context.close()
 
 
+async def test_a_call_whose_line_was_lost_leaves_the_console_with_a_word_on_the_caller(
+    browser, live, make_account, engine
+):
+    """The softphone dropped mid-call (the bridge gives the call back): the card goes, and
+    the volunteer reads that the person waits again at their place, not "transferred"."""
+    from playwright.async_api import expect
+
+    anne = await make_account("Anne Martin")
+    context = await browser.new_context(base_url=live.base, locale="fr-FR")
+    page = await context.new_page()
+    try:
+        await log_in_to_console(page, live, anne)
+        await expect(page.locator("#console[data-ready='1']")).to_have_count(1)
+        await page.get_by_role("button", name="Me rendre disponible").click()
+        await expect(page.locator("#presence")).to_have_text("Disponible")
+        await engine.enqueue(TaskSpec("lost-call", Channel.VOICE, "05"))
+        await page.get_by_role("button", name="Accepter").click()
+        await expect(page.locator("article.task")).to_have_count(1)
+
+        await engine.give_back(anne.public_id, "lost-call")
+        await expect(page.locator("#message")).to_have_text(
+            "La communication a été coupée : la personne a été remise en attente, à sa place."
+        )
+        await expect(page.locator("article.task")).to_have_count(0)
+    finally:
+        await context.close()
+
+
 async def test_presence_buttons_wait_for_the_server(browser, live, make_account, engine):
     """On a slow line the buttons stay disabled until the server's welcome, so no click is lost."""
     from playwright.async_api import expect
