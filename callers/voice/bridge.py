@@ -20,11 +20,15 @@
 A volunteer who does not pick up is left to the engine's ring timeout (its no-answer
 path); a volunteer leg that fails after assignment hands the task back to the queue, and
 so does a softphone that drops mid-call (the console, not the softphone, ends a call, so
-a softphone leg ending while the call is still theirs is a lost line, not a goodbye).
+a softphone leg ending while the call is still theirs is a lost line, not a goodbye;
+unless the conference ended around it first, which their <Dial>'s action tells: the
+caller hung up). A leg's status counts only while it is its volunteer's current leg.
 
 Events are read through a Redis consumer group, so with several app processes each
-event is handled once; every handler re-reads the current state, so a replayed or
-stale event does nothing wrong.
+event is handled once, but two events of one task may be handled at the same time by two
+processes: every handler re-reads the current state, so a replayed or stale event does
+nothing wrong, and the caller is moved under a lock per task, to where the task's state
+wants them.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from redis.exceptions import LockError, ResponseError
+from redis.exceptions import LockNotOwnedError, ResponseError
 from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -49,7 +53,9 @@ log = logging.getLogger("callers.bridge")
 
 FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 RECLAIM_IDLE_MS = 30_000  # an event unacknowledged this long: its process is presumed dead
-PLACE_LOCK_S = 15  # longer than a Twilio REST request takes: the lock spans one
+# Longer than moving a caller can take (two Twilio REST requests of at most 10 s each), so
+# the lock never expires under its holder, and one process can wait for another's move.
+PLACE_LOCK_S = 45
 EventHook = Callable[[dict[str, str]], Awaitable[None]]
 Action = Callable[[Task, dict[str, str]], Awaitable[None]]
 
@@ -232,12 +238,14 @@ class Bridge:
     async def _handed_over(self, task: Task, event: dict[str, str]) -> None:
         """The task left its volunteer (transferred, or their line lost): the caller waits
         in the queue again at their place, and that volunteer's leg is hung up."""
-        lost = event.get("back") == "1"
+        vid, lost = event.get("volunteer", ""), event.get("back") == "1"
         if task.channel is Channel.VOICE:
             await self._place_caller(task.id, why="lost" if lost else "transfer")
-        elif await self._by_phone(task):
-            await self._tell_callback_person(task.id)
-        await self._hang_up_legs(task.id, event.get("volunteer", ""), accepted_too=True)
+        if task.volunteer == vid:
+            return  # back with them already (a late event): their leg now is a new one
+        if task.channel is Channel.CALLBACK and await self._by_phone(task):
+            await self._tell_callback_person(task.id, vid)
+        await self._hang_up_legs(task.id, vid, accepted_too=True)
 
     async def _dial_volunteer(
         self, task: Task, reach: VolunteerReach, *, purpose: str, ring_s: int
@@ -280,31 +288,44 @@ class Bridge:
             self.ctx.keys.caller_place(task_id), timeout=PLACE_LOCK_S,
             blocking_timeout=PLACE_LOCK_S,
         )
+        if not await lock.acquire():
+            log.error("caller of %s not moved: the task's lock stayed taken", task_id)
+            return
         try:
-            async with lock:
-                task = await self.ctx.engine.task(task_id)
-                meta = await get_task(self.ctx, task_id)
-                call_sid = meta.get("call", "")
-                if task is None or not call_sid:
-                    return
-                if task.state is TaskState.ASSIGNED:
-                    want = task.volunteer
-                elif task.state in {TaskState.WAITING, TaskState.RESERVED}:
-                    want = ""
-                else:
-                    return  # over: ending the call is _conversation_over's
-                if meta.get("with", "") == want:
-                    return
-                if want:
-                    moved = await self._bring_caller(task_id, call_sid)
-                else:
-                    moved = await self._redirect_caller(
-                        task_id, call_sid, self.s.url("back-in-queue", task=task_id, why=why)
-                    )
-                if moved:
-                    await set_task(self.ctx, task_id, **{"with": want})
-        except LockError:
-            log.warning("caller of %s not moved: the task's lock stayed taken", task_id)
+            await self._move_caller(task_id, why)
+        finally:
+            try:
+                await lock.release()
+            except LockNotOwnedError:  # cannot happen while a move is shorter than the lock
+                log.warning("lock of %s expired during a move", task_id)
+
+    async def _move_caller(self, task_id: str, why: str) -> None:
+        task = await self.ctx.engine.task(task_id)
+        meta = await get_task(self.ctx, task_id)
+        call_sid = meta.get("call", "")
+        if task is None or not call_sid:
+            return
+        if task.state is TaskState.ASSIGNED:
+            want = task.volunteer
+        elif task.state in {TaskState.WAITING, TaskState.RESERVED}:
+            want = ""
+        else:
+            return  # over: ending the call is _conversation_over's
+        now = meta.get("with", "")  # the volunteer whose conference the caller was sent to
+        if now == want:
+            return
+        if want and now:
+            # Still in the task's conference (the next volunteer took the call before the
+            # hand-over was handled): that is where the next volunteer joins them.
+            moved = True
+        elif want:
+            moved = await self._bring_caller(task_id, call_sid)
+        else:
+            moved = await self._redirect_caller(
+                task_id, call_sid, self.s.url("back-in-queue", task=task_id, why=why)
+            )
+        if moved:
+            await set_task(self.ctx, task_id, **{"with": want})
 
     async def _bring_caller(self, task_id: str, call_sid: str) -> bool:
         """Take the waiting caller out of the queue into the conference."""
@@ -330,9 +351,11 @@ class Bridge:
             return False
         return True
 
-    async def _tell_callback_person(self, task_id: str) -> None:
-        """A callback passed on mid-call: the person hears that someone will call back."""
-        call_sid = (await get_task(self.ctx, task_id)).get("call", "")
+    async def _tell_callback_person(self, task_id: str, vid: str) -> None:
+        """A callback passed on mid-call: the person hears that someone will call back
+        (their call placed by that volunteer's leg: not one a later volunteer placed)."""
+        leg_id = await self.ctx.redis.hget(self.ctx.keys.task_legs(task_id), vid)
+        call_sid = await self.ctx.redis.hget(self.ctx.keys.leg(leg_id), "person") if leg_id else ""
         if not call_sid:
             return
         r = self.s.goodbye(VoiceResponse(), P.CALLBACK_HANDED_OVER)
@@ -440,7 +463,7 @@ class Bridge:
             await set_task(self.ctx, leg["task"], conf=conf)
         is_callback = task is not None and task.channel is Channel.CALLBACK
         self.s.say(r, P.VOLUNTEER_DIALING if is_callback else P.VOLUNTEER_CONNECTED)
-        dial = r.dial(action=self.s.url("after"), method="POST")
+        dial = r.dial(action=self.s.url("leg/after", leg=leg_id), method="POST")
         dial.conference(
             conf,
             start_conference_on_enter=True,
@@ -480,6 +503,15 @@ class Bridge:
             log.warning("callback %s: dialling the caller failed: %s", task_id, error.code)
             return
         await set_task(self.ctx, task_id, call=call_sid)
+        await self.ctx.redis.hset(self.ctx.keys.leg(leg_id), "person", call_sid)
+
+    async def leg_after(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
+        """The volunteer's <Dial> ended. With their leg still up, the conference ended around
+        them (the caller left it): what follows is a goodbye, not a lost line."""
+        leg = await self._leg(query)
+        if leg and form.get("CallStatus") not in FINAL_STATUSES:
+            await self.ctx.redis.hset(self.ctx.keys.leg(query["leg"]), "confover", "1")
+        return self.s.goodbye(VoiceResponse(), P.VOLUNTEER_CALL_OVER)
 
     async def leg_status(self, form: dict[str, str], query: dict[str, str]) -> VoiceResponse:
         """A volunteer's leg changed: after a conversation, the task is completed."""
@@ -497,8 +529,10 @@ class Bridge:
         if current != leg_id:
             return VoiceResponse()  # a leg hung up before the task came back to them
         if (leg.get("accepted") == "1" and task.state is TaskState.ASSIGNED
-                and leg["mode"] == ReachMode.SOFTPHONE.value and task.channel is Channel.VOICE):
-            # The console, not the softphone, ends a call: this is the volunteer's line lost
+                and leg["mode"] == ReachMode.SOFTPHONE.value and task.channel is Channel.VOICE
+                and leg.get("confover") != "1"):
+            # The console, not the softphone, ends a call, and the conference did not end
+            # around the leg (the caller hanging up): this is the volunteer's line lost
             # (network, closed tab). The caller goes back to the queue at their place.
             log.info("softphone of %s lost during %s", leg["vol"], leg["task"])
             await self._give_back(leg["task"], leg["vol"])

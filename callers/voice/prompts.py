@@ -81,6 +81,7 @@ CALLBACK_HANDED_OVER = (
     "Un autre bénévole va prendre la suite : il vous rappellera dans quelques instants. "
     "Au revoir."
 )
+VOLUNTEER_CALL_OVER = "L'appel est terminé. Merci pour votre aide."
 CALLBACK_NO_ANSWER = "La personne n'a pas répondu. L'appel est terminé. Merci."
 
 

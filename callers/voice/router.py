@@ -55,6 +55,7 @@ def voice_router(
         "leg/answer": ("bridge", "leg_answer"),
         "leg/key": ("bridge", "leg_key"),
         "leg/status": ("bridge", "leg_status"),
+        "leg/after": ("bridge", "leg_after"),
         "callback-leg/status": ("bridge", "callback_leg_status"),
     }
 

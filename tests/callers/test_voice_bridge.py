@@ -135,6 +135,43 @@ async def test_softphone_lost_mid_call_puts_the_caller_back_in_the_queue_at_thei
     assert fake.made(f"/Queues/{call.queue_sid}/Members/{call.call_sid}.json")
 
 
+async def test_caller_hanging_up_ends_the_conversation_whatever_status_comes_first(
+    ctx, engine, phone, fake, bridge
+):
+    # The caller hangs up: the conference ends around Anne's softphone (Twilio asks her
+    # <Dial>'s action with her leg still up), then her leg ends, and the caller's own status
+    # may come last. That is a conversation over, not Anne's line lost.
+    call, leg, create, task_id = await anne_talking(ctx, engine, phone, fake, bridge)
+    twiml = await leg.request(create["Url"])
+    goodbye = await leg.request(twiml.first("Dial").attrib["action"], DialCallStatus="completed")
+    assert "L'appel est terminé" in goodbye.text()
+    await leg.request(create["StatusCallback"], CallStatus="completed")
+    await call.hang_up()
+    task = await engine.require_task(task_id)
+    assert (task.state, task.outcome) == (TaskState.WRAPUP, Outcome.COMPLETED)
+    assert (await engine.volunteer("anne")).misses == 0
+
+
+async def test_a_late_hand_over_does_not_hang_up_the_same_volunteer_taking_the_call_again(
+    ctx, engine, phone, fake, bridge, clock
+):
+    # Anne's softphone drops; she takes the call again before the bridge (another process,
+    # or a reclaim after a crash) handles the hand-over: her new leg must stay up.
+    call, leg, create, task_id = await anne_talking(ctx, engine, phone, fake, bridge)
+    await leg.request(create["StatusCallback"], CallStatus="completed")
+    seen = len(await engine_events(ctx))
+    clock.advance(10)  # past the no-answer delay
+    await engine.tick()
+    await engine.accept("anne", task_id)
+    [handed_over] = await engine_events(ctx, 0, "task_transferred")
+    [assigned] = await engine_events(ctx, seen, "task_assigned")
+    sent = len(fake.requests)
+    await bridge.handle(assigned)
+    await bridge.handle(handed_over)
+    assert len(fake.calls_to("client:anne")) == 2 and hung_up(fake, sent) == []
+    assert redirects(fake, call, sent) == []  # still in the conference, where Anne comes back
+
+
 async def test_a_late_end_of_the_lost_leg_does_not_undo_the_next_assignment(
     ctx, engine, phone, fake, bridge, clock
 ):
@@ -183,18 +220,22 @@ async def test_call_transferred_to_a_colleague_waits_in_the_queue_then_reaches_t
     assert room.text == caller_room.text
 
 
-async def test_transfer_taken_before_the_bridge_hears_of_it_moves_the_caller_once(
+async def test_transfer_taken_before_the_bridge_hears_of_it_keeps_the_caller_in_place(
     ctx, engine, phone, fake, bridge, reach_book
 ):
-    # The colleague accepts before the bridge has read the transfer: the caller goes
-    # straight to them, never through the queue.
-    call, _, _, task_id = await marc_talking(ctx, engine, phone, fake, bridge, reach_book)
+    # The colleague accepts before the bridge has read the transfer: the caller stays in
+    # the task's conference, never goes through the queue; Anne joins them there.
+    call, leg, _, task_id = await marc_talking(ctx, engine, phone, fake, bridge, reach_book)
     await volunteer_on_duty(engine, "anne", "05")
     sent = len(fake.requests)
     await engine.transfer("marc", task_id, to_volunteer="anne")
     await engine.accept("anne", task_id)
     await bridge.drain()
-    assert redirects(fake, call, sent) == [f"join?task={task_id}"]
+    assert redirects(fake, call, sent) == []
+    assert hung_up(fake, sent) == [leg.call_sid]
+    anne = await volunteer_leg(call, fake, "client:anne")
+    room = (await anne.request(fake.made("/Calls.json")[-1].form["Url"])).first("Conference")
+    assert room.text == call.current.first("Conference").text
 
 
 async def engine_events(ctx, after: int = 0, kind: str = "") -> list[dict[str, str]]:
@@ -433,6 +474,14 @@ async def test_callback_passed_on_mid_call_is_dialled_again_by_the_next_voluntee
     await paul.request(fake.made("/Calls.json")[-1].form["Url"])
     again = fake.made(f"/Conferences/{room.text}/Participants.json")
     assert len(again) == 2 and again[1].form["To"] == CALLER
+    # The hand-over's event handled again late (a reclaim): Paul's call to the person is
+    # not the one Anne's leg placed, and is left alone.
+    [handed_over] = await engine_events(ctx, 0, "task_transferred")
+    sent = len(fake.requests)
+    await bridge.handle(handed_over)
+    person_again = (await get_task(ctx, callback_id))["call"]
+    assert person_again != person
+    assert [r for r in fake.requests[sent:] if person_again in r.path] == []
     await paul.request(again[1].form["StatusCallback"], CallStatus="completed")
     task = await engine.require_task(callback_id)
     assert (task.state, task.volunteer) == (TaskState.WRAPUP, "paul")
