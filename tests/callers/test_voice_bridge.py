@@ -194,13 +194,22 @@ async def test_a_late_end_of_the_lost_leg_does_not_undo_the_next_assignment(
     assert redirects(fake, call, sent)[1:] == [f"join?task={task_id}"]
 
 
-async def test_call_transferred_to_a_colleague_waits_in_the_queue_then_reaches_them(
-    ctx, engine, phone, fake, bridge, reach_book
-):
+async def marc_passes_call_to_anne(ctx, engine, phone, fake, bridge, reach_book):
+    """Marc, on his phone, talks with a caller and transfers the call to Anne, on duty.
+
+    Returns the caller's call, Marc's leg, the task id and how many requests came before."""
     call, leg, _, task_id = await marc_talking(ctx, engine, phone, fake, bridge, reach_book)
     await volunteer_on_duty(engine, "anne", "05")
     sent = len(fake.requests)
     await engine.transfer("marc", task_id, to_volunteer="anne")
+    return call, leg, task_id, sent
+
+
+async def test_call_transferred_to_a_colleague_waits_in_the_queue_then_reaches_them(
+    ctx, engine, phone, fake, bridge, reach_book
+):
+    call, leg, task_id, sent = await marc_passes_call_to_anne(
+        ctx, engine, phone, fake, bridge, reach_book)
     await bridge.drain()
     # Marc's phone is free for his next call; the caller waits, at their place, told why.
     assert hung_up(fake, sent) == [leg.call_sid]
@@ -225,10 +234,8 @@ async def test_transfer_taken_before_the_bridge_hears_of_it_keeps_the_caller_in_
 ):
     # The colleague accepts before the bridge has read the transfer: the caller stays in
     # the task's conference, never goes through the queue; Anne joins them there.
-    call, leg, _, task_id = await marc_talking(ctx, engine, phone, fake, bridge, reach_book)
-    await volunteer_on_duty(engine, "anne", "05")
-    sent = len(fake.requests)
-    await engine.transfer("marc", task_id, to_volunteer="anne")
+    call, leg, task_id, sent = await marc_passes_call_to_anne(
+        ctx, engine, phone, fake, bridge, reach_book)
     await engine.accept("anne", task_id)
     await bridge.drain()
     assert redirects(fake, call, sent) == []
@@ -403,9 +410,10 @@ async def test_caller_hangs_up_while_volunteer_phone_rings(
     assert (await engine.volunteer("marc")).reserved == ""
 
 
-async def test_callback_calls_the_volunteer_first_then_the_caller(
-    ctx, engine, phone, fake, bridge
-):
+async def callback_taken_by_anne(ctx, engine, phone, fake, bridge):
+    """A caller asked for a callback from the queue; Anne, on her softphone, takes it.
+
+    Returns the caller's first call and the callback's task id."""
     await volunteer_on_duty(engine, "anne", "05", Presence.PAUSED)
     call = await queued_call(ctx, phone, fake)
     await call.press_in_queue("*")
@@ -415,6 +423,13 @@ async def test_callback_calls_the_volunteer_first_then_the_caller(
     await engine.set_presence("anne", Presence.AVAILABLE)
     await engine.accept("anne", callback_id)
     await bridge.drain()
+    return call, callback_id
+
+
+async def test_callback_calls_the_volunteer_first_then_the_caller(
+    ctx, engine, phone, fake, bridge
+):
+    call, callback_id = await callback_taken_by_anne(ctx, engine, phone, fake, bridge)
     create = fake.made("/Calls.json")
     assert [c.form["To"] for c in create] == ["client:anne"]
     assert fake.made("/Participants.json") == []  # not before the volunteer is there
@@ -441,15 +456,7 @@ async def test_callback_calls_the_volunteer_first_then_the_caller(
 async def test_callback_passed_on_mid_call_is_dialled_again_by_the_next_volunteer(
     ctx, engine, phone, fake, bridge
 ):
-    await volunteer_on_duty(engine, "anne", "05", Presence.PAUSED)
-    call = await queued_call(ctx, phone, fake)
-    await call.press_in_queue("*")
-    await call.leave_queue("leave", EXIT_URL)
-    await call.press("1")
-    callback_id = (await ctx.redis.hgetall(ctx.keys.call(call.call_sid)))["cb"]
-    await engine.set_presence("anne", Presence.AVAILABLE)
-    await engine.accept("anne", callback_id)
-    await bridge.drain()
+    call, callback_id = await callback_taken_by_anne(ctx, engine, phone, fake, bridge)
     anne = await volunteer_leg(call, fake, "client:anne")
     room = (await anne.request(fake.made("/Calls.json")[0].form["Url"])).first("Conference")
     first = fake.made(f"/Conferences/{room.text}/Participants.json")[0].form
