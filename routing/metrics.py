@@ -22,7 +22,7 @@ class Counts:
     answered: int = 0
     answered_within_sl: int = 0
     wait_ms: int = 0  # total wait of answered tasks
-    abandoned: int = 0
+    abandoned: int = 0  # left before anyone answered (after an answer: answered only)
     abandoned_short: int = 0  # abandoned before short_abandon_s
     answered_ring0: int = 0  # département
     answered_ring1: int = 0  # group

@@ -14,13 +14,18 @@ if t.state == 'assigned' then
 end
 local v = nil
 if t.state == 'reserved' then v = load_vol(t.vol) drop_reservation(v) end
-if t.ck ~= '' and t.answered ~= '1' then
+if t.ck ~= '' then
+  -- Also after a lost line or a transfer: waiting again, the caller was not done.
   -- The window is checked on the engine's clock at enqueue (deadline first); PX only cleans up.
   redis.call('SET', K.resume(t.ck), n2s(NOW + CFG.resume_window_ms) .. '|' .. t.enq .. '|' ..
     t.priority .. '|' .. tid, 'PX', CFG.resume_window_ms)
 end
-stat('abandoned_' .. t.channel)
-if waited_ms(t) < CFG.short_abandon_ms then stat('abandoned_short') end
+-- A contact is answered or abandoned, not both: one who leaves after being answered (then
+-- given back or transferred) was counted answered (web.coordination.history agrees).
+if t.answered ~= '1' then
+  stat('abandoned_' .. t.channel)
+  if waited_ms(t) < CFG.short_abandon_ms then stat('abandoned_short') end
+end
 end_task(t, 'abandoned', 'caller_left')
 if v then refresh_free(v) dispatch_volunteer(v) end
 return 'abandoned'

@@ -115,6 +115,36 @@ async def test_history_agrees_with_the_live_counters(
     assert m.asa_s == (8 + 144) / 2
 
 
+async def test_a_caller_who_leaves_after_a_lost_line_is_answered_not_abandoned(
+    engine: Engine, clock: ManualClock, redis: Redis, history_db: AsyncEngine, line: str
+) -> None:
+    # Each contact counts once in the service level: answered or abandoned, not both.
+    await engine.log_in(VolunteerProfile("v1", "05", name="Anne"))
+    await engine.set_presence("v1", Presence.AVAILABLE)
+    await engine.enqueue(TaskSpec("c1", Channel.VOICE, "05", caller_key="ck-1"))
+    clock.advance(8)
+    await engine.accept("v1", "c1")
+    clock.advance(60)
+    await engine.give_back("v1", "c1")  # Anne's softphone is lost: c1 waits again
+    clock.advance(20)
+    await engine.cancel("c1")  # and its caller hangs up (outcome: abandoned)
+    await engine.enqueue(TaskSpec("c2", Channel.VOICE, "05"))
+    clock.advance(30)
+    await engine.cancel("c2")  # nobody answered it: abandoned
+    await drain(Recorder(redis, history_db, line=line))
+    async with AsyncSession(history_db) as session:
+        rows = (await session.execute(select(Contact).where(Contact.line == line))).scalars()
+        contacts = {row.task_id: row for row in rows.all()}
+    assert [contacts[t].outcome for t in ("c1", "c2")] == ["abandoned", "abandoned"]
+    cfg = await engine.config()
+    th = Thresholds(int(cfg.service_level_s * 1000), int(cfg.short_abandon_s * 1000))
+    from_history = contact_counts(contacts.values(), th)
+    assert from_history == await engine.counts(buckets(clock.now_ms())[0])
+    m = compute(from_history)
+    assert (m.offered, m.answered, m.abandoned) == (2, 1, 1)
+    assert m.service_level == 0.5  # c1 answered in 8 s, over c1 and c2
+
+
 async def test_a_crashed_recorders_entries_are_claimed_and_recorded_once(
     engine: Engine, clock: ManualClock, redis: Redis, history_db: AsyncEngine, line: str
 ) -> None:

@@ -168,3 +168,19 @@ async def test_a_failed_leg_that_pauses_a_chat_volunteer_withdraws_their_ringing
     assert (vol.presence, vol.reason) == (Presence.PAUSED, NO_ANSWER_REASON)
     assert (await desk.state("c2"), await desk.offered_to("c2")) == (TaskState.WAITING, None)
     assert await engine.position("c2") == 2  # behind c1, which came first
+
+
+async def test_a_caller_who_leaves_while_waiting_again_resumes_their_place(
+    desk, engine, clock
+) -> None:
+    # Their volunteer's line was lost; waiting again, they hang up and call back at once.
+    await desk.volunteer("v1", "05")
+    first = await desk.call("t1", "05", caller_key="ck-a")
+    await engine.accept("v1", "t1")
+    await desk.call("t2", "05", caller_key="ck-b")  # newer than t1, waiting
+    await engine.give_back("v1", "t1")
+    await engine.cancel("t1")
+    clock.advance(30)
+    back = await desk.call("t1-again", "05", caller_key="ck-a")
+    assert back.resumed and back.place_ms == first.place_ms
+    assert [await engine.position(t) for t in ("t1-again", "t2")] == [1, 2]

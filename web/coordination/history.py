@@ -158,7 +158,7 @@ def contact_counts(contacts: Iterable[Contact], th: Thresholds) -> Counts:
             c.completed += 1
             c.handle_ms += k.handle_ms or 0
             c.wrapup_ms += k.wrapup_ms or 0
-        if k.outcome == "abandoned":
+        if k.outcome == "abandoned" and k.assigned_ms is None:  # left after an answer: answered
             c.abandoned += 1
             if (k.wait_ms or 0) < th.short_abandon_ms:
                 c.abandoned_short += 1
