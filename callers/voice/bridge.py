@@ -54,8 +54,9 @@ log = logging.getLogger("callers.bridge")
 FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 RECLAIM_IDLE_MS = 30_000  # an event unacknowledged this long: its process is presumed dead
 # Longer than moving a caller can take (two Twilio REST requests of at most 10 s each), so
-# the lock never expires under its holder, and one process can wait for another's move.
-PLACE_LOCK_S = 45
+# the lock never expires under its holder; shorter than RECLAIM_IDLE_MS, so a process
+# waiting for it is not taken for dead.
+PLACE_LOCK_S = 25
 EventHook = Callable[[dict[str, str]], Awaitable[None]]
 Action = Callable[[Task, dict[str, str]], Awaitable[None]]
 
@@ -241,11 +242,13 @@ class Bridge:
         vid, lost = event.get("volunteer", ""), event.get("back") == "1"
         if task.channel is Channel.VOICE:
             await self._place_caller(task.id, why="lost" if lost else "transfer")
-        if task.volunteer == vid:
-            return  # back with them already (a late event): their leg now is a new one
+        again = task.volunteer == vid  # a late event: the task came back to them since
+        if again and task.state is TaskState.ASSIGNED:
+            return  # their leg now is a new one
         if task.channel is Channel.CALLBACK and await self._by_phone(task):
             await self._tell_callback_person(task.id, vid)
-        await self._hang_up_legs(task.id, vid, accepted_too=True)
+        # Offered to them again: a leg still ringing is that offer's, not the old call's.
+        await self._hang_up_legs(task.id, vid, accepted_too=True, ringing_too=not again)
 
     async def _dial_volunteer(
         self, task: Task, reach: VolunteerReach, *, purpose: str, ring_s: int
@@ -364,7 +367,9 @@ class Bridge:
         except TwilioRestException as error:
             log.info("person called back not told: %s", error.code)
 
-    async def _hang_up_legs(self, task_id: str, vid: str, *, accepted_too: bool) -> None:
+    async def _hang_up_legs(
+        self, task_id: str, vid: str, *, accepted_too: bool, ringing_too: bool = True
+    ) -> None:
         """Hang up the task's volunteer legs still up (only `vid`'s when given)."""
         legs = await self.ctx.redis.hgetall(self.ctx.keys.task_legs(task_id))
         for volunteer, leg_id in legs.items():
@@ -374,6 +379,8 @@ class Bridge:
             if not leg.get("sid") or leg.get("done") == "1":
                 continue
             if leg.get("accepted") == "1" and not accepted_too:
+                continue
+            if leg.get("accepted") != "1" and not ringing_too:
                 continue
             await self._hang_up(leg["sid"])
             await self.ctx.redis.hset(self.ctx.keys.leg(leg_id), "done", "1")

@@ -596,6 +596,9 @@ class VoiceFlow:
         r = VoiceResponse()
         if task is None or task.state in {TaskState.WRAPUP, TaskState.ENDED}:
             return self.s.goodbye(r, P.GOODBYE)
+        state = await get_call(self.ctx, form["CallSid"])
+        if state.get("ck"):  # kept again: leaving now, they resume without the menus
+            await self._remember_answers(state)
         self.s.say(r, P.LINE_LOST if query.get("why") == "lost" else P.HANDED_OVER)
         return self._enqueue_twiml(r)
 

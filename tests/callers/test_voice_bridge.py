@@ -135,6 +135,32 @@ async def test_softphone_lost_mid_call_puts_the_caller_back_in_the_queue_at_thei
     assert fake.made(f"/Queues/{call.queue_sid}/Members/{call.call_sid}.json")
 
 
+async def test_a_caller_cut_off_who_hangs_up_and_calls_again_gets_their_place_back(
+    ctx, engine, phone, fake, bridge, clock
+):
+    # A long conversation (the menu answers kept at the first call have expired), a lost
+    # line, and the caller, worried, hangs up and calls straight back.
+    call, leg, create, task_id = await anne_talking(ctx, engine, phone, fake, bridge)
+    old = await engine.require_task(task_id)
+    ck = (await ctx.redis.hgetall(ctx.keys.call(call.call_sid)))["ck"]
+    await ctx.redis.delete(ctx.keys.answers(ck))
+    sent = len(fake.requests)
+    await leg.request(create["StatusCallback"], CallStatus="completed")
+    await bridge.drain()
+    await back_in_queue(ctx, fake, call, redirects(fake, call, sent)[0])
+    await call.hang_up()
+    assert (await engine.require_task(task_id)).outcome is Outcome.ABANDONED
+    clock.advance(20)
+    other = await queued_call(ctx, phone, fake, "+33699999999")  # someone else meanwhile
+    again = phone(CALLER)
+    twiml = await again.start()  # no menus: straight back to the queue
+    assert "Vous retrouvez votre place dans la file d'attente." in twiml.said()
+    assert twiml.first("Enqueue") is not None and twiml.first("Gather") is None
+    resumed = await engine.require_task(await task_of(ctx, again))
+    assert resumed.resumed and resumed.place_ms == old.place_ms
+    assert await engine.position(await task_of(ctx, other)) == 2
+
+
 async def test_caller_hanging_up_ends_the_conversation_whatever_status_comes_first(
     ctx, engine, phone, fake, bridge
 ):
@@ -167,8 +193,12 @@ async def test_a_late_hand_over_does_not_hang_up_the_same_volunteer_taking_the_c
     [assigned] = await engine_events(ctx, seen, "task_assigned")
     sent = len(fake.requests)
     await bridge.handle(assigned)
+    new_leg = fake.calls_to("client:anne")[-1]
+    assert new_leg.sid != leg.call_sid
+    answered = PhoneCall(call.hooks, call.base_url, new_leg.sid, new_leg.from_, new_leg.to)
+    await answered.request(fake.made("/Calls.json")[-1].form["Url"])  # she is back on
     await bridge.handle(handed_over)
-    assert len(fake.calls_to("client:anne")) == 2 and hung_up(fake, sent) == []
+    assert hung_up(fake, sent) == []
     assert redirects(fake, call, sent) == []  # still in the conference, where Anne comes back
 
 
@@ -249,6 +279,27 @@ async def engine_events(ctx, after: int = 0, kind: str = "") -> list[dict[str, s
     """The engine's events from the `after`-th on (of one kind, if given)."""
     entries = (await ctx.redis.xrange(ctx.engine.keys.events))[after:]
     return [fields for _id, fields in entries if not kind or fields["type"] == kind]
+
+
+async def test_a_late_hand_over_leaves_ringing_the_same_volunteers_new_offer(
+    ctx, engine, phone, fake, bridge, reach_book, clock
+):
+    # Anne turns down the call Marc passed her; it rings Marc's phone again before the
+    # bridge (a slow process) handles the transfer: that ringing phone is left alone.
+    call, _, task_id, sent = await marc_passes_call_to_anne(
+        ctx, engine, phone, fake, bridge, reach_book)
+    seen = len(await engine_events(ctx))
+    clock.advance(3)
+    await engine.decline("anne", task_id)
+    assert (await engine.require_task(task_id)).volunteer == "marc"
+    [offered] = await engine_events(ctx, seen, "task_offered")
+    await bridge.handle(offered)
+    assert len(fake.calls_to(MARC_PHONE)) == 2
+    ringing = fake.calls_to(MARC_PHONE)[-1]
+    [handed_over] = await engine_events(ctx, 0, "task_transferred")
+    await bridge.handle(handed_over)
+    assert ringing.sid not in hung_up(fake, sent)
+    assert redirects(fake, call, sent) == [f"back-in-queue?task={task_id}&why=transfer"]
 
 
 async def test_a_slow_move_to_the_queue_does_not_strand_the_caller(

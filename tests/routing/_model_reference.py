@@ -515,7 +515,7 @@ class Model:
             self._to_wrapup(t)
             return
         v = self._drop_offer(t)
-        if t.ck and not t.answered:
+        if t.ck:  # also waiting again after an answer (given back, transferred)
             self.resume[t.ck] = (t.enq, t.priority, self.now + self.ms["resume_window_ms"])
         self.end(t, "abandoned", "caller_left")
         if v:
