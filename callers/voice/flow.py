@@ -576,8 +576,6 @@ class VoiceFlow:
         r = VoiceResponse()
         if not meta.get("conf"):
             return self.s.goodbye(r, P.TASK_CLOSED, P.GOODBYE)
-        # Out of the queue: a later move (transfer) redirects the call, not a queue member.
-        await set_call(self.ctx, form["CallSid"], inq="0")
         self.s.say(r, P.CONNECTING)
         dial = r.dial(action=self.s.url("after"), method="POST")
         dial.conference(
