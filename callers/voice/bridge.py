@@ -225,7 +225,7 @@ class Bridge:
         meta = await get_task(self.ctx, task.id)
         if not meta.get("conf"):
             await set_task(self.ctx, task.id, conf=new_id("k"))
-        leg_id = await self.ctx.redis.hget(self.ctx.keys.task_legs(task.id), vid)
+        leg_id = await self._current_leg_id(task.id, vid)
         leg = await self.ctx.redis.hgetall(self.ctx.keys.leg(leg_id)) if leg_id else {}
         if leg.get("accepted") != "1" or leg.get("done") == "1":  # done: a line lost before
             reach = await self._reach(vid)
@@ -357,7 +357,7 @@ class Bridge:
     async def _tell_callback_person(self, task_id: str, vid: str) -> None:
         """A callback passed on mid-call: the person hears that someone will call back
         (their call placed by that volunteer's leg: not one a later volunteer placed)."""
-        leg_id = await self.ctx.redis.hget(self.ctx.keys.task_legs(task_id), vid)
+        leg_id = await self._current_leg_id(task_id, vid)
         call_sid = await self.ctx.redis.hget(self.ctx.keys.leg(leg_id), "person") if leg_id else ""
         if not call_sid:
             return
@@ -404,6 +404,10 @@ class Bridge:
             log.info("task %s not given back: %s", task_id, error.code)
 
     # The volunteer's leg (webhooks) ------------------------------------------------------
+
+    async def _current_leg_id(self, task_id: str, vid: str) -> str | None:
+        """The volunteer's latest leg for this task (a new dial replaces it)."""
+        return await self.ctx.redis.hget(self.ctx.keys.task_legs(task_id), vid)
 
     async def _leg(self, query: dict[str, str]) -> dict[str, str]:
         leg_id = query.get("leg", "")
@@ -532,25 +536,20 @@ class Bridge:
         task = await self.ctx.engine.task(leg["task"])
         if task is None or task.volunteer != leg["vol"]:
             return VoiceResponse()
-        current = await self.ctx.redis.hget(self.ctx.keys.task_legs(task.id), leg["vol"])
-        if current != leg_id:
+        if await self._current_leg_id(task.id, leg["vol"]) != leg_id:
             return VoiceResponse()  # a leg hung up before the task came back to them
-        if (leg.get("accepted") == "1" and task.state is TaskState.ASSIGNED
-                and leg["mode"] == ReachMode.SOFTPHONE.value and task.channel is Channel.VOICE
-                and leg.get("confover") != "1"):
-            # The console, not the softphone, ends a call, and the conference did not end
-            # around the leg (the caller hanging up): this is the volunteer's line lost
-            # (network, closed tab). The caller goes back to the queue at their place.
-            log.info("softphone of %s lost during %s", leg["vol"], leg["task"])
-            await self._give_back(leg["task"], leg["vol"])
-        elif leg.get("accepted") == "1" and task.state is TaskState.ASSIGNED:
-            # The volunteer hung up: the conversation is over for the caller too (now, not
-            # when the engine's event comes round).
-            try:
-                await self.ctx.engine.complete(leg["vol"], leg["task"])
-            except RoutingError as error:
-                log.info("complete of %s: %s", leg["task"], error.code)
-            await self._hang_up_caller(leg["task"])
+        if leg.get("accepted") == "1" and task.state is TaskState.ASSIGNED:
+            if _softphone_lost(leg, task):
+                log.info("softphone of %s lost during %s", leg["vol"], leg["task"])
+                await self._give_back(leg["task"], leg["vol"])  # the caller keeps their place
+            else:
+                # The volunteer hung up: the conversation is over for the caller too (now,
+                # not when the engine's event comes round).
+                try:
+                    await self.ctx.engine.complete(leg["vol"], leg["task"])
+                except RoutingError as error:
+                    log.info("complete of %s: %s", leg["task"], error.code)
+                await self._hang_up_caller(leg["task"])
         elif leg.get("accepted") != "1" and leg["purpose"] == "assigned":
             await self._give_back(leg["task"], leg["vol"])
         # An unanswered offer is left to the engine's ring timeout (no-answer path).
@@ -565,7 +564,7 @@ class Bridge:
         task = await self.ctx.engine.task(query.get("task", ""))
         if task is None or task.state is not TaskState.ASSIGNED:
             return VoiceResponse()
-        leg_id = await self.ctx.redis.hget(self.ctx.keys.task_legs(task.id), task.volunteer)
+        leg_id = await self._current_leg_id(task.id, task.volunteer)
         if query.get("leg") and query["leg"] != leg_id:
             return VoiceResponse()  # the call an earlier volunteer placed, before a transfer
         if form.get("CallStatus") != "completed":
@@ -582,3 +581,11 @@ class Bridge:
         except RoutingError as error:
             log.info("callback %s completion: %s", task.id, error.code)
         return VoiceResponse()
+
+
+def _softphone_lost(leg: dict[str, str], task: Task) -> bool:
+    """A talking softphone leg ended: its line was lost (network, closed tab), since the
+    console, not the softphone, ends a call; unless the conference ended around it first
+    (the caller hung up, told by the leg's <Dial> action)."""
+    return (leg["mode"] == ReachMode.SOFTPHONE.value and task.channel is Channel.VOICE
+            and leg.get("confover") != "1")
