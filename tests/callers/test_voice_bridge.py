@@ -92,9 +92,7 @@ async def anne_talking(ctx, engine, phone, fake, bridge):
 
 def redirects(fake, call: PhoneCall, since: int = 0) -> list[str]:
     """Where the app sent the caller's call (URL paths with their query), in order."""
-    return [urlparse(r.form["Url"]).path.rsplit("/voice/", 1)[-1]
-            + ("?" + urlparse(r.form["Url"]).query if urlparse(r.form["Url"]).query else "")
-            for r in fake.requests[since:]
+    return [r.form["Url"].split("/twilio/voice/", 1)[-1] for r in fake.requests[since:]
             if r.path.endswith(f"/{call.call_sid}.json") and "Url" in r.form
             and r.status == 200]
 
