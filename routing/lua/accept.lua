@@ -8,7 +8,7 @@ if t.state == 'assigned' and t.vol == vid then return 'already' end
 if t.state == 'ended' or t.state == 'wrapup' then return fail('task_already_ended', tid) end
 if t.state ~= 'reserved' then return fail('offer_expired', tid) end
 if t.vol ~= vid then return fail('offer_not_yours', tid) end
-if NOW > tonumber(t.offered_at) + CFG.ring_ms then return fail('offer_expired', tid) end
+if NOW > tonumber(t.offered_at) + cfg('ring_ms') then return fail('offer_expired', tid) end
 -- A call takes the volunteer whole: reserved until now and busy from now, they were in no free set
 -- and stay out of all, and nothing else can be offered to them; so only their load and misses are
 -- read (the whole volunteer, for a chat, which may leave them free for another).
@@ -29,7 +29,7 @@ v.reserved, v.misses, v.idle_since = '', '0', NOW_S
 redis.call('HSET', K.vol(vid), field, v[field], 'reserved', '', 'misses', '0', 'idle_since', v.idle_since)
 redis.call('ZREM', K.timers(), 'r:' .. tid)
 if t.ck ~= '' then
-  redis.call('HSET', K.recent(t.ck), 'vol', vid, 'dept', t.dept, 'until', n2s(NOW + CFG.recent_caller_ms))
+  redis.call('HSET', K.recent(t.ck), 'vol', vid, 'dept', t.dept, 'until', n2s(NOW + cfg('recent_caller_ms')))
   redis.call('PEXPIRE', K.recent(t.ck), cfg_s('recent_caller_ms'))
 end
 local wait = waited_ms(t)
@@ -37,7 +37,7 @@ if t.answered ~= '1' then
   stat('answered_' .. t.channel)
   stat('answered_ring' .. t.ring)
   stat('wait_ms', wait)
-  if wait <= CFG.service_level_ms then stat('answered_within_sl') end
+  if wait <= cfg('service_level_ms') then stat('answered_within_sl') end
 end
 emit('task_assigned', tid, vid, 'ring', t.ring, 'waited_ms', n2s(wait), 'channel', t.channel)
 if not voice then -- cold

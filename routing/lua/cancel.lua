@@ -6,7 +6,7 @@ if not t then return fail('unknown_task', tid) end
 if t.state == 'wrapup' or t.state == 'ended' then return 'already' end
 if t.state == 'assigned' then
   redis.call('HSET', K.task(tid), 'state', 'wrapup', 'outcome', 'completed', 'completed_at', NOW_S)
-  redis.call('ZADD', K.timers(), n2s(NOW + CFG.wrapup_ms), 'x:' .. tid)
+  redis.call('ZADD', K.timers(), n2s(NOW + cfg('wrapup_ms')), 'x:' .. tid)
   stat('completed')
   stat('handle_ms', NOW - tonumber(t.assigned_at))
   emit('task_completed', tid, t.vol, 'handle_ms', n2s(NOW - tonumber(t.assigned_at)), 'channel', t.channel)
@@ -17,14 +17,14 @@ if t.state == 'reserved' then v = load_vol(t.vol) drop_reservation(v) end
 if t.ck ~= '' then
   -- Also after a lost line or a transfer: waiting again, the caller was not done.
   -- The window is checked on the engine's clock at enqueue (deadline first); PX only cleans up.
-  redis.call('SET', K.resume(t.ck), n2s(NOW + CFG.resume_window_ms) .. '|' .. t.enq .. '|' ..
-    t.priority .. '|' .. tid, 'PX', CFG.resume_window_ms)
+  redis.call('SET', K.resume(t.ck), n2s(NOW + cfg('resume_window_ms')) .. '|' .. t.enq .. '|' ..
+    t.priority .. '|' .. tid, 'PX', cfg('resume_window_ms'))
 end
 -- A contact is answered or abandoned, not both: one who leaves after being answered (then
 -- given back or transferred) was counted answered (web.coordination.history agrees).
 if t.answered ~= '1' then
   stat('abandoned_' .. t.channel)
-  if waited_ms(t) < CFG.short_abandon_ms then stat('abandoned_short') end
+  if waited_ms(t) < cfg('short_abandon_ms') then stat('abandoned_short') end
 end
 end_task(t, 'abandoned', 'caller_left')
 if v then refresh_free(v) dispatch_volunteer(v) end

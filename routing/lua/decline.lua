@@ -9,7 +9,7 @@ if t.vol ~= vid then return fail('offer_not_yours', tid) end
 local v = load_vol(vid)
 drop_reservation(v)
 -- As mod_callcenter's reject-delay-time: no new offer for a moment.
-block(v, CFG.reject_delay_ms)
+block(v, cfg('reject_delay_ms'))
 refresh_free(v)
 emit('offer_declined', tid, vid)
 -- Declined by the volunteer it was waiting for: the next volunteer, now (DESIGN.md).

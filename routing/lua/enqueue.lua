@@ -10,7 +10,7 @@ local channel, dept, region, groups, skill, lang, priority, place =
 local t = new_task(id, channel, place ~= '' and place or NOW_S)
 t.dept, t.region, t.groups, t.skill, t.lang, t.priority, t.ck =
   dept, region, groups, skill, lang, priority, ARGV[4]
-if t.skill ~= '' or t.lang ~= '' then t.need_until = n2s(NOW + CFG.skill_relax_ms) end
+if t.skill ~= '' or t.lang ~= '' then t.need_until = n2s(NOW + cfg('skill_relax_ms')) end
 if t.ck ~= '' then
   -- Abandon-resume: a caller back within the window gets their old place.
   local place = redis.call('GET', K.resume(t.ck))
@@ -25,8 +25,8 @@ if t.ck ~= '' then
   -- "Dossier en cours": the volunteer who helped this caller recently goes first, if on duty.
   local known, forget_at = unpack(redis.call('HMGET', K.recent(t.ck), 'vol', 'until'))
   if known and tonumber(forget_at or NOW) < NOW then known = nil end -- forgotten (engine's clock)
-  if known and CFG.known_volunteer_ms > 0 and redis.call('HGET', K.vol(known), 'presence') == 'available' then
-    t.pref, t.pref_until = known, n2s(NOW + CFG.known_volunteer_ms)
+  if known and cfg('known_volunteer_ms') > 0 and redis.call('HGET', K.vol(known), 'presence') == 'available' then
+    t.pref, t.pref_until = known, n2s(NOW + cfg('known_volunteer_ms'))
   end
 end
 create_task(t)

@@ -5,7 +5,7 @@ local t = load_task_fields(tid, 'vol', 'completed_at', 'channel', 'cls')
 if by_timer then
   redis.call('ZREM', K.timers(), 'x:' .. tid)
   if not t or t.state ~= 'wrapup' then return 'stale' end
-  local due = tonumber(t.completed_at) + CFG.wrapup_ms
+  local due = tonumber(t.completed_at) + cfg('wrapup_ms')
   if NOW < due then redis.call('ZADD', K.timers(), n2s(due), 'x:' .. tid) return 'early' end
 else
   if vid == '' then return fail('volunteer_required', tid) end

@@ -22,24 +22,14 @@ local function hgetall(key)
   return h
 end
 
--- The line's parameters, each read on first use: a script needs a few, and loading them all
--- (HGETALL, then tonumber on each) was a tenth of a task life cycle's cost in Redis (and one
--- HMGET of all a script may read costs more than the few HGETs it does). CFG.name is a number;
--- cfg_s(name) the same as stored, to pass on to Redis.
-local CFG_S = {}
-local CFG = setmetatable({}, {__index = function(cfg, name)
-  local s = redis.call('HGET', K.cfg(), name)
-  if not s then return nil end
-  CFG_S[name] = s
-  local v = tonumber(s) or s
-  rawset(cfg, name, v)
-  return v
-end})
-
-local function cfg_s(name)
-  local _ = CFG[name]
-  return CFG_S[name]
-end
+-- The line's parameters, each read where it is used (the line's hash is KEYS[1]): a script needs
+-- a few, and loading them all (HGETALL, then tonumber on each) was a tenth of a task life
+-- cycle's cost in Redis; one HMGET of all a script may read costs more than the few HGETs it
+-- does, and so did memoising them: a table with an __index metamethod, and two tables made
+-- and grown on every call, were 5 % of a life cycle's instructions in Redis (bench/README.md).
+-- cfg(name) is a number; cfg_s(name) the same as stored, to pass on to Redis.
+local function cfg_s(name) return redis.call('HGET', KEYS[1], name) end
+local function cfg(name) return tonumber(redis.call('HGET', KEYS[1], name)) end
 
 local function split(s)
   local out = {}
@@ -121,7 +111,7 @@ local THRESHOLDS = {'widen_group_ms', 'widen_region_ms', 'widen_national_ms'}
 local function target_level(t)
   local age, level = NOW - tonumber(t.enq), tonumber(t.level or '0')
   for i = level + 1, RINGS do
-    if age >= CFG[THRESHOLDS[i]] then level = i end
+    if age >= cfg(THRESHOLDS[i]) then level = i end
   end
   while level < RINGS and not ring_on_duty(t, level) do level = level + 1 end
   return level
@@ -160,7 +150,7 @@ end
 local function schedule_task_timer(t)
   local due = nil
   local function consider(at) if at > NOW and (due == nil or at < due) then due = at end end
-  for i = tonumber(t.level) + 1, RINGS do consider(tonumber(t.enq) + CFG[THRESHOLDS[i]]) end
+  for i = tonumber(t.level) + 1, RINGS do consider(tonumber(t.enq) + cfg(THRESHOLDS[i])) end
   consider(tonumber(t.need_until or '0'))
   consider(tonumber(t.pref_until or '0'))
   if due then redis.call('ZADD', K.timers(), n2s(due), 'w:' .. t.id)
@@ -287,11 +277,11 @@ end
 -- After a miss: paused "sans réponse" once max_no_answer are reached while on duty, else the
 -- no-answer delay. Returns the scopes the pause left with nobody on duty (skip_empty_rings).
 local function pause_or_block(v)
-  if tonumber(v.misses) >= CFG.max_no_answer and v.presence == 'available' then
+  if tonumber(v.misses) >= cfg('max_no_answer') and v.presence == 'available' then
     record_presence(v, 'paused', 'sans réponse')
     return set_on_duty(v, -1)
   end
-  block(v, CFG.no_answer_delay_ms)
+  block(v, cfg('no_answer_delay_ms'))
   return {}
 end
 
@@ -440,7 +430,7 @@ end
 -- waits, so nobody idles beside a waiting task. local_first_max_wait 0: the longest waiting.
 -- `classes`: those the volunteer is free for in which a task waits. Returns the task as loaded.
 local function find_in(v, classes)
-  local cap, leave = CFG.local_first_max_wait_ms or 0, (CFG.leave_to_closer or 0) == 1
+  local cap, leave = cfg('local_first_max_wait_ms') or 0, (cfg('leave_to_closer') or 0) == 1
   local found, loaded = {}, {}
   for _, cls in ipairs(classes) do
     for _, sr in ipairs(ranked_scopes(v)) do
@@ -476,7 +466,7 @@ local function offer(t, v)
   local ring = ring_of(t, v)
   t.state, t.vol, t.ring, t.offered_at = 'reserved', v.id, tostring(ring), NOW_S
   redis.call('HSET', K.task(t.id), 'state', 'reserved', 'vol', v.id, 'ring', t.ring, 'offered_at', t.offered_at)
-  local expires = n2s(NOW + CFG.ring_ms)
+  local expires = n2s(NOW + cfg('ring_ms'))
   redis.call('ZADD', K.timers(), expires, 'r:' .. t.id)
   v.reserved = t.id
   refresh_free(v, 'reserved', t.id)

@@ -4,8 +4,8 @@ local tid = ARGV[2]
 redis.call('ZREM', K.timers(), 'r:' .. tid)
 local t = load_task(tid)
 if not t or t.state ~= 'reserved' then return 'stale' end
-if NOW < tonumber(t.offered_at) + CFG.ring_ms then
-  redis.call('ZADD', K.timers(), n2s(tonumber(t.offered_at) + CFG.ring_ms), 'r:' .. tid)
+if NOW < tonumber(t.offered_at) + cfg('ring_ms') then
+  redis.call('ZADD', K.timers(), n2s(tonumber(t.offered_at) + cfg('ring_ms')), 'r:' .. tid)
   return 'early'
 end
 local v = load_vol(t.vol)

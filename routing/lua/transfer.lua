@@ -12,7 +12,7 @@ if target ~= '' then
   end
 end
 if skill ~= '' then
-  t.skill, t.need_until = skill, n2s(NOW + CFG.skill_relax_ms)
+  t.skill, t.need_until = skill, n2s(NOW + cfg('skill_relax_ms'))
   redis.call('HSET', K.task(tid), 'skill', skill, 'need_until', t.need_until)
   -- Passed on for a skill they lack: never offered back to them, even once the skill relaxes.
   if target == '' and not has(t.excl or '', vid) then
@@ -21,7 +21,7 @@ if skill ~= '' then
   end
 end
 if target ~= '' then
-  t.pref, t.pref_until = target, n2s(NOW + CFG.transfer_wait_ms)
+  t.pref, t.pref_until = target, n2s(NOW + cfg('transfer_wait_ms'))
   redis.call('HSET', K.task(tid), 'pref', target, 'pref_until', t.pref_until)
 end
 redis.call('HINCRBY', K.task(tid), 'transfers', 1)
