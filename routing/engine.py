@@ -48,6 +48,10 @@ from routing.territory import Territories, load_territories
 # ~1.2 ms a batch; other clients wait that long at most).
 VOLUNTEERS_PER_READ = 200
 TIMER_KINDS = {"w": "widen", "r": "ring_timeout", "u": "unblock", "x": "finish_wrapup"}
+# By value (a member is equal to its value too): a lookup, where calling the enum class costs
+# ~0.3 µs each, three times per enqueue.
+CHANNELS = {channel.value: channel for channel in Channel}
+TASK_STATES = {state.value: state for state in TaskState}
 
 
 class Engine:
@@ -213,8 +217,8 @@ class Engine:
         state, volunteer, level, ring, place, priority, resumed, preferred, created = reply
         return Task(
             id=spec.id,
-            channel=Channel(channel),
-            state=TaskState(state),
+            channel=channel,
+            state=TASK_STATES[state],
             departement=territory.departement,
             region=territory.region,
             groups=territory.groups,
@@ -390,10 +394,10 @@ class Engine:
             raise InvalidPriority(str(priority))
 
     @staticmethod
-    def _channel(channel: object) -> str:
+    def _channel(channel: object) -> Channel:
         try:
-            return Channel(channel).value
-        except ValueError:
+            return CHANNELS[channel]  # type: ignore[index]
+        except (KeyError, TypeError):  # TypeError: not hashable
             raise UnknownChannel(str(channel)) from None
 
     @staticmethod
