@@ -214,7 +214,7 @@ class Engine:
             "" if spec.place_ms is None else str(int(spec.place_ms)),
         )
         reply = await self._run("enqueue", spec.id, "|".join(attributes), spec.caller_key)
-        state, volunteer, level, ring, place, priority, resumed, preferred, created = reply
+        state, volunteer, level, ring, place, priority, resumed, preferred, created, skill = reply
         return Task(
             id=spec.id,
             channel=channel,

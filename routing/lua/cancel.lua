@@ -17,8 +17,10 @@ if t.state == 'reserved' then v = load_vol(t.vol) drop_reservation(v) end
 if t.ck ~= '' then
   -- Also after a lost line or a transfer: waiting again, the caller was not done.
   -- The window is checked on the engine's clock at enqueue (deadline first); PX only cleans up.
+  -- deadline|place|priority|task|skill a volunteer passed the call on for (or ''): a caller who
+  -- calls back reaches the help they were sent to, not the menu's again.
   redis.call('SET', K.resume(t.ck), n2s(NOW + cfg('resume_window_ms')) .. '|' .. t.enq .. '|' ..
-    t.priority .. '|' .. tid, 'PX', cfg('resume_window_ms'))
+    t.priority .. '|' .. tid .. '|' .. (t.passed_on or ''), 'PX', cfg('resume_window_ms'))
 end
 -- A contact is answered or abandoned, not both: one who leaves after being answered (then
 -- given back or transferred) was counted answered (web.coordination.history agrees).

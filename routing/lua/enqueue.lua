@@ -10,7 +10,7 @@ local channel, dept, region, groups, skill, lang, priority, place =
 local t = new_task(id, channel, place ~= '' and place or NOW_S)
 t.dept, t.region, t.groups, t.skill, t.lang, t.priority, t.ck =
   dept, region, groups, skill, lang, priority, ARGV[4]
-if t.skill ~= '' or t.lang ~= '' then t.need_until = n2s(NOW + cfg('skill_relax_ms')) end
+local passed_on = nil -- the skill a volunteer passed this caller on for, before the line was lost
 if t.ck ~= '' then
   -- Abandon-resume: a caller back within the window gets their old place.
   local place = redis.call('GET', K.resume(t.ck))
@@ -19,19 +19,28 @@ if t.ck ~= '' then
     if deadline and tonumber(deadline) >= NOW then
       t.enq, t.resumed = enq, '1'
       if tonumber(prio) > tonumber(t.priority) then t.priority = prio end
+      -- Still the help this caller needs, whatever the menu says (a place kept before
+      -- 2026-12-03 has no fifth part).
+      passed_on = string.match(place, '^%d+|%d+|%d+|[^|]*|([^|]+)$')
+      if passed_on then t.skill, t.passed_on = passed_on, passed_on end
     end
     redis.call('DEL', K.resume(t.ck))
   end
-  -- "Dossier en cours": the volunteer who helped this caller recently goes first, if on duty.
+  -- "Dossier en cours": the volunteer who helped this caller recently goes first, if on duty,
+  -- and if they have the skill the caller was passed on for (not the one who passed them on).
   local known, forget_at = unpack(redis.call('HMGET', K.recent(t.ck), 'vol', 'until'))
   if known and tonumber(forget_at or NOW) < NOW then known = nil end -- forgotten (engine's clock)
+  if known and passed_on and not has(redis.call('HGET', K.vol(known), 'skills') or '', passed_on) then
+    known = nil
+  end
   if known and cfg('known_volunteer_ms') > 0 and redis.call('HGET', K.vol(known), 'presence') == 'available' then
     t.pref, t.pref_until = known, n2s(NOW + cfg('known_volunteer_ms'))
   end
 end
+if t.skill ~= '' or t.lang ~= '' then t.need_until = n2s(NOW + cfg('skill_relax_ms')) end
 create_task(t)
 -- What this script decided of the task (the engine knows the rest from the spec), so that it
--- needs no second round trip to read it back: nine strings, the first the task's state (never
+-- needs no second round trip to read it back: ten strings, the first the task's state (never
 -- 'err', which only a refusal starts with). The client's parser reads them in C; decoding a
 -- JSON string was a tenth of the engine's own Python work per enqueue.
-return {t.state, t.vol, t.level, t.ring, t.enq, t.priority, t.resumed, t.pref, t.created}
+return {t.state, t.vol, t.level, t.ring, t.enq, t.priority, t.resumed, t.pref, t.created, t.skill}

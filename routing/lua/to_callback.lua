@@ -12,7 +12,8 @@ stat('callback')
 end_task(t, 'callback', cid)
 if v then refresh_free(v) end
 local c = new_task(cid, 'callback', t.enq)
-for _, f in ipairs({'dept', 'region', 'groups', 'skill', 'lang', 'priority', 'ck', 'need_until', 'excl'}) do c[f] = t[f] end
+for _, f in ipairs({'dept', 'region', 'groups', 'skill', 'lang', 'priority', 'ck', 'need_until', 'excl',
+  'passed_on'}) do c[f] = t[f] end
 c.level = t.level
 create_task(c, tid)
 -- Reload: creating the callback may already have offered it to this very volunteer.

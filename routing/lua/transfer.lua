@@ -13,7 +13,8 @@ if target ~= '' then
 end
 if skill ~= '' then
   t.skill, t.need_until = skill, n2s(NOW + cfg('skill_relax_ms'))
-  redis.call('HSET', K.task(tid), 'skill', skill, 'need_until', t.need_until)
+  -- passed_on: kept for the caller's place if they are cut off and call back (cancel.lua)
+  redis.call('HSET', K.task(tid), 'skill', skill, 'need_until', t.need_until, 'passed_on', skill)
   -- Passed on for a skill they lack: never offered back to them, even once the skill relaxes.
   if target == '' and not has(t.excl or '', vid) then
     t.excl = (t.excl or '') == '' and vid or t.excl .. ',' .. vid

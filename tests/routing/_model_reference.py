@@ -54,6 +54,7 @@ class MTask:
     offered_at: int = 0
     excl: tuple[str, ...] = ()  # volunteers who passed it on for a skill: never offered back
     acc_misses: int = 0  # the misses in a row its last accept cleared (undone by a give-back)
+    passed_on: str = ""  # the skill a volunteer passed it on for (kept by a resume)
 
     @property
     def cls(self) -> str:
@@ -124,7 +125,8 @@ class Model:
         self.tasks: dict[str, MTask] = {}
         self.vols: dict[str, MVolunteer] = {}
         self.timers: dict[str, int] = {}  # member -> due (ms), as the engine names them
-        self.resume: dict[str, tuple[int, int, int]] = {}  # caller key -> (place, priority, until)
+        # caller key -> (place, priority, until, skill a volunteer passed the call on for)
+        self.resume: dict[str, tuple[int, int, int, str]] = {}
         self.recent: dict[str, tuple[str, int]] = {}  # caller key -> (volunteer, until)
 
     # Who may take what -----------------------------------------------------------------
@@ -425,6 +427,7 @@ class Model:
             raise Refused("transfer_target_unavailable")
         if skill:
             t.skill, t.need_until = skill, self.now + self.ms["skill_relax_ms"]
+            t.passed_on = skill
             if not target and vid not in t.excl:
                 t.excl += (vid,)
         if target:
@@ -490,12 +493,13 @@ class Model:
             self.now if place is None else place,
             self.now,
         )
-        if skill or lang:
-            t.need_until = self.now + self.ms["skill_relax_ms"]
         if ck:
+            passed_on = ""  # the skill a volunteer passed this caller on for
             resume = self.resume.pop(ck, None)
             if resume and resume[2] >= self.now:  # abandon-resume: the old place comes back
                 t.enq, t.resumed, t.priority = resume[0], True, max(priority, resume[1])
+                passed_on = resume[3]
+                t.skill, t.passed_on = passed_on or t.skill, passed_on
             known = self.recent.get(ck)
             if (
                 known
@@ -503,8 +507,11 @@ class Model:
                 and self.ms["known_volunteer_ms"] > 0
                 and known[0] in self.vols
                 and self.vols[known[0]].presence == "available"
+                and (not passed_on or passed_on in self.vols[known[0]].skills)
             ):
                 t.pref, t.pref_until = known[0], self.now + self.ms["known_volunteer_ms"]
+        if t.skill or lang:
+            t.need_until = self.now + self.ms["skill_relax_ms"]
         self.create(t)
 
     def cancel(self, tid: str) -> None:
@@ -516,7 +523,8 @@ class Model:
             return
         v = self._drop_offer(t)
         if t.ck:  # also waiting again after an answer (given back, transferred)
-            self.resume[t.ck] = (t.enq, t.priority, self.now + self.ms["resume_window_ms"])
+            until = self.now + self.ms["resume_window_ms"]
+            self.resume[t.ck] = (t.enq, t.priority, until, t.passed_on)
         self.end(t, "abandoned", "caller_left")
         if v:
             self.dispatch_volunteer(v)
@@ -556,6 +564,7 @@ class Model:
             level=t.level,
             need_until=t.need_until,
             excl=t.excl,
+            passed_on=t.passed_on,
         )
         self.create(c)
         if v:

@@ -486,3 +486,36 @@ def test_tasks_freed_by_emptied_rings_go_in_queue_order_across_scopes(redis_url:
         assert (_offered_to(m, "t02"), _offered_to(m, "t03")) == ("b", "")
     finally:
         m.teardown()
+
+
+def test_a_caller_passed_on_for_a_skill_resumes_with_it(redis_url: str) -> None:
+    """A call passed on for 'impots' is dropped while it waits; the caller calls back within
+    the window with the menu's 'famille': their place, and 'impots' again. The volunteer who
+    passed them on lacks it, so they are not the returning caller's volunteer this time."""
+
+    def steps(m: RoutingMachine) -> None:
+        m.staff([("05", frozenset({"famille"}), 1, True), ("13", frozenset({"impots"}), 1, False)])
+        m.enqueue("voice", "05", "famille", False, 0, "k1", None)  # t01 rings for a
+        m.serve(0, False)  # a answers
+        m.transfer(0, "impots", "")  # nobody free has it: t01 waits
+        m.wait(2)
+        m.caller_or_coordinator(0, "cancel", 0)  # the line drops
+        m.wait(2)
+        m.enqueue("voice", "05", "famille", False, 0, "k1", None)  # t02: the same caller
+
+    m = _scenario(redis_url, steps)
+    try:
+        t02 = m.run(m.engine.require_task("t02"))
+        assert (t02.resumed, t02.skill, t02.preferred, t02.state.value) == (
+            True,
+            "impots",
+            "",
+            "waiting",
+        )
+        m.set_presence("b", "available", "")  # the specialist, in the région ring
+        while m.clock.now_ms() < t02.place_ms + 20_000:  # the région ring opens then
+            m.wait(21)  # (to the next timer, at most 21 s on)
+        m.engine_matches_model()
+        assert _offered_to(m, "t02") == "b"
+    finally:
+        m.teardown()

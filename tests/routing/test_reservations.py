@@ -306,6 +306,41 @@ async def test_after_the_window_a_returning_caller_gets_a_new_place(desk, engine
     assert [await engine.position(t) for t in ("t2", "t1-again")] == [1, 2]
 
 
+async def test_a_caller_passed_on_for_a_skill_gets_it_back_with_their_place(
+    desk, engine, clock
+) -> None:
+    await desk.volunteer("v1", "05", skills=["famille"])
+    first = await desk.call("t1", "05", skill="famille", caller_key="ck-a")
+    await engine.accept("v1", "t1")
+    await desk.busy("v2", "05", "t2")
+    await engine.transfer("v1", "t1", skill="impots")  # nobody free has it: waits again
+    clock.advance(30)
+    await engine.cancel("t1")  # the line dropped while waiting for the specialist
+    clock.advance(SKILL_RELAX_S + 30)  # long enough for the first skill to have relaxed
+
+    # Calling back, they give the menu's answer again (their phone kept it, or they did).
+    await desk.volunteer("v3", "05", skills=["famille"])
+    back = await desk.call("t1-again", "05", skill="famille", caller_key="ck-a")
+    assert (back.resumed, back.place_ms, back.skill) == (True, first.place_ms, "impots")
+    assert back.state is TaskState.WAITING  # v3, free and local, lacks the skill
+    assert (await desk.task("t1-again")).skill == "impots"
+    await engine.cancel("t1-again")  # cut off again: the skill goes on with the place
+    third = await desk.call("t1-third", "05", skill="famille", caller_key="ck-a")
+    assert (third.resumed, third.place_ms, third.skill) == (True, first.place_ms, "impots")
+    await desk.volunteer("v4", "13", skills=["impots"])  # same région: 13 and 05 are PACA
+    assert await desk.offered_to("t1-third") == "v4"
+
+
+async def test_a_caller_not_passed_on_calls_back_with_their_new_answers(
+    desk, engine, clock
+) -> None:
+    await desk.busy("v1", "05")
+    await desk.call("t1", "05", skill="famille", caller_key="ck-a")
+    await engine.cancel("t1")
+    back = await desk.call("t1-again", "05", skill="emploi", caller_key="ck-a")
+    assert (back.resumed, back.skill) == (True, "emploi")
+
+
 async def test_resume_is_only_for_the_same_caller(desk, engine, clock) -> None:
     await desk.busy("v1", "05")
     await desk.call("t1", "05", caller_key="ck-a")
