@@ -22,6 +22,7 @@ from routing.errors import (
     InvalidChatCapacity,
     InvalidPresence,
     InvalidPriority,
+    InvalidTaskId,
     RoutingError,
     TransferWithoutTarget,
     UnknownChannel,
@@ -196,6 +197,7 @@ class Engine:
 
         The task is returned as the transition left it, without its raw hash (``task()``
         reads that)."""
+        self._check_task_id(spec.id)
         territory = self.territories.territory(spec.departement)
         skill, language = spec.skill or "", spec.language or ""
         self._check_skills({skill} - {""}, {language} - {""})
@@ -243,6 +245,7 @@ class Engine:
 
     async def to_callback(self, task_id: str, callback_id: str) -> Task:
         """Replace a waiting call by a callback task that keeps its place."""
+        self._check_task_id(callback_id)
         await self._run("to_callback", task_id, callback_id)
         return await self.require_task(callback_id)
 
@@ -392,6 +395,13 @@ class Engine:
     def _check_priority(priority: object) -> None:
         if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 9:
             raise InvalidPriority(str(priority))
+
+    @staticmethod
+    def _check_task_id(task_id: object) -> None:
+        # A '|' would be read as a separator where the scripts keep a task id with other
+        # fields in one string (the place a caller may resume, cancel.lua).
+        if not isinstance(task_id, str) or not task_id or "|" in task_id:
+            raise InvalidTaskId(str(task_id))
 
     @staticmethod
     def _channel(channel: object) -> Channel:

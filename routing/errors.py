@@ -114,6 +114,11 @@ class UnknownChannel(RoutingError):
     message = "Ce canal n'existe pas : appel, discussion ou rappel seulement."
 
 
+class InvalidTaskId(RoutingError):
+    code = "invalid_task_id"
+    message = "Identifiant de demande invalide : il ne peut être vide ni contenir « | »."
+
+
 ERRORS_BY_CODE: dict[str, type[RoutingError]] = {
     cls.code: cls
     for cls in (
@@ -136,5 +141,6 @@ ERRORS_BY_CODE: dict[str, type[RoutingError]] = {
         InvalidPriority,
         InvalidChatCapacity,
         UnknownChannel,
+        InvalidTaskId,
     )
 }

@@ -14,13 +14,15 @@ if t.state == 'assigned' then
 end
 local v = nil
 if t.state == 'reserved' then v = load_vol(t.vol) drop_reservation(v) end
-if t.ck ~= '' then
+local window = cfg('resume_window_ms')
+if t.ck ~= '' and window > 0 then -- 0: no resume (and PX 0 is an error)
   -- Also after a lost line or a transfer: waiting again, the caller was not done.
   -- The window is checked on the engine's clock at enqueue (deadline first); PX only cleans up.
-  -- deadline|place|priority|task|skill a volunteer passed the call on for (or ''): a caller who
-  -- calls back reaches the help they were sent to, not the menu's again.
-  redis.call('SET', K.resume(t.ck), n2s(NOW + cfg('resume_window_ms')) .. '|' .. t.enq .. '|' ..
-    t.priority .. '|' .. tid .. '|' .. (t.passed_on or ''), 'PX', cfg('resume_window_ms'))
+  -- deadline|place|priority|task|passed on for (skill)|passed on by (volunteers): a caller who
+  -- calls back reaches the help they were sent to, and not those who sent them on. Task ids
+  -- hold no '|' (Engine), volunteer ids no ','.
+  redis.call('SET', K.resume(t.ck), n2s(NOW + window) .. '|' .. t.enq .. '|' .. t.priority .. '|' ..
+    tid .. '|' .. (t.passed_on or '') .. '|' .. (t.excl or ''), 'PX', n2s(window))
 end
 -- A contact is answered or abandoned, not both: one who leaves after being answered (then
 -- given back or transferred) was counted answered (web.coordination.history agrees).

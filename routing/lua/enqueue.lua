@@ -19,18 +19,22 @@ if t.ck ~= '' then
     if deadline and tonumber(deadline) >= NOW then
       t.enq, t.resumed = enq, '1'
       if tonumber(prio) > tonumber(t.priority) then t.priority = prio end
-      -- Still the help this caller needs, whatever the menu says (a place kept before
-      -- 2026-12-03 has no fifth part).
-      passed_on = string.match(place, '^%d+|%d+|%d+|[^|]*|([^|]+)$')
-      if passed_on then t.skill, t.passed_on = passed_on, passed_on end
+      -- Passed on for a skill: still the help this caller needs, whatever the menu says, and
+      -- never from those who passed them on (a place kept before 2026-12-03 has four parts).
+      local sent_for, sent_by = string.match(place, '^%d+|%d+|%d+|[^|]*|([^|]*)|([^|]*)$')
+      if sent_for and sent_for ~= '' then
+        passed_on, t.skill, t.passed_on = sent_for, sent_for, sent_for
+        if sent_by ~= '' then t.excl = sent_by end
+      end
     end
     redis.call('DEL', K.resume(t.ck))
   end
-  -- "Dossier en cours": the volunteer who helped this caller recently goes first, if on duty,
-  -- and if they have the skill the caller was passed on for (not the one who passed them on).
+  -- "Dossier en cours": the volunteer who helped this caller recently goes first, if on duty;
+  -- after a skill transfer, only one who has that skill and did not pass the caller on.
   local known, forget_at = unpack(redis.call('HMGET', K.recent(t.ck), 'vol', 'until'))
   if known and tonumber(forget_at or NOW) < NOW then known = nil end -- forgotten (engine's clock)
-  if known and passed_on and not has(redis.call('HGET', K.vol(known), 'skills') or '', passed_on) then
+  if known and passed_on and (has(t.excl or '', known)
+      or not has(redis.call('HGET', K.vol(known), 'skills') or '', passed_on)) then
     known = nil
   end
   if known and cfg('known_volunteer_ms') > 0 and redis.call('HGET', K.vol(known), 'presence') == 'available' then

@@ -125,8 +125,8 @@ class Model:
         self.tasks: dict[str, MTask] = {}
         self.vols: dict[str, MVolunteer] = {}
         self.timers: dict[str, int] = {}  # member -> due (ms), as the engine names them
-        # caller key -> (place, priority, until, skill a volunteer passed the call on for)
-        self.resume: dict[str, tuple[int, int, int, str]] = {}
+        # caller key -> (place, priority, until, skill the call was passed on for, and by whom)
+        self.resume: dict[str, tuple[int, int, int, str, tuple[str, ...]]] = {}
         self.recent: dict[str, tuple[str, int]] = {}  # caller key -> (volunteer, until)
 
     # Who may take what -----------------------------------------------------------------
@@ -499,7 +499,8 @@ class Model:
             if resume and resume[2] >= self.now:  # abandon-resume: the old place comes back
                 t.enq, t.resumed, t.priority = resume[0], True, max(priority, resume[1])
                 passed_on = resume[3]
-                t.skill, t.passed_on = passed_on or t.skill, passed_on
+                if passed_on:
+                    t.skill, t.passed_on, t.excl = passed_on, passed_on, resume[4]
             known = self.recent.get(ck)
             if (
                 known
@@ -507,7 +508,10 @@ class Model:
                 and self.ms["known_volunteer_ms"] > 0
                 and known[0] in self.vols
                 and self.vols[known[0]].presence == "available"
-                and (not passed_on or passed_on in self.vols[known[0]].skills)
+                and (
+                    not passed_on
+                    or (passed_on in self.vols[known[0]].skills and known[0] not in t.excl)
+                )
             ):
                 t.pref, t.pref_until = known[0], self.now + self.ms["known_volunteer_ms"]
         if t.skill or lang:
@@ -522,9 +526,10 @@ class Model:
             self._to_wrapup(t)
             return
         v = self._drop_offer(t)
-        if t.ck:  # also waiting again after an answer (given back, transferred)
+        # Also waiting again after an answer (given back, transferred); a window of 0: no resume.
+        if t.ck and self.ms["resume_window_ms"] > 0:
             until = self.now + self.ms["resume_window_ms"]
-            self.resume[t.ck] = (t.enq, t.priority, until, t.passed_on)
+            self.resume[t.ck] = (t.enq, t.priority, until, t.passed_on, t.excl)
         self.end(t, "abandoned", "caller_left")
         if v:
             self.dispatch_volunteer(v)

@@ -17,6 +17,7 @@ from routing.errors import (
     InvalidChatCapacity,
     InvalidPresence,
     InvalidPriority,
+    InvalidTaskId,
     NotInWrapUp,
     OfferExpired,
     OfferNotYours,
@@ -140,6 +141,14 @@ async def test_duplicate_task_ids(desk, engine) -> None:
     await refused(engine, TaskExists, desk.call("t1", "13"))
     await refused(engine, TaskExists, desk.chat("busy-v1", "05"))
     await refused(engine, TaskExists, engine.to_callback("t1", "t2"))
+
+
+async def test_task_ids_that_the_scripts_could_misread(desk, engine) -> None:
+    await desk.busy("v1", "05")
+    await desk.call("t1", "05", caller_key="ck-a")
+    for bad in ("", "a|b", "|"):
+        await refused(engine, InvalidTaskId, desk.call(bad, "05", caller_key="ck-b"))
+        await refused(engine, InvalidTaskId, engine.to_callback("t1", bad))
 
 
 # Offers ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from routing.config import RoutingConfig
 from routing.errors import TaskNotAssigned, TaskNotWaiting, TransferTargetUnavailable
 from routing.models import (
     NO_ANSWER_REASON,
@@ -331,6 +332,31 @@ async def test_a_caller_passed_on_for_a_skill_gets_it_back_with_their_place(
     assert await desk.offered_to("t1-third") == "v4"
 
 
+async def test_a_caller_passed_on_does_not_come_back_to_who_passed_them_on(
+    desk, engine, clock
+) -> None:
+    """Even one who has the skill (they judged a colleague better placed): not as the
+    returning caller's volunteer, nor once the skill relaxes."""
+    await desk.volunteer("v1", "05", skills=["impots"])
+    await desk.call("t1", "05", caller_key="ck-a")
+    await engine.accept("v1", "t1")
+    await desk.busy("v2", "13", "t2")  # the colleague, on a call for now
+    await engine.transfer("v1", "t1", skill="impots")
+    await engine.cancel("t1")
+    back = await desk.call("t1-again", "05", caller_key="ck-a")
+    assert (back.resumed, back.skill, back.preferred, back.state) == (
+        True,
+        "impots",
+        "",
+        TaskState.WAITING,
+    )
+    await desk.wait(SKILL_RELAX_S + 1)
+    assert await desk.state("t1-again") is TaskState.WAITING  # v1, idle and local, still passes
+    await engine.complete("v2", "t2")
+    await engine.finish_wrapup("v2", "t2")
+    assert await desk.offered_to("t1-again") == "v2"
+
+
 async def test_a_caller_not_passed_on_calls_back_with_their_new_answers(
     desk, engine, clock
 ) -> None:
@@ -339,6 +365,17 @@ async def test_a_caller_not_passed_on_calls_back_with_their_new_answers(
     await engine.cancel("t1")
     back = await desk.call("t1-again", "05", skill="emploi", caller_key="ck-a")
     assert (back.resumed, back.skill) == (True, "emploi")
+
+
+async def test_a_resume_window_of_zero_turns_resuming_off(desk, engine, clock) -> None:
+    await engine.configure(RoutingConfig(resume_window_s=0))
+    await desk.busy("v1", "05")
+    await desk.call("t1", "05", caller_key="ck-a")
+    clock.advance(10)
+    await engine.cancel("t1")  # refused by Redis before (SET ... PX 0)
+    assert (await desk.task("t1")).outcome is Outcome.ABANDONED
+    back = await desk.call("t1-again", "05", caller_key="ck-a")
+    assert not back.resumed and back.place_ms == clock.now_ms()
 
 
 async def test_resume_is_only_for_the_same_caller(desk, engine, clock) -> None:
