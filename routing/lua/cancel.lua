@@ -14,8 +14,8 @@ if t.state == 'assigned' then
 end
 local v = nil
 if t.state == 'reserved' then v = load_vol(t.vol) drop_reservation(v) end
-local window = cfg('resume_window_ms')
-if t.ck ~= '' and window > 0 then -- 0: no resume (and PX 0 is an error)
+local window = t.ck ~= '' and cfg('resume_window_ms') or 0
+if window > 0 then -- 0: no resume (and PX 0 is an error)
   -- Also after a lost line or a transfer: waiting again, the caller was not done.
   -- The window is checked on the engine's clock at enqueue (deadline first); PX only cleans up.
   -- deadline|place|priority|task|passed on for (skill)|passed on by (volunteers): a caller who

@@ -10,7 +10,6 @@ local channel, dept, region, groups, skill, lang, priority, place =
 local t = new_task(id, channel, place ~= '' and place or NOW_S)
 t.dept, t.region, t.groups, t.skill, t.lang, t.priority, t.ck =
   dept, region, groups, skill, lang, priority, ARGV[4]
-local passed_on = nil -- the skill a volunteer passed this caller on for, before the line was lost
 if t.ck ~= '' then
   -- Abandon-resume: a caller back within the window gets their old place.
   local place = redis.call('GET', K.resume(t.ck))
@@ -23,7 +22,7 @@ if t.ck ~= '' then
       -- never from those who passed them on (a place kept before 2026-12-03 has four parts).
       local sent_for, sent_by = string.match(place, '^%d+|%d+|%d+|[^|]*|([^|]*)|([^|]*)$')
       if sent_for and sent_for ~= '' then
-        passed_on, t.skill, t.passed_on = sent_for, sent_for, sent_for
+        t.skill, t.passed_on = sent_for, sent_for
         if sent_by ~= '' then t.excl = sent_by end
       end
     end
@@ -33,12 +32,12 @@ if t.ck ~= '' then
   -- after a skill transfer, only one who has that skill and did not pass the caller on.
   local known, forget_at = unpack(redis.call('HMGET', K.recent(t.ck), 'vol', 'until'))
   if known and tonumber(forget_at or NOW) < NOW then known = nil end -- forgotten (engine's clock)
-  if known and passed_on and (has(t.excl or '', known)
-      or not has(redis.call('HGET', K.vol(known), 'skills') or '', passed_on)) then
-    known = nil
-  end
-  if known and cfg('known_volunteer_ms') > 0 and redis.call('HGET', K.vol(known), 'presence') == 'available' then
-    t.pref, t.pref_until = known, n2s(NOW + cfg('known_volunteer_ms'))
+  if known and cfg('known_volunteer_ms') > 0 then
+    local presence, skills = unpack(redis.call('HMGET', K.vol(known), 'presence', 'skills'))
+    local may_take = not t.passed_on or (has(skills or '', t.passed_on) and not has(t.excl or '', known))
+    if presence == 'available' and may_take then
+      t.pref, t.pref_until = known, n2s(NOW + cfg('known_volunteer_ms'))
+    end
   end
 end
 if t.skill ~= '' or t.lang ~= '' then t.need_until = n2s(NOW + cfg('skill_relax_ms')) end
