@@ -119,6 +119,11 @@ class InvalidTaskId(RoutingError):
     message = "Identifiant de demande invalide : il ne peut être vide ni contenir « | »."
 
 
+class InvalidIdentifier(RoutingError):
+    code = "invalid_identifier"
+    message = "Identifiant invalide : il ne peut pas contenir « | »."
+
+
 ERRORS_BY_CODE: dict[str, type[RoutingError]] = {
     cls.code: cls
     for cls in (
@@ -142,5 +147,6 @@ ERRORS_BY_CODE: dict[str, type[RoutingError]] = {
         InvalidChatCapacity,
         UnknownChannel,
         InvalidTaskId,
+        InvalidIdentifier,
     )
 }

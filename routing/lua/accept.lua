@@ -1,6 +1,6 @@
 -- A volunteer accepts the offer ringing on their console.
--- ARGV: 2 volunteer, 3 task
-local vid, tid = ARGV[2], ARGV[3]
+-- Fields: volunteer, task
+local vid, tid = fields(2)
 local t = load_task_fields(tid, 'vol', 'offered_at', 'cls', 'ck', 'dept', 'answered', 'channel', 'ring',
   'created')
 if not t then return fail('unknown_task', tid) end

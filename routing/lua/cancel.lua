@@ -1,6 +1,6 @@
 -- The caller left. Waiting or ringing: abandoned (place kept for a while). Talking: completed.
--- Idempotent, because Twilio retries its callbacks. ARGV: 2 task
-local tid = ARGV[2]
+-- Idempotent, because Twilio retries its callbacks. Fields: task
+local tid = fields(1)
 local t = load_task(tid)
 if not t then return fail('unknown_task', tid) end
 if t.state == 'wrapup' or t.state == 'ended' then return 'already' end

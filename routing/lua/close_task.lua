@@ -1,6 +1,6 @@
 -- End a task nobody is handling, with a reason (line closed, nobody could take it).
--- ARGV: 2 task, 3 reason
-local tid, reason = ARGV[2], ARGV[3]
+-- Fields: task; ARGV[2]: the reason
+local tid, reason = fields(1), ARGV[2]
 local t = load_task(tid)
 if not t then return fail('unknown_task', tid) end
 if t.state == 'wrapup' or t.state == 'ended' then return fail('task_already_ended', tid) end

@@ -1,6 +1,6 @@
 -- The conversation is over: the task ends as completed, the volunteer goes to wrap-up.
--- ARGV: 2 volunteer ('' = the caller hung up), 3 task
-local vid, tid = ARGV[2], ARGV[3]
+-- Fields: volunteer ('' = the caller hung up), task
+local vid, tid = fields(2)
 local t = load_task_fields(tid, 'vol', 'assigned_at', 'channel')
 if not t then return fail('unknown_task', tid) end
 if t.state == 'wrapup' or t.state == 'ended' then return fail('task_already_ended', tid) end

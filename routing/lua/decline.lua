@@ -1,6 +1,6 @@
 -- A volunteer declines an offer: it goes to the next volunteer and keeps its place.
--- ARGV: 2 volunteer, 3 task
-local vid, tid = ARGV[2], ARGV[3]
+-- Fields: volunteer, task
+local vid, tid = fields(2)
 local t = load_task(tid)
 if not t then return fail('unknown_task', tid) end
 if t.state == 'ended' or t.state == 'wrapup' then return fail('task_already_ended', tid) end

@@ -1,15 +1,11 @@
 -- A new call, chat or callback request enters the queue.
--- ARGV: 2 id, 3 the task's attributes joined by '|' (channel, dept, region, groups, skill, lang,
---       priority, place: ms, '' = now; a message left offline keeps its time), 4 caller key.
--- The attributes come as one argument because the client's cost grows with each one it sends;
--- none of them can hold a '|' (Engine.enqueue).
-local id = ARGV[2]
+-- Fields: id, channel, dept, region, groups, skill, lang, priority, place (ms, '' = now: a message
+-- left offline keeps its time), caller key.
+local id, channel, dept, region, groups, skill, lang, priority, place, ck = fields(10)
 if redis.call('EXISTS', K.task(id)) == 1 then return fail('task_exists', id) end
-local channel, dept, region, groups, skill, lang, priority, place =
-  string.match(ARGV[3], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
 local t = new_task(id, channel, place ~= '' and place or NOW_S)
 t.dept, t.region, t.groups, t.skill, t.lang, t.priority, t.ck =
-  dept, region, groups, skill, lang, priority, ARGV[4]
+  dept, region, groups, skill, lang, priority, ck
 if t.ck ~= '' then
   -- Abandon-resume: a caller back within the window gets their old place.
   local place = redis.call('GET', K.resume(t.ck))

@@ -1,6 +1,7 @@
 -- The volunteer submits the wrap-up (or its time runs out): capacity comes back.
--- ARGV: 2 volunteer, 3 task, 4 'timer' when the wrap-up timer runs it (volunteer then '')
-local vid, tid, by_timer = ARGV[2], ARGV[3], ARGV[4] == 'timer'
+-- Fields: volunteer, task, 'timer' when the wrap-up timer runs it (volunteer then '') or ''
+local vid, tid, by = fields(3)
+local by_timer = by == 'timer'
 local t = load_task_fields(tid, 'vol', 'completed_at', 'channel', 'cls')
 if by_timer then
   redis.call('ZREM', K.timers(), 'x:' .. tid)

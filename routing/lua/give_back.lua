@@ -3,8 +3,8 @@
 -- console.py). The task goes back to its place, and for the volunteer it counts as a missed
 -- offer (the no-answer delay keeps the task from ringing that phone again at once; after
 -- max_no_answer in a row, the pause "sans réponse").
--- ARGV: 2 volunteer, 3 task
-local vid, tid = ARGV[2], ARGV[3]
+-- Fields: volunteer, task
+local vid, tid = fields(2)
 local t = load_task(tid)
 if not t then return fail('unknown_task', tid) end
 if t.state == 'wrapup' or t.state == 'ended' then return fail('task_already_ended', tid) end

@@ -1,14 +1,14 @@
 -- A volunteer's profile as the console opens: territory, skills, chat capacity.
 -- Presence is left as it is; an available volunteer moves to the new rings at once.
--- ARGV: 2 volunteer, 3 dept, 4 region, 5 groups, 6 skills, 7 languages, 8 chat capacity, 9 name
-local vid = ARGV[2]
+-- Fields: volunteer, dept, region, groups, skills, languages, chat capacity; ARGV[2]: the name
+local vid, dept, region, groups, skills, langs, chat_cap = fields(7)
 local v = load_vol(vid)
 local before = staff_share(v)
 if v then
   -- A lower chat capacity must still hold the chats in hand and the one ringing, if any.
   local chats = tonumber(v.load_chat)
   if v.reserved ~= '' and redis.call('HGET', K.task(v.reserved), 'cls') == 'chat' then chats = chats + 1 end
-  if chats > tonumber(ARGV[8]) then return fail('over_capacity', vid) end
+  if chats > tonumber(chat_cap) then return fail('over_capacity', vid) end
 end
 local on_duty = v ~= nil and v.presence == 'available'
 local emptied = {}
@@ -24,10 +24,10 @@ if not v then
     idle_since = NOW_S, presence = 'logged_out', reason = '', presence_since = NOW_S}
 end
 v.dept, v.region, v.groups, v.skills, v.langs, v.chat_cap, v.name =
-  ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local fields = {}
-for k, val in pairs(v) do if k ~= 'id' then fields[#fields + 1] = k; fields[#fields + 1] = val end end
-redis.call('HSET', K.vol(vid), unpack(fields))
+  dept, region, groups, skills, langs, chat_cap, ARGV[2]
+local flat = {}
+for k, val in pairs(v) do if k ~= 'id' then flat[#flat + 1] = k; flat[#flat + 1] = val end end
+redis.call('HSET', K.vol(vid), unpack(flat))
 redis.call('SADD', K.vols(), vid)
 restaff(before, v) -- a new chat capacity changes the lanes
 if on_duty then

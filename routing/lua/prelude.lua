@@ -1,11 +1,11 @@
 -- Shared by every transition script: each carries the definitions it uses (scripts.py).
--- ARGV[1] is now (ms, UTC) and its 15-minute bucket (Europe/Paris), which starts with the day's:
--- '1764667200000|2026-12-02T09:15', one argument because each costs the client more than cutting
--- it costs here; script-specific arguments start at ARGV[2].
-local SEP = string.find(ARGV[1], '|', 1, true)
-local NOW_S = string.sub(ARGV[1], 1, SEP - 1) -- the engine sends whole milliseconds
-local NOW = tonumber(NOW_S)
-local INTERVAL = string.sub(ARGV[1], SEP + 1)
+-- ARGV[1] is now (ms, UTC), its 15-minute bucket (Europe/Paris, which starts with the day's) and
+-- then the script's own fields, all joined by '|': '1764667200000|2026-12-02T09:15|v12|t34'. One
+-- argument, because the client's cost grows with each one it packs, far more than splitting costs
+-- here (bench/README.md). No field holds a '|' (the engine refuses one); free text, a name or a
+-- reason, comes alone as ARGV[2].
+local NOW_S, INTERVAL, FIELDS = string.match(ARGV[1], '^(%d+)|([^|]*)|(.*)$')
+local NOW = tonumber(NOW_S) -- the engine sends whole milliseconds
 local BUCKETS = {string.sub(INTERVAL, 1, 10), INTERVAL} -- the day's and the quarter-hour's counters
 local RINGS = 3 -- 0 département, 1 groups, 2 région, 3 national
 
@@ -13,6 +13,17 @@ local RINGS = 3 -- 0 département, 1 groups, 2 région, 3 national
 -- counts; '%d' costs half of '%.0f' in Redis' Lua). Passing a Lua number to redis.call costs more:
 -- Redis formats it with '%.17g'; strings go as they are.
 local function n2s(x) return string.format('%d', x) end
+
+-- The script's own n fields of ARGV[1]. Another count is the engine's mistake, not bad input:
+-- the script stops before it writes anything. (string.match gives one nil when it fails, the n
+-- fields when it matches; no table, which would cost twice as much.)
+local function present(first, ...)
+  if first == nil then error('routing: another number of fields expected in ' .. ARGV[1]) end
+  return first, ...
+end
+local function fields(n)
+  return present(string.match(FIELDS, '^' .. string.rep('([^|]*)|', n - 1) .. '([^|]*)$'))
+end
 
 local function hgetall(key)
   local flat = redis.call('HGETALL', key)

@@ -1,6 +1,6 @@
 -- Nobody answered an offer in time: next volunteer; after N misses in a row, pause.
--- ARGV: 2 task
-local tid = ARGV[2]
+-- Fields: task
+local tid = fields(1)
 redis.call('ZREM', K.timers(), 'r:' .. tid)
 local t = load_task(tid)
 if not t or t.state ~= 'reserved' then return 'stale' end

@@ -1,6 +1,7 @@
 -- A volunteer (or a coordinator, or the shift scheduler) changes the volunteer's presence.
--- ARGV: 2 volunteer, 3 presence (available | paused | logged_out), 4 reason
-local vid, presence, reason = ARGV[2], ARGV[3], ARGV[4]
+-- Fields: volunteer, presence (available | paused | logged_out); ARGV[2]: the reason
+local vid, presence = fields(2)
+local reason = ARGV[2]
 local v = load_vol(vid)
 if not v then return fail('unknown_volunteer', vid) end
 if presence ~= 'available' and presence ~= 'paused' and presence ~= 'logged_out' then

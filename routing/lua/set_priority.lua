@@ -1,5 +1,5 @@
--- A coordinator moves a task up or down the queue. ARGV: 2 task, 3 priority (0-9)
-local tid, priority = ARGV[2], ARGV[3]
+-- A coordinator moves a task up or down the queue. Fields: task, priority (0-9)
+local tid, priority = fields(2)
 local t = load_task(tid)
 if not t then return fail('unknown_task', tid) end
 if t.state ~= 'waiting' and t.state ~= 'reserved' then return fail('task_not_waiting', tid) end

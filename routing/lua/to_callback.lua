@@ -1,6 +1,6 @@
 -- A waiting caller asks to be called back: the call ends, a callback task takes its place.
--- ARGV: 2 task, 3 callback task id
-local tid, cid = ARGV[2], ARGV[3]
+-- Fields: task, callback task id
+local tid, cid = fields(2)
 local t = load_task(tid)
 if not t then return fail('unknown_task', tid) end
 if t.state == 'wrapup' or t.state == 'ended' then return fail('task_already_ended', tid) end

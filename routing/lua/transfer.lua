@@ -1,6 +1,6 @@
 -- A volunteer hands a task over: to anyone with a skill, or to a named colleague first.
--- ARGV: 2 volunteer, 3 task, 4 skill ('' = keep), 5 colleague ('' = none)
-local vid, tid, skill, target = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+-- Fields: volunteer, task, skill ('' = keep), colleague ('' = none)
+local vid, tid, skill, target = fields(4)
 local t = load_task(tid)
 if not t then return fail('unknown_task', tid) end
 if t.state == 'wrapup' or t.state == 'ended' then return fail('task_already_ended', tid) end

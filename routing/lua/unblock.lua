@@ -1,6 +1,6 @@
 -- Timer: a volunteer's delay after a decline or a missed offer is over.
--- ARGV: 2 volunteer
-local vid = ARGV[2]
+-- Fields: volunteer
+local vid = fields(1)
 redis.call('ZREM', K.timers(), 'u:' .. vid)
 local v = load_vol(vid)
 if not v then return 'stale' end

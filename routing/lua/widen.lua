@@ -1,6 +1,6 @@
 -- Timer: a waiting task crossed a threshold (ring, skill relaxing, preferred volunteer's turn).
--- ARGV: 2 task
-local tid = ARGV[2]
+-- Fields: task
+local tid = fields(1)
 redis.call('ZREM', K.timers(), 'w:' .. tid)
 local t = load_task(tid)
 if not t or t.state ~= 'waiting' then return 'stale' end

@@ -11,10 +11,12 @@ from collections.abc import Awaitable
 from typing import Any
 
 import pytest
+from redis.exceptions import ResponseError
 
 from routing.clock import buckets
 from routing.errors import (
     InvalidChatCapacity,
+    InvalidIdentifier,
     InvalidPresence,
     InvalidPriority,
     InvalidTaskId,
@@ -149,6 +151,52 @@ async def test_task_ids_that_the_scripts_could_misread(desk, engine) -> None:
     for bad in ("", "a|b", "|"):
         await refused(engine, InvalidTaskId, desk.call(bad, "05", caller_key="ck-b"))
         await refused(engine, InvalidTaskId, engine.to_callback("t1", bad))
+
+
+async def test_identifiers_holding_the_separator_are_refused(desk, engine) -> None:
+    """A transition's identifiers travel as one '|'-joined argument: a '|' inside one would be
+    read as two fields (accept("v2", "t1|x") as v2 accepting t1), so the engine refuses it."""
+    await desk.volunteer("v1", "05")
+    await desk.volunteer("v2", "05")
+    await desk.call("t1", "05")
+    assert await desk.offered_to("t1") == "v1"
+    err = await refused(engine, InvalidIdentifier, engine.accept("v1", "t1|x"))
+    assert err.detail == "t1|x"
+    await refused(engine, InvalidIdentifier, engine.accept("v1|t1", "t1"))
+    await refused(engine, InvalidIdentifier, engine.decline("v1", "t1|"))
+    await refused(engine, InvalidIdentifier, engine.cancel("t1|t1"))
+    await refused(engine, InvalidIdentifier, engine.set_presence("v2|v1", Presence.PAUSED))
+    await refused(engine, InvalidIdentifier, desk.call("t2", "05", caller_key="ck|5"))
+    await refused(engine, InvalidIdentifier, desk.volunteer("v|3", "05"))
+    await engine.accept("v1", "t1")
+    await refused(engine, InvalidIdentifier, engine.transfer("v1", "t1", to_volunteer="v2|v1"))
+    assert (await desk.task("t1")).volunteer == "v1"
+
+
+async def test_free_text_may_hold_the_separator(desk, engine) -> None:
+    """A name or a reason is free text: it travels on its own and is kept as written."""
+    await engine.log_in(VolunteerProfile("v1", "05", frozenset(), frozenset(), name="Anne | Gap"))
+    await engine.set_presence("v1", Presence.PAUSED, "pause | café")
+    v = await engine.volunteer("v1")
+    assert (v.name, v.presence, v.reason) == ("Anne | Gap", Presence.PAUSED, "pause | café")
+    await desk.busy("v2", "05")
+    await desk.call("t1", "05")
+    await engine.close("t1", "ligne | fermée")
+    assert (await desk.task("t1")).reason == "ligne | fermée"
+
+
+async def test_a_script_refuses_another_number_of_fields(desk, engine) -> None:
+    """Below the engine's check: a script sent more or fewer fields than it takes stops before
+    it writes anything."""
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    before = await everything(engine)
+    for fields in ("v1|t1|x", "v1", ""):
+        packed = f"{engine.clock.now_ms()}|{buckets(engine.clock.now_ms())[1]}|{fields}"
+        with pytest.raises(ResponseError, match="number of fields"):
+            await engine.redis.evalsha(engine._scripts["accept"].sha, 1, engine.keys.cfg, packed)
+    assert await everything(engine) == before
+    await engine.accept("v1", "t1")
 
 
 # Offers ---------------------------------------------------------------------------------
