@@ -327,6 +327,10 @@ async def test_presence_pause_with_reason_and_bad_requests(live, make_account, e
     assert unknown["error"]["message"] == "Demande inconnue."
     nope = await console.request("accept", task="does-not-exist")
     assert nope["ok"] is False and nope["error"]["code"] == "unknown_task"
+    # A '|' would split the engine's packed fields: refused in French, the console stays.
+    forged = await console.request("accept", task="does-not-exist|x")
+    assert forged["error"]["code"] == "invalid_identifier"
+    assert "Identifiant invalide" in forged["error"]["message"]
     await console.ws.send("not json")
     assert (await console.next("result"))["error"]["message"] == "Message illisible."
     await console.close()
