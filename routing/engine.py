@@ -277,10 +277,15 @@ class Engine:
         for member in due:
             kind, _, ident = member.partition(":")
             script = TIMER_KINDS.get(kind)
-            if script == "finish_wrapup":
-                await self._run(script, "", ident, "timer")
-            elif script:
-                await self._run(script, ident)
+            try:
+                if script == "finish_wrapup":
+                    await self._run(script, "", ident, "timer")
+                elif script:
+                    await self._run(script, ident)
+            except InvalidIdentifier:
+                # Written before ids were checked, it can never run: left there, it would be
+                # due first forever and stop every timer behind it.
+                await self.redis.zrem(self.keys.timers, member)
         return len(due)
 
     async def next_timer_ms(self) -> int | None:

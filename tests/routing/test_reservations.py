@@ -753,6 +753,18 @@ async def test_timers_of_a_finished_task_do_nothing(desk, engine) -> None:
     assert {**before, "now": 0} == {**after, "now": 0}
 
 
+async def test_a_timer_that_can_never_run_does_not_stop_the_others(desk, engine) -> None:
+    """A timer of an id holding '|' (written before ids were checked) is refused by the
+    engine; it is dropped, and the ring timeout due after it still runs."""
+    await desk.volunteer("v1", "05")
+    await desk.call("t1", "05")
+    await engine.redis.zadd(engine.keys.timers, {"u:v|old": 1})
+    assert await desk.wait(RING_S + 1) >= 2
+    assert await engine.redis.zscore(engine.keys.timers, "u:v|old") is None
+    assert (await engine.volunteer("v1")).misses == 1  # the ring timeout ran
+    assert await desk.wait(1) == 0
+
+
 async def test_transferring_a_chat_with_room_for_more_keeps_the_books_straight(
     desk, engine
 ) -> None:

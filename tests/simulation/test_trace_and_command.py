@@ -75,6 +75,22 @@ def test_overlaid_days_add_calls_and_staffing(trace) -> None:
         poisson(seed=1, calls_per_hour=0, aht_s=100, volunteers_on_duty=1, hours=1)
 
 
+def test_a_trace_customer_id_never_puts_a_separator_in_the_caller_key() -> None:
+    """The engine refuses a '|' in a caller key; a trace's customer ids are free text."""
+    from web.simulation.trace import TraceDay
+
+    calls = [
+        TraceCall(10, True, 5, 100, 0, "a|b"),
+        TraceCall(20, True, 5, 100, 0, "a|b"),
+        TraceCall(30, True, 5, 100, 0, "a%7Cb"),
+        TraceCall(40, False, 9, 0, 0, ""),  # a hang-up: patience needs one
+    ]
+    day = TraceDay("2010-08-02", calls, [1] * 48)
+    keys = [c.caller_key for c in from_trace([day], Patience(calls), seed=1).calls]
+    assert all("|" not in k for k in keys)
+    assert keys[0] == keys[1] != keys[2]  # the same caller twice; another one stays apart
+
+
 def test_daily_counts_put_the_trace_week_on_a_french_week(trace) -> None:
     daily = daily_counts(trace)
     first = min(daily)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from urllib.parse import quote
 
 from routing.territory import Territories, load_territories
 from web.simulation.trace import HALF_HOUR_S, Patience, TraceDay, TraceError
@@ -137,7 +138,8 @@ def from_trace(
         for slot, n in enumerate(day.agents_per_half_hour):
             staffing[slot] += n
         for i, c in enumerate(day.calls):
-            key = f"{day.date}:{c.customer}" if returning_callers and c.customer else ""
+            # Quoted: the engine refuses a '|' in a caller key, and a trace's ids are free text.
+            key = f"{day.date}:{quote(c.customer)}" if returning_callers and c.customer else ""
             if key and key not in homes:
                 homes[key] = draw_departements(callers, 1, rng)[0]
             dept = homes[key] if key else draw_departements(callers, 1, rng)[0]
