@@ -152,7 +152,10 @@ def compare(args: argparse.Namespace, url: str, other: Path) -> dict[str, object
         ratios[sides[0].name].append(this)
         ratios[sides[1].name].append(then)
         changes.append(this / then - 1)
-        print(f"  round {n + 1}: this tree {this:.3f}, {args.rev} {then:.3f}, {changes[-1]:+.1%}")
+        print(
+            f"  round {n + 1}: this tree {this:.3f}, {args.rev} {then:.3f}, {changes[-1]:+.1%} "
+            f"(life cycles/s, trivial/s: {', '.join(f'{rates[k]:,.0f}' for k in sorted(rates))})"
+        )
     for side in sides:
         side.close()
     this, then = (statistics.median(ratios[s.name]) for s in sides)

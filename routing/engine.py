@@ -109,8 +109,8 @@ class Engine:
         ``fields`` are identifiers, codes and numbers; ``text`` is free text (a name, a reason)."""
         now = self.clock.now_ms()
         # Now, its quarter-hour's label (which starts with the day's) and the fields in one
-        # argument (prelude.lua): the client's cost grows with each argument it packs, and a task
-        # life cycle ran 4-5 % faster with nine fewer (bench/README.md, 2026-12-03).
+        # argument (prelude.lua): the client's cost grows with each argument it packs; nine fewer
+        # per task life cycle are 3.5 % fewer client instructions (bench/README.md, 2026-12-03).
         packed = f"{now}|{buckets(now)[1]}|{'|'.join(fields)}"
         if packed.count("|") != len(fields) + 1:  # a field held a '|': it would be misread
             raise InvalidIdentifier(next(field for field in fields if "|" in field))
