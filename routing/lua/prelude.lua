@@ -1,9 +1,9 @@
 -- Shared by every transition script: each carries the definitions it uses (scripts.py).
 -- ARGV[1] is now (ms, UTC), its 15-minute bucket (Europe/Paris, which starts with the day's) and
 -- then the script's own fields, all joined by '|': '1764667200000|2026-12-02T09:15|v12|t34'. One
--- argument, because the client's cost grows with each one it packs, far more than splitting costs
--- here (bench/README.md). No field holds a '|' (the engine refuses one); free text, a name or a
--- reason, comes alone as ARGV[2].
+-- argument, because the client's cost grows with each one it packs, by more than splitting costs
+-- here (bench/README.md, 2026-12-03). No field holds a '|' (the engine refuses one); free text, a
+-- name or a reason, comes alone as ARGV[2].
 local NOW_S, INTERVAL, FIELDS = string.match(ARGV[1], '^(%d+)|([^|]*)|(.*)$')
 local NOW = tonumber(NOW_S) -- the engine sends whole milliseconds
 local BUCKETS = {string.sub(INTERVAL, 1, 10), INTERVAL} -- the day's and the quarter-hour's counters
