@@ -28,13 +28,27 @@ class ConnectionLimit:
 
 
 async def allow_ip(
-    redis: Redis, keys: CallerKeys, scope: str, ip: str, count: int, window_s: int
+    redis: Redis,
+    keys: CallerKeys,
+    scope: str,
+    ip: str,
+    count: int,
+    window_s: int,
+    now: float | None = None,
 ) -> bool:
-    """A fixed window counter per IP shared by every app process."""
-    window = str(int(time.time() // window_s))
-    key = keys.rate(scope, ip or "unknown", window)
+    """A sliding window counter per IP shared by every app process.
+
+    The window's count plus the previous window's, weighted by how much of it still overlaps
+    the last `window_s` seconds: with plain fixed windows, an address could make twice its
+    allowance across a boundary (and a second start a moment after one was let through).
+    """
+    now = time.time() if now is None else now
+    window, into = divmod(now, window_s)
+    key = keys.rate(scope, ip or "unknown", str(int(window)))
+    before = keys.rate(scope, ip or "unknown", str(int(window) - 1))
     async with redis.pipeline(transaction=True) as pipe:
         pipe.incr(key)
         pipe.expire(key, window_s * 2)
-        seen, _ = await pipe.execute()
-    return int(seen) <= count
+        pipe.get(before)
+        seen, _, earlier = await pipe.execute()
+    return int(seen) + int(earlier or 0) * (1 - into / window_s) <= count
