@@ -16,6 +16,7 @@ from web.simulation.trace import (
     DEFAULT_TRACE_FILE,
     Patience,
     TraceCall,
+    TraceDay,
     TraceError,
     daily_counts,
     load_trace,
@@ -77,8 +78,6 @@ def test_overlaid_days_add_calls_and_staffing(trace) -> None:
 
 def test_a_trace_customer_id_never_puts_a_separator_in_the_caller_key() -> None:
     """The engine refuses a '|' in a caller key; a trace's customer ids are free text."""
-    from web.simulation.trace import TraceDay
-
     calls = [
         TraceCall(10, True, 5, 100, 0, "a|b"),
         TraceCall(20, True, 5, 100, 0, "a|b"),
