@@ -8,15 +8,15 @@ t.dept, t.region, t.groups, t.skill, t.lang, t.priority, t.ck =
   dept, region, groups, skill, lang, priority, ck
 if t.ck ~= '' then
   -- Abandon-resume: a caller back within the window gets their old place.
-  local place = redis.call('GET', K.resume(t.ck))
-  if place then
-    local deadline, enq, prio = string.match(place, '^(%d+)|(%d+)|(%d+)|')
+  local kept = redis.call('GET', K.resume(t.ck))
+  if kept then
+    local deadline, enq, prio = string.match(kept, '^(%d+)|(%d+)|(%d+)|')
     if deadline and tonumber(deadline) >= NOW then
       t.enq, t.resumed = enq, '1'
       if tonumber(prio) > tonumber(t.priority) then t.priority = prio end
       -- Passed on for a skill: still the help this caller needs, whatever the menu says, and
       -- never from those who passed them on (a place kept before 2026-12-03 has four parts).
-      local sent_for, sent_by = string.match(place, '^%d+|%d+|%d+|[^|]*|([^|]*)|([^|]*)$')
+      local sent_for, sent_by = string.match(kept, '^%d+|%d+|%d+|[^|]*|([^|]*)|([^|]*)$')
       if sent_for and sent_for ~= '' then
         t.skill, t.passed_on = sent_for, sent_for
         if sent_by ~= '' then t.excl = sent_by end

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from routing.server_settings import SERVER_SETTINGS
-from web.redis import EmbeddedRedis, ensure_redis, socket_path_for
+from web.redis import EmbeddedRedis, ensure_redis, redis_executable, socket_path_for
 from web.settings import Settings
 
 
@@ -51,8 +51,6 @@ def test_starts_with_the_settings_the_engine_is_laid_out_for(server: EmbeddedRed
 
 def test_a_scratch_server_runs_the_binary_given_and_keeps_nothing_on_disk(tmp_path: Path) -> None:
     """What a benchmark starts (bench/routing_throughput.py --redis-server)."""
-    from web.redis import redis_executable
-
     binary = str(Path(redis_executable()).resolve())
     with EmbeddedRedis(tmp_path, executable=binary, append_only=False) as scratch:
         assert scratch.owned
