@@ -16,7 +16,7 @@ import json
 import re
 import secrets
 import xml.etree.ElementTree as ET
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,8 +271,10 @@ class ConsoleClient:
         ref = str(self._ref)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._results[ref] = future
+        sent = clock()
         await self.ws.send(json.dumps({"type": kind, "ref": ref, **fields}))
         reply = await asyncio.wait_for(future, 60)
+        self.stats.request_rtt[kind].append((sent, clock() - sent))
         if not reply.get("ok"):
             self.stats.refused[f"{kind}:{reply.get('error', {}).get('code', '?')}"] += 1
         return reply
@@ -339,6 +341,10 @@ class ConsoleStats:
     tasks_offered: set[str] = field(default_factory=set)
     ping_rtt: list[tuple[float, float]] = field(default_factory=list)  # (sent, rtt), idle socket
     ping_rtt_busy: list[tuple[float, float]] = field(default_factory=list)  # a request pending
+    # (sent, rtt) of each answered request, by kind: what a volunteer waits after a click
+    request_rtt: defaultdict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     offers_gone: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
     handled: int = 0

@@ -373,6 +373,11 @@ async def main(args: argparse.Namespace, loop: str) -> dict[str, Any]:
         ping = summary(in_window(stats.ping_rtt, load, args.warmup_s))
         ping_busy = summary(in_window(stats.ping_rtt_busy, load, args.warmup_s))
         health = summary(in_window(load.health_rtt, load, args.warmup_s))
+        requests = {
+            kind: summary(in_window(rtts, load, args.warmup_s))
+            for kind, rtts in sorted(stats.request_rtt.items())
+            if kind != "presence"  # going available happens before the load
+        }
         print(f"dispatch latency, every first offer:   {fmt_summary(dispatch['all'])}")
         print(f"  idle volunteer when the call came:   {fmt_summary(dispatch['arrival'])}")
         print(f"  call waited, a wrap-up freed someone: {fmt_summary(dispatch['freed'])}")
@@ -381,6 +386,9 @@ async def main(args: argparse.Namespace, loop: str) -> dict[str, Any]:
         print(f"baseline, console ping → pong:        {fmt_summary(ping)}")
         print(f"  (pings behind a pending request:    {fmt_summary(ping_busy)}, not counted)")
         print(f"baseline, GET /healthz:               {fmt_summary(health)}")
+        print("console requests, sent → answered (what a volunteer waits after a click):")
+        for kind, figures in requests.items():
+            print(f"  {kind + ':':<10} {fmt_summary(figures)}")
         p50_ratio = ratio(dispatch["all"]["p50_ms"], ping["p50_ms"])
         p99_ratio = ratio(dispatch["all"]["p99_ms"], ping["p99_ms"])
         print(f"dispatch / ping: p50 ×{p50_ratio}, p99 ×{p99_ratio}")
@@ -420,6 +428,7 @@ async def main(args: argparse.Namespace, loop: str) -> dict[str, Any]:
         "ping": ping,
         "ping_behind_request": ping_busy,
         "healthz": health,
+        "console_requests": requests,
         "webhooks": hooks,
         **common,
         "offers_gone": dict(stats.offers_gone),
