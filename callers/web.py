@@ -86,7 +86,10 @@ def callers_settings(settings: Any) -> CallersSettings:
         public_base_url=settings.public_base_url,
         twilio_account_sid=getattr(settings, "twilio_account_sid", "")
         or "AC00000000000000000000000000000000",
-        twilio_auth_token=getattr(settings, "twilio_auth_token", "") or "dev-auth-token",
+        # Only the built-in fake may fall back to a token written in the source: a real
+        # server without TWILIO_AUTH_TOKEN refuses every webhook (callers/voice/router.py).
+        twilio_auth_token=getattr(settings, "twilio_auth_token", "")
+        or ("dev-auth-token" if fake else ""),
         twilio_number=getattr(settings, "twilio_number", "") or "+33800000000",
         # The fake is answered in-process (see lifespan): any host name will do.
         twilio_api_base="http://fake-twilio.local" if fake

@@ -19,6 +19,7 @@ from callers.models import CallbackSource
 from callers.schedule import PARIS, ClosedReason, LineStatus, opening_summary, spoken_moment
 from callers.voice import prompts as P
 from callers.voice.state import (
+    call_is_over,
     caller_off,
     claim_call_field,
     get_call,
@@ -291,8 +292,9 @@ class VoiceFlow:
     async def _enqueue(self, sid: str, state: dict[str, str], r: VoiceResponse) -> VoiceResponse:
         task_id = await claim_call_field(self.ctx, sid, "task", new_id("v"))
         await set_task(
-            self.ctx, task_id, call=sid, conf=new_id("k"), topic=state.get("topic", ""),
-            national=state.get("national", "0"), ck=state.get("ck", ""),
+            self.ctx, task_id, first={"conf": new_id("k")}, call=sid,
+            topic=state.get("topic", ""), national=state.get("national", "0"),
+            ck=state.get("ck", ""),
         )
         try:
             task = await self.ctx.engine.enqueue(
@@ -308,6 +310,11 @@ class VoiceFlow:
         except TaskExists:  # a retried webhook: the task is already there
             task = await self.ctx.engine.require_task(task_id)
             resumed = task.resumed
+        if await call_is_over(self.ctx, sid):
+            # The hang-up's status callback came first (app processes answer webhooks in any
+            # order) and found no task to end: end it here, or it would wait for nobody.
+            await self._caller_left(sid, task_id)
+            return VoiceResponse()
         if state.get("ck"):
             await self._remember_answers(state)
         self.s.say(r, P.RESUMED if resumed else P.QUEUED)
@@ -530,9 +537,9 @@ class VoiceFlow:
         callback_id = await claim_call_field(self.ctx, sid, "cb", new_id("b"))
         meta = await get_task(self.ctx, task_id)
         await set_task(
-            self.ctx, callback_id, num=sealed_number, ck=state.get("ck", ""),
-            topic=meta.get("topic", ""), national=meta.get("national", "0"),
-            conf=new_id("k"), source="voice",
+            self.ctx, callback_id, first={"conf": new_id("k")}, num=sealed_number,
+            ck=state.get("ck", ""), topic=meta.get("topic", ""),
+            national=meta.get("national", "0"), source="voice",
         )
         existing = await self.ctx.engine.task(callback_id)
         if existing is not None:
@@ -561,12 +568,22 @@ class VoiceFlow:
             number = state.get("cbnum") or state.get("num", "")
             if number and await self.convert_to_callback(sid, number):
                 return VoiceResponse()
+        await self._caller_left(sid, task_id, state)
+        await set_call(self.ctx, sid, ended=call_status)
+        return VoiceResponse()
+
+    async def _caller_left(
+        self, sid: str, task_id: str, state: dict[str, str] | None = None
+    ) -> None:
+        """End the caller's task (abandoned if still waiting); keep their menu answers as
+        long as the engine keeps their place, counted from now, not from when they queued."""
         try:
             await self.ctx.engine.cancel(task_id)
         except RoutingError as error:
             log.info("cancel of %s after hang-up: %s", task_id, error.code)
-        await set_call(self.ctx, sid, ended=call_status)
-        return VoiceResponse()
+        state = state if state is not None else await get_call(self.ctx, sid)
+        if state.get("ck") and state.get("dept"):
+            await self._remember_answers(state)
 
     # Conversation ----------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
@@ -14,6 +15,8 @@ from callers.voice.flow import VoiceFlow
 from callers.voice.signature import verified_form
 from callers.voice.twiml import VOICE_PREFIX
 
+log = logging.getLogger("callers.voice")
+
 Step = Callable[[dict[str, str], dict[str, str]], Awaitable[VoiceResponse]]
 
 
@@ -25,7 +28,11 @@ def voice_router(
     ``flow`` and ``bridge`` give the services at request time (they are built when the
     app starts, after the routes are declared).
     """
-    validator = RequestValidator(settings.twilio_auth_token)
+    # No token, no voice line: a validator with an empty key would accept anybody's
+    # signature computed with that empty key.
+    validator = RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token else None
+    if validator is None:
+        log.warning("TWILIO_AUTH_TOKEN is not set: every Twilio webhook is refused (403)")
     router = APIRouter(prefix=VOICE_PREFIX, tags=["twilio"])
     steps: dict[str, tuple[str, str]] = {
         "incoming": ("flow", "incoming"),
@@ -73,7 +80,10 @@ def voice_router(
 
     for path, (owner, method) in steps.items():
         router.add_api_route(
-            f"/{path}", endpoint(owner, method), methods=["POST"], name=f"twilio-{path}",
+            f"/{path}",
+            endpoint(owner, method),
+            methods=["POST"],
+            name=f"twilio-{path}",
             include_in_schema=False,
         )
     return router

@@ -53,10 +53,16 @@ async def get_task(ctx: Callers, task_id: str) -> dict[str, str]:
     return await ctx.redis.hgetall(ctx.keys.task(task_id))
 
 
-async def set_task(ctx: Callers, task_id: str, **fields: str) -> None:
+async def set_task(
+    ctx: Callers, task_id: str, *, first: dict[str, str] | None = None, **fields: str
+) -> None:
+    """Write a task's fields; those in ``first`` only if the task has none yet: a retried
+    webhook must not give a task a second conference while somebody already waits in it."""
     key = ctx.keys.task(task_id)
     async with ctx.redis.pipeline(transaction=True) as pipe:
         pipe.hset(key, mapping=fields)
+        for field, value in (first or {}).items():
+            pipe.hsetnx(key, field, value)
         pipe.expire(key, TTL_S)
         await pipe.execute()
 
@@ -69,3 +75,8 @@ async def once(ctx: Callers, what: str) -> bool:
 async def caller_off(ctx: Callers, call_sid: str) -> bool:
     """True for the first to know a caller's call is over (their hang-up, or ours)."""
     return await once(ctx, f"caller-off:{call_sid}")
+
+
+async def call_is_over(ctx: Callers, call_sid: str) -> bool:
+    """Whether somebody already knows this call is over (see caller_off)."""
+    return bool(await ctx.redis.exists(ctx.keys.once(f"caller-off:{call_sid}")))
