@@ -1,4 +1,4 @@
-"""What Twilio does in production: retried and reordered webhooks, a server without a token, a long wait then a hang-up."""
+"""What Twilio does in production: retried and reordered webhooks, no auth token, long waits."""
 
 from __future__ import annotations
 
