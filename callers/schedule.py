@@ -12,13 +12,15 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from redis.asyncio import Redis
 
 from routing.french_holidays import holiday_name
 
 PARIS = ZoneInfo("Europe/Paris")
 DAY_NAMES = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
+# Validation context of a schedule read back from Redis (see Schedule._check_weekly).
+STORED = "stored"
 
 
 class Closure(BaseModel):
@@ -49,19 +51,54 @@ class Schedule(BaseModel):
 
     @field_validator("weekly")
     @classmethod
-    def _check_weekly(cls, value: dict[int, list[tuple[str, str]]]) -> dict:
+    def _check_weekly(
+        cls, value: dict[int, list[tuple[str, str]]], info: ValidationInfo
+    ) -> dict:
+        stored = bool(info.context and info.context.get(STORED))
         for day, ranges in value.items():
             if not 0 <= int(day) <= 6:
                 raise ValueError("jour de semaine invalide")
-            for start, end in ranges:
-                if _hm(start) >= _hm(end):
-                    raise ValueError(f"horaire invalide : {start}–{end}")
+            spans = sorted((_valid_hm(a), _valid_hm(b), a, b) for a, b in ranges)
+            for start, end, a, b in spans:
+                if start >= end:
+                    raise ValueError(f"horaire invalide : {a}–{b}")
+            # Slots are cut from each range: ranges that overlap would offer the same hours
+            # twice, as slots on top of each other. Sorted by start, neighbours tell.
+            overlap = next(((x, y) for x, y in zip(spans, spans[1:], strict=False)
+                            if y[0] < x[1]), None)
+            if overlap is None:
+                continue
+            if stored:  # saved before overlaps were refused: the hours they open, merged
+                value[day] = _merged([(a, b) for _, _, a, b in spans])
+                continue
+            (_, _, a1, b1), (_, _, a2, b2) = overlap
+            raise ValueError(f"les horaires du {DAY_NAMES[int(day)]} se chevauchent : "
+                             f"{a1}–{b1} et {a2}–{b2}")
         return value
 
 
 def _hm(text: str) -> time:
     hour, minute = text.split(":")
     return time(int(hour), int(minute))
+
+
+def _merged(ranges: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Ranges sorted by start, overlapping ones joined."""
+    merged: list[tuple[str, str]] = []
+    for start, end in ranges:
+        if merged and _hm(start) < _hm(merged[-1][1]):
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end, key=_hm))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _valid_hm(text: str) -> time:
+    """``_hm`` with a French error: a time of the day, 00:00 to 23:59 (24:00 is none)."""
+    try:
+        return _hm(text)
+    except ValueError:
+        raise ValueError(f"heure invalide : {text} (de 00:00 à 23:59)") from None
 
 
 class ClosedReason(StrEnum):
@@ -196,7 +233,7 @@ class ScheduleStore:
 
     async def get(self) -> Schedule:
         raw = await self.redis.get(self.key)
-        return Schedule.model_validate_json(raw) if raw else Schedule()
+        return Schedule.model_validate_json(raw, context={STORED: True}) if raw else Schedule()
 
     async def save(self, schedule: Schedule) -> None:
         await self.redis.set(self.key, schedule.model_dump_json())

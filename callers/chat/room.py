@@ -59,11 +59,22 @@ class ChatError(Exception):
         self.message = message
 
 
+# What a transcript cannot keep: control characters but newline and tab (PostgreSQL refuses
+# NUL in text, and with it the whole transcript; the others garble it), and halves of
+# surrogate pairs (not UTF-8: Redis could not take the message).
+UNSTORABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def plain(text: str) -> str:
+    """Text without the characters a transcript cannot keep; line ends as newlines."""
+    return UNSTORABLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
 def clean_text(text: object, max_chars: int = MAX_CHARS) -> str:
     """The message as it will be stored, or ChatError (empty, too long, not text)."""
     if not isinstance(text, str):
         raise ChatError("invalid", "Ce message n'a pas pu être lu.")
-    text = text.replace("\r\n", "\n").strip()
+    text = plain(text).strip()
     if not text:
         raise ChatError("empty", "Le message est vide.")
     if len(text) > max_chars:

@@ -164,13 +164,19 @@ class ChatConnection:
 
     async def receive(self) -> None:
         while True:
-            frame = await self.ws.receive_text()
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+            frame = message.get("text")
+            if not isinstance(frame, str):  # a binary frame: the page sends text only
+                await self.error(ChatError("format", "Ce message n'a pas pu être lu."))
+                continue
             if len(frame) > MAX_FRAME:
                 await self.error(ChatError("too_long", "Votre message est trop long."))
                 continue
             try:
                 msg = json.loads(frame)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested deeper than Python
                 await self.error(ChatError("format", "Ce message n'a pas pu être lu."))
                 continue
             kind = msg.get("type") if isinstance(msg, dict) else None

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from callers import callbacks
-from callers.chat.room import ChatError, ChatRoom, clean_text
+from callers.chat.room import ChatError, ChatRoom, clean_text, plain
 from callers.context import Callers
 from callers.identity import normalize_number
 from callers.models import CallbackSource, ChatMessage, fetch_all
@@ -47,7 +47,7 @@ class ChatStart:
 
 
 def _first_name(value: object) -> str:
-    text = value.strip() if isinstance(value, str) else ""
+    text = " ".join(plain(value).split()) if isinstance(value, str) else ""
     if len(text) > 40:
         raise ChatError("first_name", "Le prénom est trop long (40 caractères au plus).")
     return text
@@ -235,7 +235,7 @@ class ChatService:
             raise ChatError("contact", "Indiquez un numéro de téléphone ou une adresse e-mail "
                                        "pour que nous puissions vous répondre.")
         message = clean_text(form.get("message"), self.room.max_chars)
-        preferred = str(form.get("preferred_time") or "")[:120]
+        preferred = " ".join(plain(str(form.get("preferred_time") or "")).split())[:120]
         return await callbacks.save_request(self.ctx, callbacks.NewCallback(
             source=CallbackSource.CHAT_FORM, departement=departement, skill=skill,
             phone=phone or "", email=email, message=message, preferred_time=preferred,

@@ -154,7 +154,8 @@ async def test_a_closure_day_has_no_bookable_slot_and_keeps_its_bookings_flagged
         "Permanence — créneau fermé", "CANCELLED")
 
     # Lifting the closure makes the same booking valid again, nothing lost.
-    removed = await post(client, coordinator, "/coordination/fermetures/0/supprimer", {})
+    removed = await post(client, coordinator, "/coordination/fermetures/0/supprimer", {
+        "debut": "2026-12-08T00:00:00+01:00", "fin": "2026-12-09T00:00:00+01:00"})
     assert removed.status_code == 200, removed.text
     view = await week_view(client, volunteer)
     assert "Créneau fermé" not in view and key(8, 11) in bookable(view)

@@ -305,17 +305,25 @@ def _hm(text: str) -> str:
         h, m = int(hour), int(minute or 0)
     except ValueError:
         raise ControlError(f"Heure illisible : « {text} ».") from None
-    if not (0 <= h <= 24 and 0 <= m < 60) or (h == 24 and m):
+    if h == 24 and m == 0:
+        # A day's hours are times of that day (callers.schedule compares clock times):
+        # midnight at the end of the day is not one.
+        raise ControlError(f"Heure invalide : « {text} ». Pour ouvrir jusqu'à minuit, "
+                           "écrivez 23:59.")
+    if not (0 <= h <= 23 and 0 <= m < 60):
         raise ControlError(f"Heure invalide : « {text} ».")
     return f"{h:02d}:{m:02d}"
 
 
 def _first_error(exc: Exception) -> str:
+    """The model's (French) reason, as a sentence."""
     errors = getattr(exc, "errors", None)
     if callable(errors):
         first = errors()[0]
-        return str(first.get("ctx", {}).get("error", first.get("msg", exc)))
-    return str(exc)
+        text = str(first.get("ctx", {}).get("error", first.get("msg", exc)))
+    else:
+        text = str(exc)
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 async def add_closure(
@@ -339,13 +347,24 @@ async def add_closure(
     return "Fermeture ajoutée."
 
 
+CLOSURE_CHANGED = "Cette fermeture a changé ou n'existe plus. Rechargez la page."
+
+
 async def remove_closure(
-    redis: Redis, session: AsyncSession, user: Any, line: str, index: int
+    redis: Redis, session: AsyncSession, user: Any, line: str, index: int,
+    start: str = "", end: str = "",
 ) -> str:
+    """Remove the closure at ``index`` of the list the page showed.
+
+    Adding a closure re-sorts the list and removing one shifts it, so a page loaded before
+    a colleague's change names another closure by that index: the page also sends the
+    closure's start and end (ISO), and a closure that no longer matches them is refused."""
     store = ScheduleStore(redis, line)
     schedule = await store.get()
     if not 0 <= index < len(schedule.closures):
-        raise ControlError("Cette fermeture n'existe plus.")
+        raise ControlError(CLOSURE_CHANGED)
+    if not _is_closure(schedule.closures[index], start, end):
+        raise ControlError(CLOSURE_CHANGED)
     removed = schedule.closures.pop(index)
     await store.save(schedule)
     audit.record(session, _actor(user), "line.closure_remove", line,
@@ -354,6 +373,15 @@ async def remove_closure(
     await session.commit()
     await notify(redis, line, "line")
     return "Fermeture supprimée."
+
+
+def _is_closure(closure: Closure, start: str, end: str) -> bool:
+    """Whether a closure starts and ends at these ISO moments (a naive one matches none)."""
+    try:
+        return (closure.start, closure.end) == (
+            datetime.fromisoformat(start), datetime.fromisoformat(end))
+    except ValueError:
+        return False
 
 
 # Routing parameters ------------------------------------------------------------------------

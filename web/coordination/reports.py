@@ -61,12 +61,15 @@ class Period:
 
     @classmethod
     def of(cls, kind: str, day: date) -> Period:
-        if kind == "week":
-            monday = day - timedelta(days=day.weekday())
-            return cls("week", monday, monday + timedelta(days=6))
-        if kind != "day":
+        """The period holding a day; ValueError for an unknown kind, or a period whose end
+        (the midnight after its last day) falls off the calendar (9999-12-31)."""
+        if kind not in ("day", "week"):
             raise ValueError("period must be 'day' or 'week'")
-        return cls("day", day, day)
+        first = day - timedelta(days=day.weekday()) if kind == "week" else day
+        days = 7 if kind == "week" else 1
+        if (date.max - first).days < days:
+            raise ValueError("the period ends after the last day of the calendar")
+        return cls(kind, first, first + timedelta(days=days - 1))
 
     def days(self) -> list[str]:
         n = (self.last - self.first).days + 1
@@ -283,23 +286,42 @@ METRIC_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
+# A text cell starting with one of these is a formula to a spreadsheet (tab and carriage
+# return too, for some): volunteers choose their own names, so text must stay text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
+    """One CSV cell: numbers as numbers, text quoted (a leading ') if it reads as a formula."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.4f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
-    return str(value)
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+class _Writer:
+    """csv.writer whose every cell goes through ``_cell``, whatever the table."""
+
+    def __init__(self, out: io.StringIO) -> None:
+        self._writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow([_cell(value) for value in row])
 
 
 def report_csv(report: Report, table: str = "volumes") -> str:
     """The report's numbers as CSV (';' separated, as French spreadsheets expect)."""
     out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer = _Writer(out)
     if table == "volumes":
         writer.writerow(["Période", *(label for _, label in METRIC_COLUMNS)])
         for row in [*report.rows, report.total]:
             values = row.metrics.as_dict()
-            writer.writerow([row.label, *(_cell(values[key]) for key, _ in METRIC_COLUMNS)])
+            writer.writerow([row.label, *(values[key] for key, _ in METRIC_COLUMNS)])
     elif table == "comptes-rendus":
         writer.writerow(["Type", "Valeur", "Nombre"])
         for name, n in report.outcomes:
@@ -310,9 +332,8 @@ def report_csv(report: Report, table: str = "volumes") -> str:
         writer.writerow(["Bénévole", "Heures en service", "Heures en traitement", "Occupation",
                          "Créneaux réservés", "Créneaux tenus", "Absences", "Assiduité"])
         for v in report.volunteers:
-            writer.writerow([v.name, _cell(round(v.staffed_h, 2)), _cell(round(v.occupied_h, 2)),
-                             _cell(v.occupancy), v.booked, v.attended, v.no_show,
-                             _cell(v.adherence)])
+            writer.writerow([v.name, round(v.staffed_h, 2), round(v.occupied_h, 2),
+                             v.occupancy, v.booked, v.attended, v.no_show, v.adherence])
     else:
         raise ValueError(f"unknown table {table!r}")
     return out.getvalue()

@@ -21,18 +21,26 @@ from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket, WebSocketDi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from callers.schedule import DAY_NAMES, ScheduleStore
 from routing.clock import PARIS, buckets
 from routing.skills import SKILLS
 from volunteers import accounts
-from volunteers.access import SessionUser, csrf_token, require_coordinator, require_csrf
+from volunteers.access import (
+    SessionUser,
+    csrf_token,
+    require_coordinator,
+    require_csrf,
+    session_data,
+)
 from volunteers.access import require_same_origin as same_origin_dependency
 from volunteers.models import Account
 from volunteers.slots import Slot, SlotPlan, day_label, hour_label, monday_of, paris
 from volunteers.targets import SOURCE_LABELS, ForecastProvider, current_forecast
 from volunteers.web import settings_from as volunteers_settings
+from web.auth import account_loader
 from web.closed_slot_notices import closed_slot_notices
 from web.coordination import controls
 from web.coordination.controls import ControlError
@@ -52,6 +60,11 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 MAP_SVG = HERE / "static" / "vendor" / "france-departements" / "france.departments.svg"
+
+# How often an open dashboard checks that its session still stands: a query per open
+# dashboard (coordinators are few), and at most this long for a demoted one to stop seeing it.
+SESSION_CHECK_S = 5.0
+CLOSE_SESSION_ENDED = 4403  # the consoles' code: the page stops reconnecting on it
 
 Coordinator = Annotated[SessionUser, Depends(require_coordinator)]
 SameOrigin = Annotated[None, Depends(same_origin_dependency)]
@@ -229,10 +242,12 @@ async def dashboard_socket(
 ) -> None:
     """Pushes the dashboard: the whole state first, then what changes (``delta.py``).
 
-    Who may watch is checked once, here at connect time; every socket then sends the
-    text the hub encoded once per version.
+    Who may watch is checked at connect time, then again every ``SESSION_CHECK_S`` while
+    the socket lasts; every socket sends the text the hub encoded once per version.
     """
     hub = _hub(websocket)
+    load_user = account_loader(_runtime(websocket).db.session)
+    version = int(session_data(websocket).get("ver", 0))
     await websocket.accept()
     sub = await hub.subscribe()
 
@@ -240,19 +255,39 @@ async def dashboard_socket(
         while True:
             await websocket.receive_text()
 
+    async def session_ends() -> None:
+        # A dashboard stays open for hours, showing every volunteer and caller: an account
+        # disabled, no longer a coordinator, or whose password changed (the session's
+        # version) must stop receiving it within a moment, as a console stops taking calls.
+        while True:
+            await asyncio.sleep(SESSION_CHECK_S)
+            try:
+                now = await load_user(user.account_id, version)
+            except (SQLAlchemyError, OSError):  # a database hiccup: check again next time
+                log.warning("dashboard: could not check the session", exc_info=True)
+                continue
+            if now is None or "coordinator" not in now.scopes:
+                return
+
     reader = asyncio.create_task(drain_client())
+    ended = asyncio.create_task(session_ends())
     try:
         while True:
             waiter = asyncio.create_task(sub.next_text())
-            done, _ = await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
+            done, _ = await asyncio.wait(
+                {waiter, reader, ended}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if reader in done or ended in done:
                 waiter.cancel()
+                if ended in done:
+                    await websocket.close(code=CLOSE_SESSION_ENDED)
                 break
             await websocket.send_text(waiter.result())
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
         reader.cancel()
+        ended.cancel()
         hub.unsubscribe(sub)
 
 
@@ -367,10 +402,7 @@ async def slots_page(request: Request, user: Coordinator, semaine: str = ""):
     runtime = _runtime(request)
     vol = request.app.state.volunteers
     now = datetime.fromtimestamp(runtime.engine.clock.now_ms() / 1000, UTC)
-    try:
-        monday = monday_of(date.fromisoformat(semaine) if semaine else paris(now).date())
-    except ValueError:
-        monday = monday_of(paris(now).date())
+    monday = _week_asked(semaine, paris(now).date())
     async with runtime.db.session() as session:
         book = vol.bookings(session, vol.slot_forecast)
         week = await book.week(monday)
@@ -445,6 +477,18 @@ async def _account_names(session: Any, ids: set[int]) -> dict[int, str]:
     return {account_id: name for account_id, name in rows}
 
 
+def _week_asked(text: str, today: date) -> date:
+    """The Monday of the week a 'YYYY-MM-DD' names, or of this week if the text is no date
+    or one too near the calendar's ends: the page reads up to the next Monday and links the
+    weeks either side, days that do not exist before year 1 or after 9999."""
+    try:
+        monday = monday_of(date.fromisoformat(text)) if text else monday_of(today)
+    except ValueError:
+        return monday_of(today)
+    edge = timedelta(days=7)
+    return monday if date.min + edge <= monday <= date.max - edge else monday_of(today)
+
+
 def _is_day(text: str) -> bool:
     try:
         date.fromisoformat(text)
@@ -510,11 +554,13 @@ async def closure_add(request: Request, user: Coordinator):
 async def closure_remove(
     request: Request, index: int, user: Coordinator
 ) -> Response:
+    form = await _form(request)
     runtime = _runtime(request)
     async with runtime.db.session() as session:
         try:
             message = await controls.remove_closure(
-                runtime.redis, session, user, runtime.settings.line, index
+                runtime.redis, session, user, runtime.settings.line, index,
+                form.get("debut", ""), form.get("fin", ""),
             )
         except ControlError as exc:
             return _refused(request, exc, "/coordination/horaires")

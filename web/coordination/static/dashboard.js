@@ -339,7 +339,13 @@
       $("connexion").className = "pill ok";
       document.body.dataset.version = state.version;
     };
-    ws.onclose = () => {
+    ws.onclose = (event) => {
+      if (event.code === 4403) { // the session ended (role taken away, account disabled)
+        socket = null;
+        text("connexion", "Votre session a pris fin. Rechargez la page pour vous reconnecter.");
+        $("connexion").className = "pill closed";
+        return;
+      }
       text("connexion", "Connexion perdue, nouvelle tentative…");
       $("connexion").className = "pill closed";
       setTimeout(connect, retry);
