@@ -192,6 +192,16 @@ async def change_password(session: AsyncSession, account: Account, old: str, new
     await session.commit()
 
 
+async def end_sessions(session: AsyncSession, account_id: int) -> None:
+    """Log out everywhere: every session of the account ends (an open console within a
+    heartbeat, ConsoleHub.check_accounts), and no cookie signed before opens anything."""
+    account = await session.get(Account, account_id)
+    if account is None:
+        return
+    account.session_version += 1
+    await session.commit()
+
+
 async def approve(session: AsyncSession, account_id: int, by: int) -> Account:
     """A coordinator approves a pending volunteer: from now on they can book slots.
 

@@ -36,9 +36,9 @@ from starlette.websockets import (
     WebSocketState,
 )
 
-from routing.errors import RoutingError
+from routing.errors import OverCapacity, RoutingError
 from routing.events import Event, EventType
-from routing.models import Channel, Presence, Task, TaskState
+from routing.models import Channel, Outcome, Presence, Task, TaskState
 from routing.skills import SKILLS
 from routing.territory import load_territories
 from volunteers import accounts, wrapup
@@ -51,8 +51,16 @@ log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 LOST_REASON = "connexion perdue"
+SESSION_ENDED_REASON = "session terminée"
 UNAVAILABLE = "Problème technique passager : réessayez dans un instant."
-SESSION_ENDED = "Votre session a pris fin (compte modifié ou désactivé). Reconnectez-vous."
+UNREADABLE = "Message illisible."
+SESSION_ENDED = (
+    "Votre session a pris fin (déconnexion, compte modifié ou désactivé). Reconnectez-vous."
+)
+CAPACITY_NOT_APPLIED = (
+    "Vous avez plus de discussions en cours que le nombre choisi dans votre profil : "
+    "ce nombre s'appliquera quand vous en aurez terminé."
+)
 STOP_GRACE_S = 5.0  # a blocking read lasts 0.5 s; past this, cancel
 CLOSE_BAD_VERSION = 4406
 CLOSE_NOT_ALLOWED = 4403
@@ -167,7 +175,8 @@ class ConsoleHub:
 
     @property
     def lost_chats_key(self) -> str:
-        """Volunteers reaped while holding chats, scored with when (engine's clock)."""
+        """Volunteers reaped, or whose session ended, while holding chats, scored with when
+        (engine's clock)."""
         return self.vol.key("lostchats")
 
     # Life cycle ----------------------------------------------------------------------
@@ -258,12 +267,12 @@ class ConsoleHub:
             ids = {conn.user.account_id for conn in conns}
             rows = await session.exec(select(Account).where(col(Account.id).in_(ids)))
             fresh = {account.id: account for account in rows}
-        closed = 0
-        for conn in conns:
-            if not conn.refresh(fresh.get(conn.user.account_id)):
-                conn.end_session()
-                closed += 1
-        return closed
+        ended = [conn for conn in conns if not conn.refresh(fresh.get(conn.user.account_id))]
+        for vid in {conn.volunteer_id for conn in ended}:
+            await self.session_ended(vid)
+        for conn in ended:
+            conn.end_session()
+        return len(ended)
 
     def attach(self, conn: Connection) -> None:
         self.connections.setdefault(conn.volunteer_id, set()).add(conn)
@@ -354,6 +363,37 @@ class ConsoleHub:
         before = json.loads(raw)
         await self.engine.set_presence(volunteer_id, Presence(before["presence"]), before["reason"])
         return True
+
+    async def session_ended(self, volunteer_id: str) -> None:
+        """The volunteer's session ended (logged out, account disabled, role or password
+        changed): log them out in the engine now, before their console closes.
+
+        Left available, they would be offered callers on a console that no longer exists
+        until the reaper logs them out (``heartbeat_timeout_s``), and then with a restore
+        key that would make them available again at their next login. Logging out never
+        takes a task away: a call goes on (on their phone, or back to the queue if the
+        softphone's leg drops), an offer ringing moves on, and chats, which live in the
+        console, get the same grace as after a lost connection (``hand_back_chats``): back
+        within it, with a new login, they keep them; otherwise they go back to the queue.
+        """
+        try:
+            await self.vol.redis.delete(self.lost_key(volunteer_id))
+            volunteer = await self.engine.volunteer(volunteer_id)
+            if volunteer is None:
+                return
+            if volunteer.presence is not Presence.LOGGED_OUT:
+                await self.engine.set_presence(
+                    volunteer_id, Presence.LOGGED_OUT, SESSION_ENDED_REASON
+                )
+            if volunteer.load_chat:
+                # nx: a console already reaped as lost keeps its earlier start of the grace.
+                await self.vol.redis.zadd(
+                    self.lost_chats_key, {volunteer_id: self.vol.now_ms()}, nx=True
+                )
+            log.info("volunteer %s logged out: session ended", volunteer_id)
+        except (RedisError, RoutingError):
+            # The console closes all the same; the reaper logs them out a little later.
+            log.exception("could not log out %s after their session ended", volunteer_id)
 
     # Events → consoles ---------------------------------------------------------------
 
@@ -604,8 +644,15 @@ class ConsoleSession:
         elif not accounts.profile_complete(account):
             can_work, why = False, "Complétez votre profil (code postal, téléphone) pour commencer."
         restored = False
+        refused: RoutingError | None = None
         if can_work:
-            await self.engine.log_in(accounts.routing_profile(account))
+            try:
+                await self.engine.log_in(accounts.routing_profile(account))
+            except RoutingError as exc:
+                # The engine keeps the profile it had (e.g. a chat capacity lowered below the
+                # chats held, saved as one was accepted): the console must still open, or the
+                # volunteer could never see the conversations they hold again.
+                refused = exc
             restored = await self.hub.restore(self.vid)
         tasks = []
         held = []
@@ -643,27 +690,48 @@ class ConsoleSession:
                 "heartbeat_s": self.vol.settings.heartbeat_s,
             }
         )
+        if refused is not None:
+            message = CAPACITY_NOT_APPLIED if isinstance(refused, OverCapacity) else refused.message
+            conn.push({"type": "error", "error": {"code": refused.code, "message": message}})
         # The chats' histories only after the welcome: the page clears a held card's log on
         # a welcome, and a history read quickly enough to come first was wiped by it.
         for task in held:
             self.hub._follow_chat(conn, task.id, task.channel.value)
 
+    async def _receive(self) -> str | None:
+        """The next frame's text; None for a binary frame (the protocol speaks only text).
+
+        receive_text() would raise KeyError on a binary frame, outside the loop's answers.
+        """
+        if self.websocket.application_state is not WebSocketState.CONNECTED:
+            # As receive_text(): the sender closed the socket (session ended, too slow).
+            raise WebSocketDisconnected("the console's socket is closed")
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+        text = message.get("text")
+        return text if isinstance(text, str) else None
+
     async def _loop(self, conn: Connection) -> None:
         while True:
-            raw = await self.websocket.receive_text()
+            raw = await self._receive()
             ref = None
             try:
                 await self.hub.touch(self.vid)
+                if raw is None:
+                    raise VolunteerError("bad_json", UNREADABLE)
                 if len(raw.encode()) > MAX_MESSAGE_BYTES:
                     raise VolunteerError("too_big", "Message trop long.")
                 try:
                     msg = json.loads(raw)
-                except ValueError:
-                    raise VolunteerError("bad_json", "Message illisible.") from None
+                except (ValueError, RecursionError):
+                    # RecursionError: brackets nested a few thousand deep, within 16 kB.
+                    raise VolunteerError("bad_json", UNREADABLE) from None
                 if not isinstance(msg, dict):
-                    raise VolunteerError("bad_json", "Message illisible.")
+                    raise VolunteerError("bad_json", UNREADABLE)
                 # A ping acts for nobody: the hub checks silent consoles once per heartbeat.
                 if msg.get("type") != "ping" and not await self._still_allowed(conn):
+                    await self.hub.session_ended(self.vid)
                     await self._send_error("session_ended", SESSION_ENDED)
                     await self.websocket.close(code=CLOSE_NOT_ALLOWED)
                     return
@@ -731,7 +799,10 @@ class ConsoleSession:
         reason = ""
         if presence is Presence.PAUSED:
             reason = " ".join(str(msg.get("reason", "")).split())[:60] or "Pause"
-        await self.engine.log_in(accounts.routing_profile(conn.account))
+        # A capacity lowered below the chats held (see _welcome): the engine keeps the old
+        # one until they end, and pausing or logging out must not wait for that.
+        with contextlib.suppress(OverCapacity):
+            await self.engine.log_in(accounts.routing_profile(conn.account))
         await self.engine.set_presence(self.vid, presence, reason)
         await self.vol.redis.delete(self.hub.lost_key(self.vid))
         return {"ok": True, **(await self.hub.state_message(self.vid))}
@@ -760,6 +831,15 @@ class ConsoleSession:
         if task.state in (TaskState.WAITING, TaskState.RESERVED, TaskState.ASSIGNED):
             raise VolunteerError(
                 "still_open", "Terminez d'abord la conversation avant de remplir la fiche."
+            )
+        # An ended task keeps the volunteer it last rang for: a caller who hung up (or was
+        # closed, or asked for a callback) while it rang ends with ``vol`` still set. Only a
+        # conversation this volunteer held ends "completed" (through wrap-up, with them).
+        if task.outcome is not Outcome.COMPLETED:
+            raise VolunteerError(
+                "not_your_task",
+                "Cette demande s'est terminée avant que vous ne la preniez : "
+                "il n'y a pas de fiche à remplir.",
             )
         async with self.vol.sessions() as session:
             await wrapup.store(

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from routing.clock import Clock
+from routing.models import Channel
 from routing.skills import LANGUAGES, SKILLS
 from routing.territory import load_territories
 from volunteers import accounts, ical, voice
@@ -231,7 +232,21 @@ async def login(
 
 
 @router.post("/deconnexion", dependencies=[Depends(require_csrf)])
-async def logout(request: Request) -> Response:
+async def logout(request: Request, vol: Vol) -> Response:
+    user = current_user(request)
+    if user is not None:
+        # Replacing the cookie alone would leave the session valid on the server: a console
+        # open in another tab would go on taking callers, and a copy of the old cookie would
+        # open a new one. Sessions carry no id the server keeps, so this ends every session
+        # of the account (its version). Acceptable: « Se déconnecter » on a shared France
+        # Services computer then also logs the volunteer out on their other devices, and a
+        # volunteer answers from one console at a time.
+        async with vol.sessions() as session:
+            await accounts.end_sessions(session, user.account_id)
+        # Off the line now: their open consoles notice only within a heartbeat, and one closed
+        # with this page only when the reaper does (~30 s, then restored at the next login).
+        hub: ConsoleHub = request.app.state.console_hub
+        await hub.session_ended(user.public_id)
     end_session(request)
     flash(request, "Vous êtes déconnecté.")
     return redirect("/connexion")
@@ -388,6 +403,7 @@ async def profile_save(
             raise HTTPException(404, "Compte introuvable.")
         try:
             clean = clean_profile(typed)
+            await _check_chats_held(vol, account, clean.chat_capacity)
         except VolunteerError as exc:
             shown = {
                 **_profile_form(account, vol),
@@ -406,6 +422,29 @@ async def profile_save(
         await accounts.save_profile(session, account, clean, vol.sealer)
     flash(request, "Profil enregistré.")
     return redirect("/benevole/profil")
+
+
+async def _check_chats_held(vol: Volunteers, account: Account, capacity: int) -> None:
+    """Refuse a chat capacity below the chats the volunteer holds now (one ringing included).
+
+    The engine would refuse that profile when the console opens (over_capacity) and keep the
+    old one. A chat accepted just after this check still gets there: the console then opens
+    with a message (ConsoleSession._welcome).
+    """
+    volunteer = await vol.engine.volunteer(account.public_id)
+    if volunteer is None:
+        return
+    held = volunteer.load_chat
+    if volunteer.reserved:
+        ringing = await vol.engine.task(volunteer.reserved)
+        if ringing is not None and ringing.channel is Channel.CHAT:
+            held += 1
+    if capacity < held:
+        raise VolunteerError(
+            "over_capacity",
+            f"Vous avez {held} discussions en cours : choisissez au moins {held} discussions "
+            "en même temps, ou terminez-en d'abord.",
+        )
 
 
 # Slots --------------------------------------------------------------------------------------------
