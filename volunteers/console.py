@@ -171,7 +171,7 @@ class ConsoleHub:
         return self.vol.key("seen")
 
     def lost_key(self, volunteer_id: str) -> str:
-        return self.vol.key("lost", volunteer_id)
+        return self.vol.lost_key(volunteer_id)
 
     @property
     def lost_chats_key(self) -> str:

@@ -189,10 +189,19 @@ async def end_sweep(reason: str) -> list[str]:
     return out
 
 
+async def _forget_lost_presence(vol: Volunteers, vid: str) -> None:
+    # Their connection may have dropped just before: coming back after their duty ended,
+    # the console must not make them available again (it gives back a lost presence).
+    await vol.redis.delete(vol.lost_key(vid))
+
+
 async def _off_duty_after_task(vol: Volunteers, vid: str, reason: str) -> bool:
     """Idle: logged out now. Busy: paused (no new offers) until the sweep logs them out."""
     volunteer = await vol.engine.volunteer(vid)
-    if volunteer is None or volunteer.presence is Presence.LOGGED_OUT:
+    if volunteer is None:
+        return False
+    if volunteer.presence is Presence.LOGGED_OUT:
+        await _forget_lost_presence(vol, vid)
         return False
     busy = bool(volunteer.load_voice or volunteer.load_chat or volunteer.reserved)
     try:
@@ -223,9 +232,9 @@ async def line_close() -> list[str]:
         return []  # the hours were extended since this job was planned
     ended = []
     for v in await vol.engine.volunteers():
-        if v.presence is not Presence.LOGGED_OUT and await _off_duty_after_task(
-            vol, v.id, CLOSE_REASON
-        ):
+        if v.presence is Presence.LOGGED_OUT:
+            await _forget_lost_presence(vol, v.id)
+        elif await _off_duty_after_task(vol, v.id, CLOSE_REASON):
             ended.append(v.id)
     await _log(
         vol, f"line:{today}:{paris(now_of(vol)):%H%M}:close", "line_close", None, ended=ended

@@ -82,3 +82,7 @@ class Volunteers:
     def key(self, *parts: str) -> str:
         """A Redis key of this package, under the line's hash tag like the engine's."""
         return f"perm:vol:{{{self.line}}}:" + ":".join(parts)
+
+    def lost_key(self, volunteer_id: str) -> str:
+        """The presence a lost connection took away, given back if they return in time."""
+        return self.key("lost", volunteer_id)

@@ -14,6 +14,7 @@ from sqlmodel import select
 from routing.models import Channel, Presence, TaskSpec
 from volunteers import accounts, jobs
 from volunteers.bookings import Bookings
+from volunteers.console import ConsoleHub
 from volunteers.credentials import Sealer
 from volunteers.models import Booking, OutboxMessage, Role, ShiftLog
 from volunteers.profile import ProfileInput, clean_profile
@@ -116,6 +117,29 @@ async def test_plan_reminders_no_show_and_slot_end_on_a_test_clock(
     await engine.complete(anne.public_id, "call-end")
     await engine.finish_wrapup(anne.public_id, "call-end")
     assert await jobs.end_sweep(jobs.END_REASON) == [anne.public_id]
+    assert (await engine.volunteer(anne.public_id)).presence is Presence.LOGGED_OUT
+
+
+async def test_a_connection_lost_just_before_the_slot_ends_gives_no_presence_back_after(
+    small_vol, make_account, sessions, clock, engine
+):
+    """The console gives a lost connection's presence back when the volunteer returns within
+    the window; once their slot ended meanwhile, it must not make them available again."""
+    vol = small_vol
+    clock.set(datetime(2026, 11, 23, 9, 0, tzinfo=PARIS))
+    anne = await make_account("Anne")
+    async with sessions() as session:
+        await Bookings(session, vol.settings).book(anne, SLOT.astimezone(UTC), jobs.now_of(vol))
+    clock.set(SLOT + timedelta(hours=1, minutes=59))
+    await engine.log_in(accounts.routing_profile(anne))
+    await engine.set_presence(anne.public_id, Presence.AVAILABLE)
+    hub = ConsoleHub(vol)
+    await hub.touch(anne.public_id)
+    clock.set(SLOT + timedelta(hours=2) - timedelta(seconds=1))
+    assert await hub.reap() == [anne.public_id]  # her console went silent: logged out, kept
+    clock.set(SLOT + timedelta(hours=2))
+    assert await jobs.slot_end(KEY) == []  # already logged out
+    assert not await hub.restore(anne.public_id)  # back a minute later: still logged out
     assert (await engine.volunteer(anne.public_id)).presence is Presence.LOGGED_OUT
 
 
