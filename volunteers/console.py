@@ -111,6 +111,8 @@ class Connection:
     account: Account
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(500))
     chat_followers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # Pushes kept back until the welcome is queued (see welcome()); None: none kept back.
+    held: list[dict[str, Any]] | None = None
 
     @property
     def volunteer_id(self) -> str:
@@ -118,11 +120,26 @@ class Connection:
 
     def push(self, message: dict[str, Any]) -> None:
         """Queue a message; a console too slow to drain 500 messages is dropped (it reconnects)."""
+        if self.held is not None:
+            self.held.append(message)
+            return
         try:
             self.queue.put_nowait(message)
         except asyncio.QueueFull:
             log.warning("console of %s too slow: closing it", self.volunteer_id)
             asyncio.get_running_loop().create_task(self.websocket.close(code=1013))
+
+    def welcome(self, message: dict[str, Any]) -> None:
+        """Queue the welcome, then what was pushed while it was built.
+
+        The connection takes events from the moment it is attached, before the welcome's
+        reads; the page resets its offer and tasks on a welcome, so an offer made meanwhile
+        and sent ahead of it would ring unseen.
+        """
+        held, self.held = self.held or [], None
+        self.push(message)
+        for pushed in held:
+            self.push(pushed)
 
     def refresh(self, account: Account | None) -> bool:
         """Take the account's fresh row if the session that opened this socket still stands
@@ -630,7 +647,9 @@ class ConsoleSession:
     # message) alive for hours, ~4 KB per console. Read in these short calls instead.
     async def _connection(self) -> Connection | None:
         account = await self._read_account()
-        return None if account is None else Connection(self.websocket, self.user, account)
+        if account is None:
+            return None
+        return Connection(self.websocket, self.user, account, held=[])  # until the welcome
 
     async def _read_account(self) -> Account | None:
         async with self.vol.sessions() as session:
@@ -668,7 +687,7 @@ class ConsoleSession:
                 tasks.append({**details, "status": status})
                 held.append(task)
         state = await self.hub.state_message(self.vid)
-        conn.push(
+        conn.welcome(
             {
                 "type": "welcome",
                 "v": PROTOCOL_VERSION,

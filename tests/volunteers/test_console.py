@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import types
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -249,6 +250,41 @@ async def test_a_console_back_gets_its_chats_history_after_the_welcome(
     history = await back.next("chat", task="chat-4")
     assert [m["text"] for m in history["messages"] if m["author"] == "volunteer"] == ["Bonjour"]
     assert back.received.index("welcome") < back.received.index("chat")
+    await back.close()
+
+
+async def test_an_offer_made_while_the_welcome_is_built_comes_after_it(
+    live, make_account, engine: Engine
+):
+    # The page forgets its offer on every welcome: an offer pushed while a reconnecting
+    # console's welcome was being built, and so sent ahead of it, rang unseen and timed out.
+    [(anne, console)] = await _on_duty(live, make_account, "Anne")
+    await console.close()  # her line drops; she is still available
+    hub = live.app.state.console_hub
+    state_message = hub.state_message
+    building = threading.Event()
+
+    async def slow_state_message(vid: str) -> dict[str, object]:
+        building.set()
+        await asyncio.sleep(0.5)  # the welcome's last reads, slow: a call comes meanwhile
+        return await state_message(vid)
+
+    hub.state_message = slow_state_message
+    try:
+        opening = asyncio.create_task(
+            Console.open(live, await login(live.base, anne.email, PASSWORD))
+        )
+        await asyncio.to_thread(building.wait, 10)
+        await engine.enqueue(TaskSpec("call-w", Channel.VOICE, "05"))
+        back = await opening
+    finally:
+        del hub.state_message
+    if back.welcome["offer"] is None:  # the welcome read the line before the offer was made
+        await back.next("offer", task="call-w")
+        assert back.received.index("welcome") < back.received.index("offer")
+    else:
+        assert back.welcome["offer"]["task"] == "call-w"
+    assert (await back.request("accept", task="call-w"))["ok"]
     await back.close()
 
 
