@@ -189,10 +189,11 @@ async def end_sweep(reason: str) -> list[str]:
     return out
 
 
-async def _forget_lost_presence(vol: Volunteers, vid: str) -> None:
+async def _forget_lost_presence(vol: Volunteers, *vids: str) -> None:
     # Their connection may have dropped just before: coming back after their duty ended,
     # the console must not make them available again (it gives back a lost presence).
-    await vol.redis.delete(vol.lost_key(vid))
+    if vids:
+        await vol.redis.delete(*(vol.lost_key(vid) for vid in vids))
 
 
 async def _off_duty_after_task(vol: Volunteers, vid: str, reason: str) -> bool:
@@ -230,12 +231,13 @@ async def line_close() -> list[str]:
     today = paris(now_of(vol)).date()
     if await vol.plan.open_at(now_of(vol)):
         return []  # the hours were extended since this job was planned
-    ended = []
+    ended, away = [], []
     for v in await vol.engine.volunteers():
         if v.presence is Presence.LOGGED_OUT:
-            await _forget_lost_presence(vol, v.id)
+            away.append(v.id)
         elif await _off_duty_after_task(vol, v.id, CLOSE_REASON):
             ended.append(v.id)
+    await _forget_lost_presence(vol, *away)
     await _log(
         vol, f"line:{today}:{paris(now_of(vol)):%H%M}:close", "line_close", None, ended=ended
     )
