@@ -33,7 +33,7 @@ from tests.coordination.sessions import Login, login
 from volunteers import accounts
 from volunteers.models import AccountStatus, Booking, Role
 from web.auth import COOKIE_NAME
-from web.coordination import web as coordination_web
+from web.coordination import session_watch
 from web.db import Database
 from web.settings import Settings
 
@@ -232,9 +232,9 @@ async def test_a_coordinator_demoted_to_volunteer_stops_receiving_the_live_dashb
 ) -> None:
     """A coordinator whose role is taken away (or whose account is disabled) must stop
     receiving the live queue and every volunteer's state even if the tab stays open: the
-    socket checks the session again every SESSION_CHECK_S (5 s; 0.2 s here) and closes
-    (4403), as a console does."""
-    monkeypatch.setattr(coordination_web, "SESSION_CHECK_S", 0.2)
+    process checks its dashboards' sessions every CHECK_EVERY_S (5 s; 0.2 s here) and the
+    socket closes (4403), as a console does."""
+    monkeypatch.setattr(session_watch, "CHECK_EVERY_S", 0.2)
     claire = await login(live_db, live_settings.secret_key, "Claire Coord", Role.COORDINATOR)
     headers = {"cookie": f"{COOKIE_NAME}={claire.cookie}", "origin": live}
     ws_url = live.replace("http", "ws") + "/coordination/ws"
@@ -256,6 +256,33 @@ async def test_a_coordinator_demoted_to_volunteer_stops_receiving_the_live_dashb
                 assert "Zoé Nouvelle" not in frame, (
                     "a demoted coordinator still receives the live dashboard (volunteers, queue)")
         assert ws.close_code == 4403
+
+
+async def test_open_dashboards_sessions_are_checked_together(
+    live_settings: Settings, live_db: Database
+) -> None:
+    """One query checks every open dashboard of a process: the demoted and the disabled
+    coordinators' dashboards end, the others go on, and a closed one is no longer checked."""
+    people = {
+        name: await login(live_db, live_settings.secret_key, name, Role.COORDINATOR)
+        for name in ("Claire Coord", "Denis Coord", "Emma Coord")
+    }
+    watch = session_watch.DashboardSessions(live_db.session)
+    ended = {
+        name: watch.watch(who.account.id, who.account.session_version)
+        for name, who in people.items()
+    }
+    assert await watch.check() == 0
+    async with live_db.session() as session:
+        await accounts.set_role(session, people["Claire Coord"].account.id, Role.VOLUNTEER)
+        await accounts.disable(session, people["Denis Coord"].account.id)
+    assert await watch.check() == 2
+    assert {name for name, event in ended.items() if event.is_set()} == {
+        "Claire Coord", "Denis Coord"}
+    watch.forget(ended["Claire Coord"])
+    watch.forget(ended["Denis Coord"])
+    assert await watch.check() == 0 and not ended["Emma Coord"].is_set()
+    await watch.close()
 
 
 async def _start_chat(live: str) -> str:

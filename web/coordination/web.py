@@ -21,7 +21,6 @@ from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket, WebSocketDi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from callers.schedule import DAY_NAMES, ScheduleStore
@@ -40,7 +39,6 @@ from volunteers.models import Account
 from volunteers.slots import Slot, SlotPlan, day_label, hour_label, monday_of, paris
 from volunteers.targets import SOURCE_LABELS, ForecastProvider, current_forecast
 from volunteers.web import settings_from as volunteers_settings
-from web.auth import account_loader
 from web.closed_slot_notices import closed_slot_notices
 from web.coordination import controls
 from web.coordination.controls import ControlError
@@ -51,6 +49,7 @@ from web.coordination.people import load_slots, volunteer_info
 from web.coordination.recorder import Recorder
 from web.coordination.relay import BroadcastRelay
 from web.coordination.reports import Period, ReportFilter, build_report, report_csv
+from web.coordination.session_watch import DashboardSessions
 from web.models import AuditLog
 from web.runtime import Runtime
 from web.settings import Settings
@@ -61,9 +60,6 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 MAP_SVG = HERE / "static" / "vendor" / "france-departements" / "france.departments.svg"
 
-# How often an open dashboard checks that its session still stands: a query per open
-# dashboard (coordinators are few), and at most this long for a demoted one to stop seeing it.
-SESSION_CHECK_S = 5.0
 CLOSE_SESSION_ENDED = 4403  # the consoles' code: the page stops reconnecting on it
 
 Coordinator = Annotated[SessionUser, Depends(require_coordinator)]
@@ -81,6 +77,7 @@ LINKS = [("Coordination : tableau de bord et rapports", "/coordination")]
 class Coordination:
     hub: DashboardHub
     recorder: Recorder
+    sessions: DashboardSessions
 
 
 def setup(app: FastAPI, settings: Settings) -> None:
@@ -123,7 +120,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime: Runtime = app.state.runtime
     hub = _make_hub(runtime, getattr(app.state, "slot_forecast", None))
     recorder = Recorder(runtime.redis, runtime.db.engine, line=runtime.settings.line)
-    app.state.coordination = Coordination(hub, recorder)
+    sessions = DashboardSessions(runtime.db.session)
+    app.state.coordination = Coordination(hub, recorder, sessions)
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(recorder.run(stop), name="coordination-recorder"),
@@ -138,6 +136,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         stop.set()
+        await sessions.close()
         await closed_slot_notices(app).wait()  # before the database closes
         for task in tasks:  # both may sit in a blocking read: cancel rather than wait
             task.cancel()
@@ -242,12 +241,13 @@ async def dashboard_socket(
 ) -> None:
     """Pushes the dashboard: the whole state first, then what changes (``delta.py``).
 
-    Who may watch is checked at connect time, then again every ``SESSION_CHECK_S`` while
-    the socket lasts; every socket sends the text the hub encoded once per version.
+    Who may watch is checked at connect time, then with every open dashboard of this
+    process every few seconds (``session_watch.py``); every socket sends the text the hub
+    encoded once per version.
     """
     hub = _hub(websocket)
-    load_user = account_loader(_runtime(websocket).db.session)
-    version = int(session_data(websocket).get("ver", 0))
+    watch = websocket.app.state.coordination.sessions
+    session_ended = watch.watch(user.account_id, int(session_data(websocket).get("ver", 0)))
     await websocket.accept()
     sub = await hub.subscribe()
 
@@ -255,22 +255,8 @@ async def dashboard_socket(
         while True:
             await websocket.receive_text()
 
-    async def session_ends() -> None:
-        # A dashboard stays open for hours, showing every volunteer and caller: an account
-        # disabled, no longer a coordinator, or whose password changed (the session's
-        # version) must stop receiving it within a moment, as a console stops taking calls.
-        while True:
-            await asyncio.sleep(SESSION_CHECK_S)
-            try:
-                now = await load_user(user.account_id, version)
-            except (SQLAlchemyError, OSError):  # a database hiccup: check again next time
-                log.warning("dashboard: could not check the session", exc_info=True)
-                continue
-            if now is None or "coordinator" not in now.scopes:
-                return
-
     reader = asyncio.create_task(drain_client())
-    ended = asyncio.create_task(session_ends())
+    ended = asyncio.create_task(session_ended.wait())
     try:
         while True:
             waiter = asyncio.create_task(sub.next_text())
@@ -288,6 +274,7 @@ async def dashboard_socket(
     finally:
         reader.cancel()
         ended.cancel()
+        watch.forget(session_ended)
         hub.unsubscribe(sub)
 
 
