@@ -248,9 +248,12 @@ class Engine:
             resumed=resumed == "1",
         )
 
-    async def cancel(self, task_id: str) -> None:
-        """The caller left: abandoned if not yet answered, else the conversation ends."""
-        await self._run("cancel", task_id)
+    async def cancel(self, task_id: str) -> str:
+        """The caller left: abandoned if not yet answered, else the conversation ends.
+
+        Returns 'abandoned' (their place kept for the resume window), 'wrapup' (they were
+        talking) or 'already' (the task had ended: a retried callback)."""
+        return str(await self._run("cancel", task_id))
 
     async def to_callback(self, task_id: str, callback_id: str) -> Task:
         """Replace a waiting call by a callback task that keeps its place."""

@@ -578,9 +578,12 @@ class VoiceFlow:
         """End the caller's task (abandoned if still waiting); keep their menu answers as
         long as the engine keeps their place, counted from now, not from when they queued."""
         try:
-            await self.ctx.engine.cancel(task_id)
+            outcome = await self.ctx.engine.cancel(task_id)
         except RoutingError as error:
             log.info("cancel of %s after hang-up: %s", task_id, error.code)
+            return
+        if outcome != "abandoned":  # answered: no place kept, nothing to resume
+            return
         state = state if state is not None else await get_call(self.ctx, sid)
         if state.get("ck") and state.get("dept"):
             await self._remember_answers(state)

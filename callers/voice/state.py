@@ -72,11 +72,15 @@ async def once(ctx: Callers, what: str) -> bool:
     return bool(await ctx.redis.set(ctx.keys.once(what), "1", nx=True, ex=TTL_S))
 
 
+def _caller_off(call_sid: str) -> str:
+    return f"caller-off:{call_sid}"
+
+
 async def caller_off(ctx: Callers, call_sid: str) -> bool:
     """True for the first to know a caller's call is over (their hang-up, or ours)."""
-    return await once(ctx, f"caller-off:{call_sid}")
+    return await once(ctx, _caller_off(call_sid))
 
 
 async def call_is_over(ctx: Callers, call_sid: str) -> bool:
     """Whether somebody already knows this call is over (see caller_off)."""
-    return bool(await ctx.redis.exists(ctx.keys.once(f"caller-off:{call_sid}")))
+    return bool(await ctx.redis.exists(ctx.keys.once(_caller_off(call_sid))))
