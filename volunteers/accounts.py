@@ -7,7 +7,7 @@ import secrets
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from routing.models import VolunteerProfile
@@ -190,6 +190,12 @@ async def change_password(session: AsyncSession, account: Account, old: str, new
     account.password_hash = hash_password(new)
     account.session_version += 1
     await session.commit()
+
+
+async def by_ids(session: AsyncSession, ids: set[int]) -> dict[int, Account]:
+    """These accounts' rows in one query (open sockets re-check their sessions with it)."""
+    rows = await session.exec(select(Account).where(col(Account.id).in_(ids)))
+    return {account.id: account for account in rows if account.id is not None}
 
 
 async def end_sessions(session: AsyncSession, account_id: int) -> None:

@@ -28,7 +28,6 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, select
 from starlette.websockets import (
     WebSocket,
     WebSocketDisconnect,
@@ -281,9 +280,7 @@ class ConsoleHub:
         if not conns:
             return 0
         async with self.vol.sessions() as session:
-            ids = {conn.user.account_id for conn in conns}
-            rows = await session.exec(select(Account).where(col(Account.id).in_(ids)))
-            fresh = {account.id: account for account in rows}
+            fresh = await accounts.by_ids(session, {conn.user.account_id for conn in conns})
         ended = [conn for conn in conns if not conn.refresh(fresh.get(conn.user.account_id))]
         for vid in {conn.volunteer_id for conn in ended}:
             await self.session_ended(vid)

@@ -16,10 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, select
 
+from volunteers import accounts
 from volunteers.access import session_user_at
-from volunteers.models import Account
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +67,10 @@ class DashboardSessions:
             return 0
         ids = {account_id for account_id, _ in watched.values()}
         async with self._sessions() as session:
-            rows = await session.exec(select(Account).where(col(Account.id).in_(ids)))
-            accounts = {account.id: account for account in rows}
+            rows = await accounts.by_ids(session, ids)
         ended = 0
         for event, (account_id, version) in watched.items():
-            user = session_user_at(accounts.get(account_id), version)
+            user = session_user_at(rows.get(account_id), version)
             if user is None or "coordinator" not in user.scopes:
                 event.set()
                 ended += 1

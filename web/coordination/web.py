@@ -35,6 +35,7 @@ from volunteers.access import (
     session_data,
 )
 from volunteers.access import require_same_origin as same_origin_dependency
+from volunteers.console import CLOSE_NOT_ALLOWED
 from volunteers.models import Account
 from volunteers.slots import Slot, SlotPlan, day_label, hour_label, monday_of, paris
 from volunteers.targets import SOURCE_LABELS, ForecastProvider, current_forecast
@@ -60,7 +61,6 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 MAP_SVG = HERE / "static" / "vendor" / "france-departements" / "france.departments.svg"
 
-CLOSE_SESSION_ENDED = 4403  # the consoles' code: the page stops reconnecting on it
 
 Coordinator = Annotated[SessionUser, Depends(require_coordinator)]
 SameOrigin = Annotated[None, Depends(same_origin_dependency)]
@@ -266,7 +266,7 @@ async def dashboard_socket(
             if reader in done or ended in done:
                 waiter.cancel()
                 if ended in done:
-                    await websocket.close(code=CLOSE_SESSION_ENDED)
+                    await websocket.close(code=CLOSE_NOT_ALLOWED)  # the page stops reconnecting
                 break
             await websocket.send_text(waiter.result())
     except (WebSocketDisconnect, RuntimeError):
