@@ -37,7 +37,7 @@ from starlette.websockets import (
 
 from routing.errors import OverCapacity, RoutingError
 from routing.events import Event, EventType
-from routing.models import Channel, Outcome, Presence, Task, TaskState
+from routing.models import Channel, Outcome, Presence, Task, TaskState, Volunteer
 from routing.skills import SKILLS
 from routing.territory import load_territories
 from volunteers import accounts, wrapup
@@ -331,11 +331,18 @@ class ConsoleHub:
             )
             with contextlib.suppress(RoutingError):
                 await self.engine.set_presence(vid, Presence.LOGGED_OUT, LOST_REASON)
-            if volunteer.load_chat:
-                await self.vol.redis.zadd(self.lost_chats_key, {vid: self.vol.now_ms()})
+            await self._start_chats_grace(volunteer)
             log.info("volunteer %s logged out: console silent", vid)
             reaped.append(vid)
         return reaped
+
+    async def _start_chats_grace(self, volunteer: Volunteer) -> None:
+        """Chats held by a volunteer just logged out go back to the queue after the grace
+        (hand_back_chats) unless they return; nx: an earlier start of the grace stands."""
+        if volunteer.load_chat:
+            await self.vol.redis.zadd(
+                self.lost_chats_key, {volunteer.id: self.vol.now_ms()}, nx=True
+            )
 
     async def hand_back_chats(self) -> list[str]:
         """Chats of volunteers away for ``lost_chat_grace_s`` go back to the queue at their
@@ -399,11 +406,7 @@ class ConsoleHub:
                 await self.engine.set_presence(
                     volunteer_id, Presence.LOGGED_OUT, SESSION_ENDED_REASON
                 )
-            if volunteer.load_chat:
-                # nx: a console already reaped as lost keeps its earlier start of the grace.
-                await self.vol.redis.zadd(
-                    self.lost_chats_key, {volunteer_id: self.vol.now_ms()}, nx=True
-                )
+            await self._start_chats_grace(volunteer)
             log.info("volunteer %s logged out: session ended", volunteer_id)
         except (RedisError, RoutingError):
             # The console closes all the same; the reaper logs them out a little later.
