@@ -351,8 +351,7 @@ CLOSURE_CHANGED = "Cette fermeture a changé ou n'existe plus. Rechargez la page
 
 
 async def remove_closure(
-    redis: Redis, session: AsyncSession, user: Any, line: str, index: int,
-    start: str = "", end: str = "",
+    redis: Redis, session: AsyncSession, user: Any, line: str, index: int, start: str, end: str
 ) -> str:
     """Remove the closure at ``index`` of the list the page showed.
 
